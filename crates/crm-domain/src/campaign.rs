@@ -1,0 +1,94 @@
+//! The campaign aggregate: a marketing campaign, its sends and its cost.
+
+use crate::HistoryError;
+use crate::values::{CampaignId, Channel, Currency, CustomerId, Money};
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CampaignCreated {
+    pub name: String,
+    pub channel: Channel,
+    /// The target segment, as a name or rule understood by marketing.
+    pub segment: String,
+    pub budget: Option<Money>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CampaignEvent {
+    Created(CampaignCreated),
+    /// One send wave to a list of recipients.
+    Sent {
+        wave: u32,
+        recipients: Vec<CustomerId>,
+    },
+    CostRecorded {
+        amount: Money,
+        note: String,
+    },
+}
+
+impl CampaignEvent {
+    #[must_use]
+    pub const fn event_type(&self) -> &'static str {
+        match self {
+            Self::Created(_) => "campaign.created",
+            Self::Sent { .. } => "campaign.sent",
+            Self::CostRecorded { .. } => "campaign.cost_recorded",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub channel: Channel,
+    /// The currency of the budget or of the first cost; all costs must use it.
+    pub currency: Option<Currency>,
+    pub total_cost_minor: i64,
+    pub waves: u32,
+    pub recipients: u64,
+}
+
+impl Campaign {
+    pub fn evolve(
+        state: Option<Self>,
+        id: CampaignId,
+        event: &CampaignEvent,
+    ) -> Result<Self, HistoryError> {
+        let mut c = match (state, event) {
+            (None, CampaignEvent::Created(c)) => {
+                return Ok(Self {
+                    id,
+                    name: c.name.clone(),
+                    channel: c.channel,
+                    currency: c.budget.map(|b| b.currency),
+                    total_cost_minor: 0,
+                    waves: 0,
+                    recipients: 0,
+                });
+            }
+            (Some(_), CampaignEvent::Created(_)) => {
+                return Err(HistoryError::new("campaign", "created twice"));
+            }
+            (None, e) => {
+                return Err(HistoryError::new(
+                    "campaign",
+                    format!("{} before campaign.created", e.event_type()),
+                ));
+            }
+            (Some(c), _) => c,
+        };
+        match event {
+            CampaignEvent::Created(_) => {}
+            CampaignEvent::Sent { wave, recipients } => {
+                c.waves = c.waves.max(*wave);
+                c.recipients += recipients.len() as u64;
+            }
+            CampaignEvent::CostRecorded { amount, .. } => {
+                c.currency.get_or_insert(amount.currency);
+                c.total_cost_minor += amount.minor;
+            }
+        }
+        Ok(c)
+    }
+}

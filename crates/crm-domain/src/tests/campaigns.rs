@@ -1,0 +1,417 @@
+//! Campaign commands: CreateCampaign, SendCampaign, RecordCampaignCost, and the
+//! customer-side RecordCampaignResponse.
+
+use super::*;
+use crate::testing::Scenario;
+use crate::{Campaign, CampaignResponse, ConsentChannel};
+
+const AMOUNT_MAX: i64 = 1_000_000_000_000_000;
+
+fn create(c: CampaignCreated) -> Command {
+    Command::CreateCampaign {
+        campaign_id: K1,
+        campaign: c,
+    }
+}
+
+fn send(recipients: Vec<CustomerId>) -> Command {
+    Command::SendCampaign {
+        campaign_id: K1,
+        recipients,
+    }
+}
+
+fn cost(amount: Money, note: &str) -> Command {
+    Command::RecordCampaignCost {
+        campaign_id: K1,
+        amount,
+        note: note.into(),
+    }
+}
+
+fn cost_recorded(amount: Money) -> DomainEvent {
+    kev(
+        K1,
+        CampaignEvent::CostRecorded {
+            amount,
+            note: "ads".into(),
+        },
+    )
+}
+
+// ---------------------------------------------------------------- CreateCampaign
+
+#[test]
+fn create_campaign_with_a_budget_fixes_its_currency() {
+    let world = Scenario::new()
+        .when(create(campaign(Channel::Email, Some(eur_m(50_000)))))
+        .then_events([kev(
+            K1,
+            CampaignEvent::Created(CampaignCreated {
+                name: "Spring sale".into(),
+                channel: Channel::Email,
+                segment: "newsletter".into(),
+                budget: Some(eur_m(50_000)),
+            }),
+        )]);
+    assert_eq!(
+        world.campaigns[&K1],
+        Campaign {
+            id: K1,
+            name: "Spring sale".into(),
+            channel: Channel::Email,
+            currency: Some(eur()),
+            total_cost_minor: 0,
+            waves: 0,
+            recipients: 0,
+        }
+    );
+}
+
+#[test]
+fn create_campaign_without_a_budget_has_no_currency_yet() {
+    let world = Scenario::new()
+        .when(create(CampaignCreated {
+            segment: String::new(),
+            ..campaign(Channel::Sms, None)
+        }))
+        .then_events([kev(
+            K1,
+            CampaignEvent::Created(CampaignCreated {
+                name: "Spring sale".into(),
+                channel: Channel::Sms,
+                segment: String::new(),
+                budget: None,
+            }),
+        )]);
+    assert_eq!(world.campaigns[&K1].currency, None);
+    Scenario::new()
+        .when(create(campaign(Channel::Sms, Some(eur_m(0)))))
+        .accepted();
+}
+
+#[test]
+fn create_campaign_rejections() {
+    let c = |c: CampaignCreated| create(c);
+    let base = || campaign(Channel::Email, None);
+    assert_rejections(
+        &[],
+        [
+            invalid(c(CampaignCreated { name: " ".into(), ..base() }), "name", "required"),
+            invalid(c(CampaignCreated { name: long(201), ..base() }), "name", "max_length"),
+            invalid(c(CampaignCreated { segment: long(501), ..base() }), "segment", "max_length"),
+            invalid(c(CampaignCreated { segment: ctrl(), ..base() }), "segment", "no_control_chars"),
+            invalid(c(CampaignCreated { budget: Some(eur_m(-1)), ..base() }), "budget.minor", "range"),
+            invalid(
+                c(CampaignCreated { budget: Some(eur_m(AMOUNT_MAX + 1)), ..base() }),
+                "budget.minor",
+                "range",
+            ),
+        ],
+    );
+    assert_rejections(
+        &[campaign_created(K1, Channel::Email)],
+        [(c(base()), RejectionKind::AlreadyExists, "campaign_id", "already_exists")],
+    );
+}
+
+// ---------------------------------------------------------------- SendCampaign
+
+#[test]
+fn send_campaign_numbers_its_waves() {
+    let world = Scenario::new()
+        .given([campaign_created(K1, Channel::Email)])
+        .when(send(vec![C1, C2]))
+        .then_events([campaign_sent(K1, 1, vec![C1, C2])]);
+    assert_eq!((world.campaigns[&K1].waves, world.campaigns[&K1].recipients), (1, 2));
+    let world = Scenario::new()
+        .given([
+            campaign_created(K1, Channel::Email),
+            campaign_sent(K1, 1, vec![C1, C2]),
+        ])
+        .when(send(vec![C3]))
+        .then_events([campaign_sent(K1, 2, vec![C3])]);
+    assert_eq!((world.campaigns[&K1].waves, world.campaigns[&K1].recipients), (2, 3));
+}
+
+#[test]
+fn send_campaign_rejections() {
+    let many: Vec<CustomerId> = (0..10_001).map(cid).collect();
+    assert_rejections(
+        &[campaign_created(K1, Channel::Email)],
+        [
+            invalid(send(vec![]), "recipients", "required"),
+            invalid(send(many), "recipients", "max_items"),
+            invalid(send(vec![C1, C2, C1]), "recipients", "unique"),
+            (
+                Command::SendCampaign {
+                    campaign_id: K2,
+                    recipients: vec![C1],
+                },
+                RejectionKind::NotFound,
+                "campaign_id",
+                "not_found",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn send_campaign_accepts_the_largest_list() {
+    let most: Vec<CustomerId> = (0..10_000).map(cid).collect();
+    Scenario::new()
+        .given([campaign_created(K1, Channel::Email)])
+        .when(send(most))
+        .accepted();
+}
+
+// ---------------------------------------------------------------- RecordCampaignCost
+
+#[test]
+fn record_campaign_cost_adds_up() {
+    let world = Scenario::new()
+        .given([campaign_created(K1, Channel::Email), cost_recorded(eur_m(1000))])
+        .when(cost(eur_m(2500), "ads"))
+        .then_events([cost_recorded(eur_m(2500))]);
+    assert_eq!(world.campaigns[&K1].total_cost_minor, 3500);
+}
+
+#[test]
+fn record_campaign_cost_first_cost_fixes_the_currency_of_a_campaign_without_budget() {
+    let created = kev(K1, CampaignEvent::Created(campaign(Channel::Email, None)));
+    let usd_cost = cost_recorded(Money::new(700, usd()));
+    let world = Scenario::new()
+        .given([created.clone()])
+        .when(cost(Money::new(700, usd()), "ads"))
+        .then_events([usd_cost.clone()]);
+    assert_eq!(world.campaigns[&K1].currency, Some(usd()));
+    Scenario::new()
+        .given([created, usd_cost])
+        .when(cost(eur_m(700), "ads"))
+        .then_rejects(RejectionKind::FailedPrecondition, "amount.currency", "currency");
+}
+
+#[test]
+fn record_campaign_cost_rejections() {
+    assert_rejections(
+        &[campaign_created(K1, Channel::Email)],
+        [
+            invalid(cost(eur_m(0), "ads"), "amount.minor", "range"),
+            invalid(cost(eur_m(-1), "ads"), "amount.minor", "range"),
+            invalid(cost(eur_m(AMOUNT_MAX + 1), "ads"), "amount.minor", "range"),
+            invalid(cost(eur_m(1), &long(501)), "note", "max_length"),
+            invalid(cost(eur_m(1), &ctrl()), "note", "no_control_chars"),
+            (
+                cost(Money::new(100, usd()), "ads"),
+                RejectionKind::FailedPrecondition,
+                "amount.currency",
+                "currency",
+            ),
+            (
+                Command::RecordCampaignCost {
+                    campaign_id: K2,
+                    amount: eur_m(1),
+                    note: String::new(),
+                },
+                RejectionKind::NotFound,
+                "campaign_id",
+                "not_found",
+            ),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "BUG: RecordCampaignCost does not bound the campaign's total cost; evolve overflows i64"]
+fn bug_record_campaign_cost_total_overflows_in_evolve() {
+    // 9,223 costs of the largest amount (10^15) fit in an i64; the 9,224th is accepted
+    // and `total_cost_minor += amount` overflows (a panic in debug, wrapping in release).
+    let given: Vec<DomainEvent> = std::iter::once(campaign_created(K1, Channel::Email))
+        .chain((0..9_223).map(|_| cost_recorded(eur_m(AMOUNT_MAX))))
+        .collect();
+    let outcome = Scenario::new()
+        .given(given)
+        .when(cost(eur_m(AMOUNT_MAX), "ads"));
+    if let Ok(events) = &outcome.result {
+        let mut world = outcome.world.clone();
+        for e in events {
+            world.apply(e).expect("decided events evolve");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- RecordCampaignResponse
+
+fn respond(customer_id: CustomerId, campaign_id: CampaignId, response: CampaignResponse) -> Command {
+    Command::RecordCampaignResponse {
+        customer_id,
+        campaign_id,
+        response,
+    }
+}
+
+fn response_recorded(campaign_id: CampaignId, response: CampaignResponse) -> DomainEvent {
+    cev(
+        C1,
+        CustomerEvent::CampaignResponseRecorded {
+            campaign_id,
+            response,
+        },
+    )
+}
+
+fn sent_to_c1(channel: Channel) -> Vec<DomainEvent> {
+    vec![
+        registered(C1),
+        campaign_created(K1, channel),
+        campaign_sent(K1, 1, vec![C1]),
+    ]
+}
+
+#[test]
+fn record_campaign_response_records_it() {
+    for response in [
+        CampaignResponse::Delivered,
+        CampaignResponse::Opened,
+        CampaignResponse::Clicked,
+        CampaignResponse::Converted {
+            revenue: Some(eur_m(12_000)),
+            order: Some(O1),
+        },
+        CampaignResponse::Converted {
+            revenue: None,
+            order: None,
+        },
+    ] {
+        let world = Scenario::new()
+            .given(sent_to_c1(Channel::Email))
+            .when(respond(C1, K1, response.clone()))
+            .then_events([response_recorded(K1, response)]);
+        assert_eq!(world.customers[&C1].campaign_responses, 1);
+    }
+}
+
+#[test]
+fn record_campaign_response_unsubscribed_withdraws_the_campaign_channel_consent() {
+    let mut given = sent_to_c1(Channel::Email);
+    given.push(cev(
+        C1,
+        CustomerEvent::ConsentChanged {
+            channel: ConsentChannel::Email,
+            granted: true,
+            source: "form".into(),
+        },
+    ));
+    let world = Scenario::new()
+        .given(given)
+        .when(respond(C1, K1, CampaignResponse::Unsubscribed))
+        .then_events([
+            response_recorded(K1, CampaignResponse::Unsubscribed),
+            cev(
+                C1,
+                CustomerEvent::ConsentChanged {
+                    channel: ConsentChannel::Email,
+                    granted: false,
+                    source: "campaign:00000000-0000-0000-0000-0000000000a1:unsubscribe".into(),
+                },
+            ),
+        ]);
+    assert!(!world.customers[&C1].consent[&ConsentChannel::Email]);
+}
+
+#[test]
+fn record_campaign_response_unsubscribed_without_recorded_consent_withdraws_it() {
+    Scenario::new()
+        .given(sent_to_c1(Channel::Sms))
+        .when(respond(C1, K1, CampaignResponse::Unsubscribed))
+        .then_events([
+            response_recorded(K1, CampaignResponse::Unsubscribed),
+            cev(
+                C1,
+                CustomerEvent::ConsentChanged {
+                    channel: ConsentChannel::Sms,
+                    granted: false,
+                    source: "campaign:00000000-0000-0000-0000-0000000000a1:unsubscribe".into(),
+                },
+            ),
+        ]);
+}
+
+#[test]
+fn record_campaign_response_unsubscribed_when_already_withdrawn_only_records_the_response() {
+    let mut given = sent_to_c1(Channel::Email);
+    given.push(cev(
+        C1,
+        CustomerEvent::ConsentChanged {
+            channel: ConsentChannel::Email,
+            granted: false,
+            source: "form".into(),
+        },
+    ));
+    Scenario::new()
+        .given(given)
+        .when(respond(C1, K1, CampaignResponse::Unsubscribed))
+        .then_events([response_recorded(K1, CampaignResponse::Unsubscribed)]);
+}
+
+#[test]
+fn record_campaign_response_unsubscribed_from_a_channel_without_consent_only_records_it() {
+    Scenario::new()
+        .given(sent_to_c1(Channel::Chat))
+        .when(respond(C1, K1, CampaignResponse::Unsubscribed))
+        .then_events([response_recorded(K1, CampaignResponse::Unsubscribed)]);
+}
+
+#[test]
+fn record_campaign_response_rejections() {
+    let mut given = sent_to_c1(Channel::Email);
+    given.push(campaign_created(K2, Channel::Email));
+    assert_rejections(
+        &given,
+        [
+            invalid(
+                respond(
+                    C1,
+                    K1,
+                    CampaignResponse::Converted {
+                        revenue: Some(eur_m(-1)),
+                        order: None,
+                    },
+                ),
+                "response.revenue.minor",
+                "range",
+            ),
+            (
+                respond(C2, K1, CampaignResponse::Opened),
+                RejectionKind::NotFound,
+                "customer_id",
+                "not_found",
+            ),
+            (
+                respond(C1, CampaignId(uuid::Uuid::from_u128(0xA3)), CampaignResponse::Opened),
+                RejectionKind::NotFound,
+                "campaign_id",
+                "not_found",
+            ),
+            (
+                respond(C1, K2, CampaignResponse::Opened),
+                RejectionKind::FailedPrecondition,
+                "campaign_id",
+                "state",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn questionable_record_campaign_response_from_a_customer_who_was_not_a_recipient() {
+    // The campaign only counts recipients, so decide cannot tell that C1 never got it.
+    Scenario::new()
+        .given([
+            registered(C1),
+            campaign_created(K1, Channel::Email),
+            campaign_sent(K1, 1, vec![C2]),
+        ])
+        .when(respond(C1, K1, CampaignResponse::Clicked))
+        .then_events([response_recorded(K1, CampaignResponse::Clicked)]);
+}

@@ -1,0 +1,353 @@
+//! The envelope around every event, its canonical bytes and the per-aggregate hash chain.
+//!
+//! A stored message body is
+//!
+//! ```text
+//! [format: u8 = 1] [postcard(EnvelopeV1)] [sha256 of everything before: 32 bytes]
+//! ```
+//!
+//! The hash covers the exact stored bytes (never a re-encoding), and `EnvelopeV1`
+//! carries the previous event's hash of the same aggregate, so each aggregate's
+//! history is a hash chain an auditor can verify without trusting the writer.
+
+use std::fmt;
+
+use crm_domain::{Actor, AggregateKind, AggregateRef, CommandId, DomainEvent, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::payload::{PayloadError, decode_payload, encode_payload};
+
+/// The first byte of every body: the envelope format.
+pub const ENVELOPE_FORMAT_V1: u8 = 1;
+const HASH_LEN: usize = 32;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct EventHash(pub [u8; 32]);
+
+impl EventHash {
+    /// The `prev_hash` of an aggregate's first event.
+    pub const GENESIS: Self = Self([0; 32]);
+
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl fmt::Debug for EventHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventHash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for EventHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Everything about an event except its payload: supplied by the writer.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EventMeta {
+    /// UUIDv7, unique per event.
+    pub event_id: Uuid,
+    /// 1-based position of the event in its aggregate's history.
+    pub version: u64,
+    /// Business time (from the command; receipt time by default).
+    pub occurred_at: Timestamp,
+    /// When the writer recorded it.
+    pub recorded_at: Timestamp,
+    pub actor: Actor,
+    pub command_id: CommandId,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// Position of this event in its command's commit (0-based) and the commit's size.
+    pub commit_index: u16,
+    pub commit_size: u16,
+    /// Hash of the aggregate's previous event ([`EventHash::GENESIS`] for the first).
+    pub prev_hash: EventHash,
+}
+
+/// A decoded event with its envelope.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Envelope {
+    pub meta: EventMeta,
+    pub aggregate: AggregateRef,
+    pub event_type: String,
+    /// Schema version the payload was written with (the event is upcast to the current one).
+    pub schema_version: u16,
+    pub event: DomainEvent,
+    /// Hash of this event's stored bytes.
+    pub hash: EventHash,
+}
+
+/// An encoded event, ready to append.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EncodedEvent {
+    pub bytes: Vec<u8>,
+    pub hash: EventHash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body is {0} bytes, too short for an event")]
+    TooShort(usize),
+    #[error("unknown envelope format {0}")]
+    UnknownFormat(u8),
+    #[error("hash mismatch: the stored bytes hash to {computed}, the event claims {stored}")]
+    HashMismatch {
+        stored: EventHash,
+        computed: EventHash,
+    },
+    #[error("malformed envelope: {0}")]
+    Envelope(postcard::Error),
+    #[error("unknown aggregate kind {0}")]
+    UnknownAggregate(u8),
+    #[error("unknown actor kind {0}")]
+    UnknownActor(u8),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+}
+
+#[derive(Serialize, Deserialize)]
+struct EnvelopeV1<'a> {
+    event_id: [u8; 16],
+    aggregate_kind: u8,
+    aggregate_id: [u8; 16],
+    version: u64,
+    #[serde(borrow)]
+    event_type: &'a str,
+    schema_version: u16,
+    occurred_at: i64,
+    recorded_at: i64,
+    actor_kind: u8,
+    #[serde(borrow)]
+    actor_id: &'a str,
+    command_id: [u8; 16],
+    correlation_id: [u8; 16],
+    causation_id: Option<[u8; 16]>,
+    commit_index: u16,
+    commit_size: u16,
+    prev_hash: [u8; 32],
+    #[serde(borrow)]
+    payload: &'a [u8],
+}
+
+const fn kind_code(kind: AggregateKind) -> u8 {
+    match kind {
+        AggregateKind::Customer => 1,
+        AggregateKind::Lead => 2,
+        AggregateKind::Campaign => 3,
+    }
+}
+
+const fn kind_from_code(code: u8) -> Option<AggregateKind> {
+    match code {
+        1 => Some(AggregateKind::Customer),
+        2 => Some(AggregateKind::Lead),
+        3 => Some(AggregateKind::Campaign),
+        _ => None,
+    }
+}
+
+fn actor_parts(actor: &Actor) -> (u8, &str) {
+    match actor {
+        Actor::User(id) => (1, id),
+        Actor::Service(id) => (2, id),
+        Actor::Import(id) => (3, id),
+        Actor::Automation(id) => (4, id),
+        Actor::System => (5, ""),
+    }
+}
+
+fn actor_from_parts(kind: u8, id: &str) -> Option<Actor> {
+    Some(match kind {
+        1 => Actor::User(id.to_owned()),
+        2 => Actor::Service(id.to_owned()),
+        3 => Actor::Import(id.to_owned()),
+        4 => Actor::Automation(id.to_owned()),
+        5 => Actor::System,
+        _ => return None,
+    })
+}
+
+/// Encodes an event with its envelope, at the current schema version.
+#[must_use]
+pub fn encode(meta: &EventMeta, event: &DomainEvent) -> EncodedEvent {
+    let (event_type, schema_version, payload) = encode_payload(event);
+    let aggregate = event.aggregate();
+    let (actor_kind, actor_id) = actor_parts(&meta.actor);
+    let env = EnvelopeV1 {
+        event_id: *meta.event_id.as_bytes(),
+        aggregate_kind: kind_code(aggregate.kind()),
+        aggregate_id: *aggregate.uuid().as_bytes(),
+        version: meta.version,
+        event_type,
+        schema_version,
+        occurred_at: meta.occurred_at.as_micros(),
+        recorded_at: meta.recorded_at.as_micros(),
+        actor_kind,
+        actor_id,
+        command_id: *meta.command_id.0.as_bytes(),
+        correlation_id: *meta.correlation_id.as_bytes(),
+        causation_id: meta.causation_id.map(|c| *c.as_bytes()),
+        commit_index: meta.commit_index,
+        commit_size: meta.commit_size,
+        prev_hash: meta.prev_hash.0,
+        payload: &payload,
+    };
+    let mut bytes = Vec::with_capacity(payload.len() + 160);
+    bytes.push(ENVELOPE_FORMAT_V1);
+    // Serializing plain fields into a Vec cannot fail.
+    bytes = postcard::to_extend(&env, bytes).expect("postcard encodes an envelope");
+    let hash = EventHash(Sha256::digest(&bytes).into());
+    bytes.extend_from_slice(&hash.0);
+    EncodedEvent { bytes, hash }
+}
+
+/// Verifies a body's own hash without decoding it. Returns the hash.
+pub fn verify_hash(bytes: &[u8]) -> Result<EventHash, DecodeError> {
+    if bytes.len() < 1 + HASH_LEN {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    let (body, stored) = bytes.split_at(bytes.len() - HASH_LEN);
+    let computed = EventHash(Sha256::digest(body).into());
+    let stored = EventHash(stored.try_into().expect("32 bytes"));
+    if computed == stored {
+        Ok(stored)
+    } else {
+        Err(DecodeError::HashMismatch { stored, computed })
+    }
+}
+
+/// Decodes a stored body: verifies its hash, reads the envelope and decodes (and
+/// upcasts) the payload.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    let hash = verify_hash(bytes)?;
+    let body = &bytes[..bytes.len() - HASH_LEN];
+    match body[0] {
+        ENVELOPE_FORMAT_V1 => {}
+        other => return Err(DecodeError::UnknownFormat(other)),
+    }
+    let env: EnvelopeV1<'_> = postcard::from_bytes(&body[1..]).map_err(DecodeError::Envelope)?;
+    let kind = kind_from_code(env.aggregate_kind).ok_or(DecodeError::UnknownAggregate(env.aggregate_kind))?;
+    let aggregate = AggregateRef::new(kind, Uuid::from_bytes(env.aggregate_id));
+    let actor = actor_from_parts(env.actor_kind, env.actor_id).ok_or(DecodeError::UnknownActor(env.actor_kind))?;
+    let event = decode_payload(aggregate, env.event_type, env.schema_version, env.payload)?;
+    Ok(Envelope {
+        meta: EventMeta {
+            event_id: Uuid::from_bytes(env.event_id),
+            version: env.version,
+            occurred_at: Timestamp::from_micros(env.occurred_at),
+            recorded_at: Timestamp::from_micros(env.recorded_at),
+            actor,
+            command_id: CommandId(Uuid::from_bytes(env.command_id)),
+            correlation_id: Uuid::from_bytes(env.correlation_id),
+            causation_id: env.causation_id.map(Uuid::from_bytes),
+            commit_index: env.commit_index,
+            commit_size: env.commit_size,
+            prev_hash: EventHash(env.prev_hash),
+        },
+        aggregate,
+        event_type: env.event_type.to_owned(),
+        schema_version: env.schema_version,
+        event,
+        hash,
+    })
+}
+
+/// A break in an aggregate's hash chain.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("event {event_id} belongs to {found}, not {expected}")]
+    WrongAggregate {
+        event_id: Uuid,
+        expected: AggregateRef,
+        found: AggregateRef,
+    },
+    #[error("version gap: expected version {expected}, found {found} (event {event_id})")]
+    VersionGap {
+        event_id: Uuid,
+        expected: u64,
+        found: u64,
+    },
+    #[error("broken chain at version {version}: prev_hash {found} does not match the previous event's hash {expected}")]
+    PrevHashMismatch {
+        version: u64,
+        expected: EventHash,
+        found: EventHash,
+    },
+}
+
+/// Walks one aggregate's history in order and checks versions and hash links.
+#[derive(Clone, Debug)]
+pub struct ChainVerifier {
+    aggregate: AggregateRef,
+    next_version: u64,
+    last_hash: EventHash,
+}
+
+impl ChainVerifier {
+    #[must_use]
+    pub const fn new(aggregate: AggregateRef) -> Self {
+        Self {
+            aggregate,
+            next_version: 1,
+            last_hash: EventHash::GENESIS,
+        }
+    }
+
+    /// Checks that `env` is the next link of the chain.
+    pub fn push(&mut self, env: &Envelope) -> Result<(), ChainError> {
+        if env.aggregate != self.aggregate {
+            return Err(ChainError::WrongAggregate {
+                event_id: env.meta.event_id,
+                expected: self.aggregate,
+                found: env.aggregate,
+            });
+        }
+        if env.meta.version != self.next_version {
+            return Err(ChainError::VersionGap {
+                event_id: env.meta.event_id,
+                expected: self.next_version,
+                found: env.meta.version,
+            });
+        }
+        if env.meta.prev_hash != self.last_hash {
+            return Err(ChainError::PrevHashMismatch {
+                version: env.meta.version,
+                expected: self.last_hash,
+                found: env.meta.prev_hash,
+            });
+        }
+        self.next_version += 1;
+        self.last_hash = env.hash;
+        Ok(())
+    }
+
+    /// Events verified so far.
+    #[must_use]
+    pub const fn len(&self) -> u64 {
+        self.next_version - 1
+    }
+
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.next_version == 1
+    }
+
+    /// Hash of the last verified event (the chain's head).
+    #[must_use]
+    pub const fn head(&self) -> EventHash {
+        self.last_hash
+    }
+}

@@ -1,0 +1,20 @@
+//! The one owner of the persisted event format.
+//!
+//! - [`encode`] / [`decode`]: an event and its [`EventMeta`] to and from the bytes stored
+//!   in the log (envelope, postcard payload, SHA-256 over the stored bytes).
+//! - [`ChainVerifier`]: checks an aggregate's history is an unbroken hash chain.
+//! - `payload`: versioned payload encoding; every event type and schema version ever
+//!   written decodes forever (old versions are upcast to the current domain event).
+//!
+//! Domain types are not `Serialize`: the wire structs in `wire` mirror them, with
+//! explicit conversions, so changing a domain type can never silently change the format.
+
+mod envelope;
+mod payload;
+mod wire;
+
+pub use envelope::{
+    ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope,
+    EventHash, EventMeta, decode, encode, verify_hash,
+};
+pub use payload::{PayloadError, decode_payload, encode_payload, schema_versions};

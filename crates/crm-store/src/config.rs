@@ -1,0 +1,52 @@
+//! Configuration of the event log.
+
+use std::time::Duration;
+
+use crm_domain::AggregateRef;
+
+/// Where and how events are stored.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// JetStream stream name.
+    pub stream: String,
+    /// Subject prefix; an aggregate's subject is `<prefix>.<kind>.<uuid>`.
+    pub subject_prefix: String,
+    /// Stream replicas: 1 on one machine, 3 in a cluster.
+    pub replicas: usize,
+    /// JetStream's in-memory `Nats-Msg-Id` dedupe window (durable idempotency does not
+    /// depend on it; it only short-cuts retries that come quickly).
+    pub duplicate_window: Duration,
+    /// How long to wait for the server's answer to one request.
+    pub request_timeout: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            stream: "CRM_EVENTS".into(),
+            subject_prefix: "crm.v1".into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The subject that holds one aggregate's events.
+    #[must_use]
+    pub fn subject(&self, aggregate: AggregateRef) -> String {
+        format!(
+            "{}.{}.{}",
+            self.subject_prefix,
+            aggregate.kind().name(),
+            aggregate.uuid().as_simple()
+        )
+    }
+
+    /// The stream's subject filter.
+    #[must_use]
+    pub fn subject_filter(&self) -> String {
+        format!("{}.>", self.subject_prefix)
+    }
+}

@@ -1,0 +1,692 @@
+//! The command handler: load the aggregates a command touches, decide, append the
+//! events as one atomic commit, and on a concurrent write reload and decide again.
+//!
+//! Guarantees:
+//! - **Optimistic concurrency per aggregate**: every message carries the stream sequence
+//!   of the aggregate state it was decided against; a commit that lost a race stores
+//!   nothing and is re-decided on fresh state (up to `max_attempts` times).
+//! - **Atomic commits**: a command's events, even across two aggregates, land together
+//!   or not at all.
+//! - **Durable idempotency**: every event records its command id, and loading an
+//!   aggregate indexes them, so the same command id (minutes or months later) returns
+//!   the original outcome and appends nothing.
+//! - **No double append after an ambiguous failure**: the handler re-reads the
+//!   aggregate to learn whether its commit landed; a late landing makes a retry fail its
+//!   sequence check instead of writing twice.
+//! - **Cheap loads**: aggregates stay in a bounded LRU cache with their last sequence;
+//!   misses and refreshes read only the missing tail of the subject with batched direct
+//!   get (no consumer per load). In one process, commands on the same aggregate queue
+//!   on its slot instead of conflicting.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crm_domain::{
+    Actor, AggregateRef, Campaign, Command, CommandId, Customer, DecideContext, DomainConfig,
+    DomainEvent, Lead, Timestamp, World, decide,
+};
+use crm_events::{EncodedEvent, EventHash, EventMeta, decode, encode};
+use lru::LruCache;
+use tokio::sync::OwnedMutexGuard;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::{AppendError, HandleError, StoreError};
+use crate::log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};
+
+/// Who sent a command and how it should be recorded.
+#[derive(Clone, Debug)]
+pub struct CommandMeta {
+    /// The idempotency key.
+    pub command_id: CommandId,
+    /// The authenticated principal (never a client-supplied field).
+    pub actor: Actor,
+    /// Business time; the time of receipt when `None`.
+    pub occurred_at: Option<Timestamp>,
+    /// Defaults to the command id.
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    /// Reject (without retrying) unless the command's primary aggregate is at this
+    /// version (0: does not exist yet).
+    pub expected_version: Option<u64>,
+}
+
+impl CommandMeta {
+    /// Metadata with a fresh command id and no options.
+    #[must_use]
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            command_id: CommandId::new_v7(),
+            actor,
+            occurred_at: None,
+            correlation_id: None,
+            causation_id: None,
+            expected_version: None,
+        }
+    }
+}
+
+/// What a handled command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    pub command_id: CommandId,
+    /// Every aggregate the command writes to, with its version after the command.
+    pub aggregates: Vec<(AggregateRef, u64)>,
+    /// Stream sequence of the commit's last event (for a no-op: of the newest event of
+    /// the aggregates): a consistency token for the read side.
+    pub position: u64,
+    /// Events appended by this call (0 for a no-op or a repeated command).
+    pub appended: usize,
+    /// The command id had been handled before: this is the original outcome.
+    pub repeated: bool,
+}
+
+/// Tuning of the command handler.
+#[derive(Clone, Debug)]
+pub struct HandlerConfig {
+    /// How many times a command is decided before a conflict is reported.
+    pub max_attempts: u32,
+    /// How many aggregates the cache keeps.
+    pub cache_capacity: NonZeroUsize,
+    pub domain: DomainConfig,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            cache_capacity: NonZeroUsize::new(100_000).expect("non-zero"),
+            domain: DomainConfig::default(),
+        }
+    }
+}
+
+/// Counters since start (for metrics).
+#[derive(Debug, Default)]
+pub struct HandlerStats {
+    pub commands_applied: AtomicU64,
+    pub commands_noop: AtomicU64,
+    pub commands_repeated: AtomicU64,
+    pub commands_rejected: AtomicU64,
+    pub events_appended: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub ambiguous_appends: AtomicU64,
+    pub aggregate_loads: AtomicU64,
+    pub messages_read: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Applied {
+    version: u64,
+    seq: u64,
+}
+
+#[derive(Clone, Debug)]
+enum AggState {
+    Customer(Option<Customer>),
+    Lead(Option<Lead>),
+    Campaign(Option<Campaign>),
+}
+
+/// An aggregate as loaded from the log.
+#[derive(Clone, Debug)]
+struct Loaded {
+    aggregate: AggregateRef,
+    version: u64,
+    last_seq: u64,
+    last_hash: EventHash,
+    state: AggState,
+    /// Command ids recorded in this aggregate's events: durable idempotency.
+    commands: BTreeMap<CommandId, Applied>,
+}
+
+impl Loaded {
+    fn empty(aggregate: AggregateRef) -> Self {
+        let state = match aggregate {
+            AggregateRef::Customer(_) => AggState::Customer(None),
+            AggregateRef::Lead(_) => AggState::Lead(None),
+            AggregateRef::Campaign(_) => AggState::Campaign(None),
+        };
+        Self {
+            aggregate,
+            version: 0,
+            last_seq: 0,
+            last_hash: EventHash::GENESIS,
+            state,
+            commands: BTreeMap::new(),
+        }
+    }
+
+    /// Folds one stored message, checking it continues the hash chain.
+    fn apply_stored(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
+        let aggregate = self.aggregate;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            aggregate,
+            seq: m.seq,
+            reason,
+        };
+        let env = decode(&m.payload).map_err(|e| corrupt(e.to_string()))?;
+        if env.aggregate != self.aggregate {
+            return Err(corrupt(format!(
+                "event of {} stored on this subject",
+                env.aggregate
+            )));
+        }
+        if env.meta.version != self.version + 1 {
+            return Err(corrupt(format!(
+                "version {} follows version {}",
+                env.meta.version, self.version
+            )));
+        }
+        if env.meta.prev_hash != self.last_hash {
+            return Err(corrupt(format!(
+                "hash chain broken: prev_hash {} but the previous event hashes to {}",
+                env.meta.prev_hash, self.last_hash
+            )));
+        }
+        let mut world = World::default();
+        self.move_into(&mut world);
+        let applied = world.apply(&env.event);
+        self.move_back(&mut world);
+        applied.map_err(|e| corrupt(e.to_string()))?;
+        self.version = env.meta.version;
+        self.last_seq = m.seq;
+        self.last_hash = env.hash;
+        self.commands.insert(
+            env.meta.command_id,
+            Applied {
+                version: self.version,
+                seq: m.seq,
+            },
+        );
+        Ok(())
+    }
+
+    fn move_into(&mut self, world: &mut World) {
+        match (&mut self.state, self.aggregate) {
+            (AggState::Customer(s), AggregateRef::Customer(id)) => {
+                if let Some(c) = s.take() {
+                    world.customers.insert(id, c);
+                }
+            }
+            (AggState::Lead(s), AggregateRef::Lead(id)) => {
+                if let Some(l) = s.take() {
+                    world.leads.insert(id, l);
+                }
+            }
+            (AggState::Campaign(s), AggregateRef::Campaign(id)) => {
+                if let Some(c) = s.take() {
+                    world.campaigns.insert(id, c);
+                }
+            }
+            _ => unreachable!("state kind matches the aggregate kind"),
+        }
+    }
+
+    fn move_back(&mut self, world: &mut World) {
+        self.state = match self.aggregate {
+            AggregateRef::Customer(id) => AggState::Customer(world.customers.remove(&id)),
+            AggregateRef::Lead(id) => AggState::Lead(world.leads.remove(&id)),
+            AggregateRef::Campaign(id) => AggState::Campaign(world.campaigns.remove(&id)),
+        };
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    loaded: Option<Loaded>,
+}
+
+type SlotGuard = OwnedMutexGuard<Slot>;
+
+/// Handles commands against the event log. Cheap to clone; clones share the cache.
+#[derive(Clone, Debug)]
+pub struct CommandHandler {
+    log: EventLog,
+    cfg: Arc<HandlerConfig>,
+    cache: Arc<Mutex<LruCache<AggregateRef, Arc<tokio::sync::Mutex<Slot>>>>>,
+    stats: Arc<HandlerStats>,
+}
+
+struct Target {
+    aggregate: AggregateRef,
+    write: bool,
+    subject: String,
+    guard: SlotGuard,
+    /// Read from the log during the current attempt.
+    fresh: bool,
+}
+
+fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Timestamp::from_micros(micros)
+}
+
+impl CommandHandler {
+    #[must_use]
+    pub fn new(log: EventLog, cfg: HandlerConfig) -> Self {
+        let cache = LruCache::new(cfg.cache_capacity);
+        Self {
+            log,
+            cfg: Arc::new(cfg),
+            cache: Arc::new(Mutex::new(cache)),
+            stats: Arc::new(HandlerStats::default()),
+        }
+    }
+
+    #[must_use]
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> &HandlerStats {
+        &self.stats
+    }
+
+    fn slot(&self, aggregate: AggregateRef) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = cache.get(&aggregate) {
+            return slot.clone();
+        }
+        let slot = Arc::new(tokio::sync::Mutex::new(Slot::default()));
+        cache.put(aggregate, slot.clone());
+        slot
+    }
+
+    /// Handles one command. See the module documentation for the guarantees.
+    pub async fn handle(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+    ) -> Result<CommandOutcome, HandleError> {
+        let span = tracing::info_span!(
+            "command",
+            name = command.name(),
+            command_id = %meta.command_id,
+        );
+        self.handle_inner(command, meta).instrument(span).await
+    }
+
+    /// Reads what the log holds for a target after what the slot already has.
+    async fn refresh(&self, t: &mut Target) -> Result<(), StoreError> {
+        let mut loaded = t
+            .guard
+            .loaded
+            .take()
+            .unwrap_or_else(|| Loaded::empty(t.aggregate));
+        let read = self.log.read_subject(&t.subject, loaded.last_seq).await;
+        let messages = match read {
+            Ok(m) => m,
+            Err(e) => {
+                if loaded.version > 0 {
+                    t.guard.loaded = Some(loaded);
+                }
+                return Err(e);
+            }
+        };
+        self.stats.aggregate_loads.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .messages_read
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        for m in &messages {
+            // A corrupt aggregate is not cached: every command on it fails loudly.
+            loaded.apply_stored(m)?;
+        }
+        t.guard.loaded = Some(loaded);
+        t.fresh = true;
+        Ok(())
+    }
+
+    async fn handle_inner(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+    ) -> Result<CommandOutcome, HandleError> {
+        let declared = command.targets();
+        let primary = declared[0].aggregate;
+        // Lock slots in a global order (sorted by aggregate) so commands touching two
+        // aggregates cannot deadlock.
+        let mut order: Vec<crm_domain::Target> = declared.clone();
+        order.sort_by_key(|t| t.aggregate);
+        order.dedup_by_key(|t| t.aggregate);
+        let mut targets = Vec::with_capacity(order.len());
+        for t in order {
+            let guard = self.slot(t.aggregate).lock_owned().await;
+            targets.push(Target {
+                aggregate: t.aggregate,
+                write: t.write,
+                subject: self.log.config().subject(t.aggregate),
+                guard,
+                fresh: false,
+            });
+        }
+        let occurred_at = meta.occurred_at.unwrap_or_else(now);
+        let ctx = DecideContext {
+            config: &self.cfg.domain,
+            occurred_at,
+        };
+        let mut stale = false;
+        let mut attempt = 0;
+        while attempt < self.cfg.max_attempts {
+            attempt += 1;
+            for t in &mut targets {
+                t.fresh = false;
+                // Read-only references are always re-read: a cached "does not exist"
+                // must not reject a command. Written aggregates are checked by the
+                // expected-sequence header instead.
+                if stale || t.guard.loaded.is_none() || !t.write {
+                    self.refresh(t).await?;
+                }
+            }
+            stale = false;
+            if let Some(outcome) = Self::recorded_outcome(&targets, meta.command_id) {
+                self.stats.commands_repeated.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    position = outcome.position,
+                    "repeated command id: original outcome"
+                );
+                return Ok(outcome);
+            }
+            if let Some(expected) = meta.expected_version {
+                let actual = Self::loaded(&targets, primary).version;
+                if actual != expected {
+                    return Err(HandleError::VersionMismatch {
+                        aggregate: primary,
+                        expected,
+                        actual,
+                    });
+                }
+            }
+            let mut world = World::default();
+            for t in &mut targets {
+                t.guard
+                    .loaded
+                    .as_mut()
+                    .expect("loaded")
+                    .move_into(&mut world);
+            }
+            let decided = decide(&world, command, &ctx);
+            let events = match decided {
+                Err(rejection) => {
+                    Self::move_back(&mut targets, &mut world);
+                    if targets.iter().any(|t| !t.fresh) {
+                        // Decided on cached state: make sure it was not stale before
+                        // rejecting (a rejection is not guarded by a sequence check).
+                        stale = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    self.stats.commands_rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(HandleError::Rejected(rejection));
+                }
+                Ok(events) => events,
+            };
+            if events.is_empty() {
+                Self::move_back(&mut targets, &mut world);
+                self.stats.commands_noop.fetch_add(1, Ordering::Relaxed);
+                return Ok(self.outcome(&targets, meta.command_id, 0, false));
+            }
+            let (messages, encoded) = match self.encode_commit(&targets, &events, meta, occurred_at)
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    Self::move_back(&mut targets, &mut world);
+                    return Err(e);
+                }
+            };
+            match self.log.append(&messages).await {
+                Ok(AppendAck {
+                    duplicate: false,
+                    first_seq,
+                    ..
+                }) => {
+                    for e in &events {
+                        world.apply(e).map_err(StoreError::from)?;
+                    }
+                    Self::move_back(&mut targets, &mut world);
+                    Self::advance(&mut targets, &events, &encoded, meta.command_id, first_seq);
+                    self.stats.commands_applied.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .events_appended
+                        .fetch_add(events.len() as u64, Ordering::Relaxed);
+                    let outcome = self.outcome(&targets, meta.command_id, events.len(), false);
+                    tracing::debug!(
+                        position = outcome.position,
+                        events = events.len(),
+                        attempt,
+                        "appended"
+                    );
+                    return Ok(outcome);
+                }
+                Ok(AppendAck {
+                    duplicate: true, ..
+                })
+                | Err(AppendError::Duplicate(_)) => {
+                    // Landed before (a retry inside the dedupe window): re-read, and the
+                    // idempotency check above returns the original outcome.
+                    Self::move_back(&mut targets, &mut world);
+                    stale = true;
+                }
+                Err(AppendError::Conflict { code, description }) => {
+                    Self::move_back(&mut targets, &mut world);
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(code, %description, attempt, "conflict: re-deciding on fresh state");
+                    stale = true;
+                    Self::backoff(attempt).await;
+                }
+                Err(AppendError::Ambiguous(message)) => {
+                    Self::move_back(&mut targets, &mut world);
+                    self.stats.ambiguous_appends.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%message, "no answer to a commit: checking whether it landed");
+                    // Re-read before anything else; if the log cannot be read, the
+                    // caller must retry with the same command id.
+                    for t in targets.iter_mut().filter(|t| t.write) {
+                        if let Err(e) = self.refresh(t).await {
+                            return Err(HandleError::Unavailable {
+                                message: format!("{message}; then: {e}"),
+                                maybe_applied: true,
+                            });
+                        }
+                    }
+                }
+                Err(AppendError::Unavailable(message)) => {
+                    Self::move_back(&mut targets, &mut world);
+                    return Err(HandleError::Unavailable {
+                        message,
+                        maybe_applied: false,
+                    });
+                }
+                Err(AppendError::Refused { code, description }) => {
+                    Self::move_back(&mut targets, &mut world);
+                    return Err(if matches!(code, 0 | 10199) {
+                        HandleError::TooLarge(description)
+                    } else {
+                        HandleError::Store(StoreError::Unavailable {
+                            context: "append refused",
+                            message: format!("JetStream error {code}: {description}"),
+                        })
+                    });
+                }
+            }
+        }
+        Err(HandleError::Conflict {
+            aggregate: primary,
+            attempts: self.cfg.max_attempts,
+        })
+    }
+
+    async fn backoff(attempt: u32) {
+        // Jitter so that writers racing for one aggregate spread out.
+        let cap_us = 200u64 << attempt.min(6);
+        let jitter = (Uuid::new_v4().as_u128() % u128::from(cap_us)) as u64;
+        tokio::time::sleep(Duration::from_micros(jitter)).await;
+    }
+
+    fn loaded(targets: &[Target], aggregate: AggregateRef) -> &Loaded {
+        targets
+            .iter()
+            .find(|t| t.aggregate == aggregate)
+            .and_then(|t| t.guard.loaded.as_ref())
+            .expect("target loaded")
+    }
+
+    fn move_back(targets: &mut [Target], world: &mut World) {
+        for t in targets {
+            t.guard.loaded.as_mut().expect("loaded").move_back(world);
+        }
+    }
+
+    fn encode_commit(
+        &self,
+        targets: &[Target],
+        events: &[DomainEvent],
+        meta: &CommandMeta,
+        occurred_at: Timestamp,
+    ) -> Result<(Vec<OutgoingMessage>, Vec<EncodedEvent>), HandleError> {
+        if events.len() > MAX_BATCH {
+            return Err(HandleError::TooLarge(format!(
+                "the command produces {} events; one commit holds at most {MAX_BATCH}",
+                events.len()
+            )));
+        }
+        let commit_size = u16::try_from(events.len()).expect("bounded by MAX_BATCH");
+        let recorded_at = now();
+        let mut heads: BTreeMap<AggregateRef, (u64, EventHash, bool)> = targets
+            .iter()
+            .filter(|t| t.write)
+            .map(|t| {
+                let l = t.guard.loaded.as_ref().expect("loaded");
+                (t.aggregate, (l.version, l.last_hash, false))
+            })
+            .collect();
+        let mut messages = Vec::with_capacity(events.len());
+        let mut encoded = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let aggregate = event.aggregate();
+            let Some((version, prev_hash, seen)) = heads.get_mut(&aggregate) else {
+                return Err(HandleError::Store(StoreError::Corrupt {
+                    aggregate,
+                    seq: 0,
+                    reason: "decide wrote to an aggregate the command does not declare".into(),
+                }));
+            };
+            *version += 1;
+            let em = EventMeta {
+                event_id: Uuid::now_v7(),
+                version: *version,
+                occurred_at,
+                recorded_at,
+                actor: meta.actor.clone(),
+                command_id: meta.command_id,
+                correlation_id: meta.correlation_id.unwrap_or(meta.command_id.0),
+                causation_id: meta.causation_id,
+                commit_index: u16::try_from(i).expect("bounded by MAX_BATCH"),
+                commit_size,
+                prev_hash: *prev_hash,
+            };
+            let enc = encode(&em, event);
+            *prev_hash = enc.hash;
+            let expected = if *seen {
+                None
+            } else {
+                *seen = true;
+                Some(Self::loaded(targets, aggregate).last_seq)
+            };
+            messages.push(OutgoingMessage {
+                subject: self.log.config().subject(aggregate),
+                payload: enc.bytes.clone().into(),
+                msg_id: format!("{}:{i}", meta.command_id.0.as_simple()),
+                expected_last_subject_seq: expected,
+            });
+            encoded.push(enc);
+        }
+        Ok((messages, encoded))
+    }
+
+    /// Records a successful commit in the loaded aggregates (states were already
+    /// evolved).
+    fn advance(
+        targets: &mut [Target],
+        events: &[DomainEvent],
+        encoded: &[EncodedEvent],
+        command_id: CommandId,
+        first_seq: u64,
+    ) {
+        for (i, (event, enc)) in events.iter().zip(encoded).enumerate() {
+            let seq = first_seq + i as u64;
+            let t = targets
+                .iter_mut()
+                .find(|t| t.aggregate == event.aggregate())
+                .expect("declared target");
+            let l = t.guard.loaded.as_mut().expect("loaded");
+            l.version += 1;
+            l.last_seq = seq;
+            l.last_hash = enc.hash;
+            l.commands.insert(
+                command_id,
+                Applied {
+                    version: l.version,
+                    seq,
+                },
+            );
+        }
+    }
+
+    fn outcome(
+        &self,
+        targets: &[Target],
+        command_id: CommandId,
+        appended: usize,
+        repeated: bool,
+    ) -> CommandOutcome {
+        let _ = self;
+        let mut aggregates = Vec::new();
+        let mut position = 0;
+        for t in targets.iter().filter(|t| t.write) {
+            let l = t.guard.loaded.as_ref().expect("loaded");
+            aggregates.push((t.aggregate, l.version));
+            position = position.max(l.last_seq);
+        }
+        CommandOutcome {
+            command_id,
+            aggregates,
+            position,
+            appended,
+            repeated,
+        }
+    }
+
+    /// The original outcome, if a written aggregate already records this command id.
+    fn recorded_outcome(targets: &[Target], command_id: CommandId) -> Option<CommandOutcome> {
+        let mut found = false;
+        let mut aggregates = Vec::new();
+        let mut position = 0;
+        for t in targets.iter().filter(|t| t.write) {
+            let l = t.guard.loaded.as_ref().expect("loaded");
+            match l.commands.get(&command_id) {
+                Some(a) => {
+                    found = true;
+                    aggregates.push((t.aggregate, a.version));
+                    position = position.max(a.seq);
+                }
+                None => aggregates.push((t.aggregate, l.version)),
+            }
+        }
+        found.then_some(CommandOutcome {
+            command_id,
+            aggregates,
+            position,
+            appended: 0,
+            repeated: true,
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! The write side's storage: the event log on NATS JetStream and the command handler.
+//!
+//! - [`LogConfig`], [`ensure_stream`]: one stream, one subject per aggregate
+//!   (`<prefix>.<kind>.<uuid>`), file storage, no limits, deny delete/purge, direct get
+//!   and atomic publish allowed; an existing stream with weaker settings is refused.
+//! - [`EventLog`]: atomic appends with `Nats-Expected-Last-Subject-Sequence` and
+//!   `Nats-Msg-Id`, and per-subject reads with batched direct get.
+//! - [`CommandHandler`]: decide + append with optimistic concurrency, bounded retries,
+//!   durable idempotency and an aggregate cache.
+
+mod config;
+mod error;
+mod handler;
+mod log;
+mod stream;
+
+pub use config::LogConfig;
+pub use error::{AppendError, HandleError, StoreError};
+pub use handler::{CommandHandler, CommandMeta, CommandOutcome, HandlerConfig, HandlerStats};
+pub use log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};
+pub use stream::{desired_config, ensure_stream, weaknesses};

@@ -1,0 +1,385 @@
+//! The event log on JetStream: atomic appends with per-subject optimistic concurrency,
+//! and reading one subject's messages with batched direct get.
+
+use std::sync::Arc;
+
+use async_nats::{Client, HeaderMap, Request, client::RequestErrorKind, jetstream};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::config::LogConfig;
+use crate::error::{AppendError, StoreError};
+use crate::stream::ensure_stream;
+
+const MSG_ID: &str = "Nats-Msg-Id";
+const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+const BATCH_ID: &str = "Nats-Batch-Id";
+const BATCH_SEQ: &str = "Nats-Batch-Sequence";
+const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+/// The server's limit on messages in one atomic batch.
+pub const MAX_BATCH: usize = 1000;
+/// Messages per batched direct get request (the server's limit).
+const READ_BATCH: usize = 1000;
+
+/// One message of a commit.
+#[derive(Clone, Debug)]
+pub struct OutgoingMessage {
+    pub subject: String,
+    pub payload: Bytes,
+    /// Unique per message (JetStream dedupes on it inside its window).
+    pub msg_id: String,
+    /// The stream sequence of the last message on `subject` this commit was decided
+    /// against (0: the subject must be empty). Set it on the first message of each
+    /// subject in a commit; every write of an aggregate carries one.
+    pub expected_last_subject_seq: Option<u64>,
+}
+
+/// A successful append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendAck {
+    /// Stream sequence of the commit's first message.
+    pub first_seq: u64,
+    /// Stream sequence of the commit's last message (the commit's position).
+    pub last_seq: u64,
+    /// JetStream reported the message as a duplicate of one already stored (same
+    /// `Nats-Msg-Id` within the dedupe window): nothing new was written, and
+    /// `last_seq` is the original's sequence.
+    pub duplicate: bool,
+}
+
+/// One stored message.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub seq: u64,
+    pub subject: String,
+    pub msg_id: Option<String>,
+    pub payload: Bytes,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+struct PubAckResponse {
+    error: Option<ApiError>,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    count: Option<u64>,
+}
+
+/// JetStream error codes the log treats as a concurrent write.
+const CONFLICT_CODES: [u64; 3] = [
+    10071, // wrong last sequence
+    10164, // wrong last sequence (in-flight write, or subject written earlier in the batch)
+    10163, // expected last sequence per subject not ready (clustered catch-up)
+];
+/// A message of the batch duplicates a stored `Nats-Msg-Id`.
+const BATCH_DUPLICATE: u64 = 10201;
+
+/// The append-only event log.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    client: Client,
+    js: jetstream::Context,
+    cfg: Arc<LogConfig>,
+}
+
+impl EventLog {
+    /// Opens the log on a connected client: creates the stream if needed and refuses a
+    /// stream whose configuration would weaken the guarantees.
+    pub async fn open(client: Client, cfg: LogConfig) -> Result<Self, StoreError> {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(cfg.request_timeout);
+        ensure_stream(&js, &cfg).await?;
+        Ok(Self {
+            client,
+            js,
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &LogConfig {
+        &self.cfg
+    }
+
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    #[must_use]
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Appends one commit: a single message, or an atomic batch (all stored or none).
+    pub async fn append(&self, messages: &[OutgoingMessage]) -> Result<AppendAck, AppendError> {
+        match messages {
+            [] => Err(AppendError::Refused {
+                code: 0,
+                description: "empty commit".into(),
+            }),
+            [one] => self.append_one(one).await,
+            many if many.len() > MAX_BATCH => Err(AppendError::Refused {
+                code: 10199,
+                description: format!(
+                    "{} messages exceed the batch limit of {MAX_BATCH}",
+                    many.len()
+                ),
+            }),
+            many => self.append_batch(many, None).await,
+        }
+    }
+
+    /// Appends an atomic batch but stops before sending message `stop_before` (0-based),
+    /// never committing. For fault-injection tests: the server must store nothing.
+    #[cfg(feature = "fault-injection")]
+    pub async fn append_batch_without_commit(
+        &self,
+        messages: &[OutgoingMessage],
+        stop_before: usize,
+    ) -> Result<(), AppendError> {
+        self.append_batch(messages, Some(stop_before))
+            .await
+            .map(|_| ())
+    }
+
+    fn headers(m: &OutgoingMessage) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(MSG_ID, m.msg_id.as_str());
+        if let Some(seq) = m.expected_last_subject_seq {
+            h.insert(EXPECTED_LAST_SUBJECT_SEQ, seq.to_string().as_str());
+        }
+        h
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Bytes, AppendError> {
+        let req = Request::new()
+            .headers(headers)
+            .payload(payload)
+            .timeout(Some(self.cfg.request_timeout));
+        match self.client.send_request(subject.to_owned(), req).await {
+            Ok(msg) => Ok(msg.payload),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::NoResponders => {
+                    AppendError::Unavailable(format!("no JetStream stream answered on {subject}"))
+                }
+                RequestErrorKind::MaxPayloadExceeded | RequestErrorKind::InvalidSubject => {
+                    AppendError::Refused {
+                        code: 0,
+                        description: e.to_string(),
+                    }
+                }
+                RequestErrorKind::TimedOut | RequestErrorKind::Other => {
+                    AppendError::Ambiguous(e.to_string())
+                }
+            }),
+        }
+    }
+
+    fn parse_ack(payload: &[u8]) -> Result<PubAckResponse, AppendError> {
+        let resp: PubAckResponse = serde_json::from_slice(payload).map_err(|e| {
+            AppendError::Ambiguous(format!(
+                "unreadable answer from JetStream ({e}): {:?}",
+                String::from_utf8_lossy(payload)
+            ))
+        })?;
+        if let Some(err) = resp.error {
+            return Err(if CONFLICT_CODES.contains(&err.err_code) {
+                AppendError::Conflict {
+                    code: err.err_code,
+                    description: err.description,
+                }
+            } else if err.err_code == BATCH_DUPLICATE {
+                AppendError::Duplicate(err.description)
+            } else {
+                AppendError::Refused {
+                    code: err.err_code,
+                    description: err.description,
+                }
+            });
+        }
+        Ok(resp)
+    }
+
+    async fn append_one(&self, m: &OutgoingMessage) -> Result<AppendAck, AppendError> {
+        let payload = self
+            .request(&m.subject, Self::headers(m), m.payload.clone())
+            .await?;
+        let ack = Self::parse_ack(&payload)?;
+        Ok(AppendAck {
+            first_seq: ack.seq,
+            last_seq: ack.seq,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    async fn append_batch(
+        &self,
+        messages: &[OutgoingMessage],
+        stop_before: Option<usize>,
+    ) -> Result<AppendAck, AppendError> {
+        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        let last = messages.len() - 1;
+        for (i, m) in messages.iter().enumerate() {
+            if stop_before == Some(i) {
+                return Ok(AppendAck {
+                    first_seq: 0,
+                    last_seq: 0,
+                    duplicate: false,
+                });
+            }
+            let mut h = Self::headers(m);
+            h.insert(BATCH_ID, batch_id.as_str());
+            h.insert(BATCH_SEQ, (i + 1).to_string().as_str());
+            if i == last {
+                h.insert(BATCH_COMMIT, "1");
+                let payload = self.request(&m.subject, h, m.payload.clone()).await?;
+                let ack = Self::parse_ack(&payload)?;
+                let count = ack.count.unwrap_or(messages.len() as u64);
+                if count != messages.len() as u64 {
+                    return Err(AppendError::Ambiguous(format!(
+                        "batch ack counts {count} messages, {} were sent",
+                        messages.len()
+                    )));
+                }
+                return Ok(AppendAck {
+                    first_seq: ack.seq + 1 - count,
+                    last_seq: ack.seq,
+                    duplicate: false,
+                });
+            }
+            // Before the commit nothing can land: every failure here is a clean one.
+            let unsent = |e: AppendError| match e {
+                AppendError::Ambiguous(m) => AppendError::Unavailable(m),
+                other => other,
+            };
+            if i == 0 {
+                // The first message opens the batch and is answered with an empty reply.
+                let payload = self
+                    .request(&m.subject, h, m.payload.clone())
+                    .await
+                    .map_err(unsent)?;
+                if !payload.is_empty() {
+                    Self::parse_ack(&payload).map_err(unsent)?;
+                }
+            } else {
+                self.client
+                    .publish_with_headers(m.subject.clone(), h, m.payload.clone())
+                    .await
+                    .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+            }
+        }
+        unreachable!("the last message commits the batch")
+    }
+
+    /// Reads the messages stored on `subject` after stream sequence `after_seq`, in
+    /// order, with batched direct get (no consumer is created).
+    pub async fn read_subject(
+        &self,
+        subject: &str,
+        after_seq: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut out = Vec::new();
+        let mut from = after_seq + 1;
+        loop {
+            let got = self.read_batch(subject, from, &mut out).await?;
+            if got < READ_BATCH {
+                return Ok(out);
+            }
+            from = out.last().map_or(from, |m| m.seq + 1);
+        }
+    }
+
+    async fn read_batch(
+        &self,
+        subject: &str,
+        from: u64,
+        out: &mut Vec<StoredMessage>,
+    ) -> Result<usize, StoreError> {
+        let unavailable = |e: &dyn std::fmt::Display| StoreError::unavailable("direct get", e);
+        let inbox = self.client.new_inbox();
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let body = serde_json::json!({ "seq": from, "next_by_subj": subject, "batch": READ_BATCH });
+        self.client
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.{}", self.cfg.stream),
+                inbox,
+                Bytes::from(body.to_string()),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut got = 0;
+        loop {
+            let msg = tokio::time::timeout(self.cfg.request_timeout, sub.next())
+                .await
+                .map_err(|_| unavailable(&"timed out waiting for direct get"))?
+                .ok_or_else(|| unavailable(&"subscription closed"))?;
+            if let Some(status) = msg.status {
+                match status.as_u16() {
+                    // 404: nothing (more) on the subject; 204: end of batch.
+                    404 | 204 => return Ok(got),
+                    503 => return Err(unavailable(&"no responders (stream unavailable)")),
+                    other => {
+                        return Err(unavailable(&format!(
+                            "status {other} {}",
+                            msg.description.unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            let headers = msg
+                .headers
+                .ok_or_else(|| unavailable(&"direct get answer without headers"))?;
+            let Some(seq) = headers
+                .get("Nats-Sequence")
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+            else {
+                // End-of-batch marker without a status line (older servers).
+                return Ok(got);
+            };
+            out.push(StoredMessage {
+                seq,
+                subject: headers
+                    .get("Nats-Subject")
+                    .map_or_else(|| subject.to_owned(), |v| v.as_str().to_owned()),
+                msg_id: headers.get(MSG_ID).map(|v| v.as_str().to_owned()),
+                payload: msg.payload,
+            });
+            got += 1;
+        }
+    }
+
+    /// The stream's last sequence (0 when empty).
+    pub async fn last_sequence(&self) -> Result<u64, StoreError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.cfg.stream)
+            .await
+            .map_err(|e| StoreError::unavailable("get stream", e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| StoreError::unavailable("stream info", e))?;
+        Ok(info.state.last_sequence)
+    }
+}

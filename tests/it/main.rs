@@ -1,0 +1,5 @@
+//! Integration tests: one binary, modules per feature. Every test that needs the event
+//! log starts its own throwaway nats-server (free port, temporary store).
+
+mod support;
+mod write_path;
