@@ -1,5 +1,6 @@
 //! Integration tests: one binary, modules per feature. Every test that needs the event
 //! log starts its own throwaway nats-server (free port, temporary store).
 
+mod fixtures;
 mod support;
 mod write_path;

@@ -153,6 +153,10 @@ async fn thirty_two_concurrent_writers_on_one_customer_lose_nothing_and_duplicat
         .iter()
         .map(|h| h.stats().conflicts.load(Ordering::Relaxed))
         .sum();
+    eprintln!(
+        "32 writers: {} accepted, {gave_up} gave up, {conflicts} conflicts",
+        accepted.len()
+    );
     assert!(
         conflicts > 0,
         "32 writers on one aggregate must have raced at least once"
@@ -473,7 +477,7 @@ async fn restarting_nats_server_between_appends_loses_no_acknowledged_event() {
                 break;
             }
             Err(HandleError::Unavailable { .. }) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("{e}"),
         }

@@ -6,6 +6,10 @@
 //! string, control characters and any Unicode; integers include their extremes; options
 //! are both `None` and `Some`; vectors are both empty and not. The one exception is
 //! [`Currency`], which cannot hold anything but three upper-case ASCII letters.
+//!
+//! Some strategies are boxed: proptest keeps value trees on the stack, and the unboxed
+//! nested unions of an event's value tree (tens of KiB) overflow a test thread's stack in
+//! debug builds once combined with a few more inputs.
 
 use std::fmt::Debug;
 
@@ -29,7 +33,7 @@ fn with_edges<T>(edges: Vec<T>) -> impl Strategy<Value = T>
 where
     T: Arbitrary + Clone + Debug + 'static,
 {
-    prop_oneof![1 => select(edges), 3 => any::<T>()]
+    prop_oneof![1 => select(edges), 3 => any::<T>()].boxed()
 }
 
 pub fn arb_i64() -> impl Strategy<Value = i64> {
@@ -56,6 +60,7 @@ pub fn arb_string() -> impl Strategy<Value = String> {
         vec(any::<char>(), 1..16).prop_map(String::from_iter),
         any::<String>(),
     ]
+    .boxed()
 }
 
 /// Any UUID, the nil and max UUIDs included.
@@ -74,7 +79,9 @@ pub fn arb_timestamp() -> impl Strategy<Value = Timestamp> {
 
 /// Three upper-case ASCII letters (the only values a `Currency` can hold).
 pub fn arb_currency() -> impl Strategy<Value = Currency> {
-    "[A-Z]{3}".prop_map(|code| Currency::parse(&code).expect("three upper-case letters"))
+    "[A-Z]{3}"
+        .prop_map(|code| Currency::parse(&code).expect("three upper-case letters"))
+        .boxed()
 }
 
 pub fn arb_money() -> impl Strategy<Value = Money> {
@@ -594,6 +601,7 @@ pub fn arb_lead_event() -> impl Strategy<Value = LeadEvent> {
             }
         ),
     ]
+    .boxed()
 }
 
 pub fn arb_campaign_created() -> impl Strategy<Value = CampaignCreated> {
@@ -616,6 +624,7 @@ pub fn arb_campaign_event() -> impl Strategy<Value = CampaignEvent> {
         (arb_money(), arb_string())
             .prop_map(|(amount, note)| CampaignEvent::CostRecorded { amount, note }),
     ]
+    .boxed()
 }
 
 /// Any event of any aggregate. Weighted by the number of event types of each aggregate
@@ -628,6 +637,7 @@ pub fn arb_domain_event() -> impl Strategy<Value = DomainEvent> {
         3 => (arb_id::<CampaignId>(), arb_campaign_event())
             .prop_map(|(id, e)| DomainEvent::Campaign(id, e)),
     ]
+    .boxed()
 }
 
 #[cfg(test)]

@@ -50,14 +50,15 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// Applies one event in place; on error the state is unchanged.
     pub fn evolve(
-        state: Option<Self>,
+        state: &mut Option<Self>,
         id: CampaignId,
         event: &CampaignEvent,
-    ) -> Result<Self, HistoryError> {
-        let mut c = match (state, event) {
+    ) -> Result<(), HistoryError> {
+        let c = match (state.as_mut(), event) {
             (None, CampaignEvent::Created(c)) => {
-                return Ok(Self {
+                *state = Some(Self {
                     id,
                     name: c.name.clone(),
                     channel: c.channel,
@@ -66,6 +67,7 @@ impl Campaign {
                     waves: 0,
                     recipients: 0,
                 });
+                return Ok(());
             }
             (Some(_), CampaignEvent::Created(_)) => {
                 return Err(HistoryError::new("campaign", "created twice"));
@@ -82,13 +84,13 @@ impl Campaign {
             CampaignEvent::Created(_) => {}
             CampaignEvent::Sent { wave, recipients } => {
                 c.waves = c.waves.max(*wave);
-                c.recipients += recipients.len() as u64;
+                c.recipients = c.recipients.saturating_add(recipients.len() as u64);
             }
             CampaignEvent::CostRecorded { amount, .. } => {
                 c.currency.get_or_insert(amount.currency);
-                c.total_cost_minor += amount.minor;
+                c.total_cost_minor = c.total_cost_minor.saturating_add(amount.minor);
             }
         }
-        Ok(c)
+        Ok(())
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::campaign::CampaignCreated;
 use crate::customer::{
-    CampaignResponse, Direction, OrderLine, Profile, ProfilePatch, RelationshipKind, ReturnLine,
-    TicketPriority, CallDetails,
+    CallDetails, CampaignResponse, Direction, OrderLine, Profile, ProfilePatch, RelationshipKind,
+    ReturnLine, TicketPriority,
 };
 use crate::lead::LeadCaptured;
 use crate::values::{

@@ -46,6 +46,8 @@ pub struct SlaPolicy {
 }
 
 impl SlaPolicy {
+    /// The targets for `priority` (zero when the policy has none: [`DomainConfig::validate`]
+    /// refuses such a policy at start-up).
     #[must_use]
     pub fn targets_for(&self, priority: TicketPriority) -> SlaTargets {
         let (first_response_mins, resolution_mins) =
@@ -65,6 +67,75 @@ pub struct DomainConfig {
     pub sla: SlaPolicy,
 }
 
+impl DomainConfig {
+    /// Checks the configuration is usable: every pipeline has uniquely keyed stages with
+    /// probabilities 0-100, the default pipeline exists, and the SLA policy has targets for
+    /// every priority. One sentence per problem.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !self.pipelines.contains_key(&self.default_pipeline) {
+            problems.push(format!(
+                "default pipeline {:?} is not configured",
+                self.default_pipeline
+            ));
+        }
+        for (key, p) in &self.pipelines {
+            if *key != p.key {
+                problems.push(format!(
+                    "pipeline {key:?} is registered under another key than its own ({:?})",
+                    p.key
+                ));
+            }
+            if p.stages.is_empty() {
+                problems.push(format!("pipeline {key:?} has no stages"));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for s in &p.stages {
+                if !seen.insert(s.key.as_str()) {
+                    problems.push(format!("pipeline {key:?} has stage {:?} twice", s.key));
+                }
+                if s.probability_pct > 100 {
+                    problems.push(format!(
+                        "stage {key}/{} has probability {} > 100",
+                        s.key, s.probability_pct
+                    ));
+                }
+                if matches!(s.forecast, ForecastCategory::Closed) {
+                    problems.push(format!(
+                        "stage {key}/{} is an open stage but has forecast category closed",
+                        s.key
+                    ));
+                }
+            }
+        }
+        for priority in [
+            TicketPriority::Low,
+            TicketPriority::Normal,
+            TicketPriority::High,
+            TicketPriority::Urgent,
+        ] {
+            match self.sla.targets.get(&priority) {
+                None => problems.push(format!(
+                    "SLA policy {} has no targets for {priority:?} tickets",
+                    self.sla.name
+                )),
+                Some((first, resolution)) if *first == 0 || *resolution == 0 => {
+                    problems.push(format!(
+                        "SLA policy {} has a zero target for {priority:?} tickets",
+                        self.sla.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 impl Default for DomainConfig {
     /// The B2C defaults: one sales pipeline with the usual five stages and the
     /// `standard-v1` SLA policy.
@@ -78,11 +149,26 @@ impl Default for DomainConfig {
         let sales = Pipeline {
             key: "sales".into(),
             stages: vec![
-                stage("initial_contact", "Initial contact", 10, ForecastCategory::Pipeline),
-                stage("needs_confirmed", "Needs confirmed", 25, ForecastCategory::Pipeline),
+                stage(
+                    "initial_contact",
+                    "Initial contact",
+                    10,
+                    ForecastCategory::Pipeline,
+                ),
+                stage(
+                    "needs_confirmed",
+                    "Needs confirmed",
+                    25,
+                    ForecastCategory::Pipeline,
+                ),
                 stage("proposal", "Proposal", 50, ForecastCategory::BestCase),
                 stage("negotiation", "Negotiation", 70, ForecastCategory::Commit),
-                stage("contract_signed", "Contract signed", 90, ForecastCategory::Commit),
+                stage(
+                    "contract_signed",
+                    "Contract signed",
+                    90,
+                    ForecastCategory::Commit,
+                ),
             ],
         };
         let targets = BTreeMap::from([

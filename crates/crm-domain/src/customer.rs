@@ -391,20 +391,22 @@ pub struct Customer {
     pub returns: BTreeSet<ReturnId>,
     pub tickets: BTreeMap<TicketId, TicketState>,
     pub opportunities: BTreeMap<OpportunityId, OpportunityState>,
-    pub interactions: u64,
+    /// Ids of logged interactions (an id is logged once).
+    pub interactions: BTreeSet<InteractionId>,
     pub campaign_responses: u64,
 }
 
 impl Customer {
-    /// Applies one event. `state` is `None` before the customer exists.
+    /// Applies one event in place. `state` is `None` before the customer exists. On
+    /// error the state is left exactly as it was.
     pub fn evolve(
-        state: Option<Self>,
+        state: &mut Option<Self>,
         id: CustomerId,
         event: &CustomerEvent,
-    ) -> Result<Self, HistoryError> {
-        let mut c = match (state, event) {
+    ) -> Result<(), HistoryError> {
+        let c = match (state.as_mut(), event) {
             (None, CustomerEvent::Registered(r)) => {
-                return Ok(Self {
+                *state = Some(Self {
                     id,
                     profile: r.profile.clone(),
                     owner: r.owner.clone(),
@@ -416,9 +418,10 @@ impl Customer {
                     returns: BTreeSet::new(),
                     tickets: BTreeMap::new(),
                     opportunities: BTreeMap::new(),
-                    interactions: 0,
+                    interactions: BTreeSet::new(),
                     campaign_responses: 0,
                 });
+                return Ok(());
             }
             (Some(_), CustomerEvent::Registered(_)) => {
                 return Err(HistoryError::new("customer", "registered twice"));
@@ -433,7 +436,7 @@ impl Customer {
         };
         match event {
             CustomerEvent::Registered(_) => {}
-            CustomerEvent::ProfileUpdated(p) => apply_patch(&mut c, p),
+            CustomerEvent::ProfileUpdated(p) => apply_patch(c, p),
             CustomerEvent::ConsentChanged {
                 channel, granted, ..
             } => {
@@ -448,11 +451,14 @@ impl Customer {
             CustomerEvent::RelationshipLinked { other, kind } => {
                 c.relationships.insert((*other, *kind));
             }
-            CustomerEvent::InteractionLogged(_) => c.interactions += 1,
+            CustomerEvent::InteractionLogged(i) => {
+                c.interactions.insert(i.interaction_id);
+            }
             CustomerEvent::OrderPlaced(o) => {
                 let mut returnable = BTreeMap::new();
                 for line in &o.lines {
-                    *returnable.entry(line.sku.clone()).or_insert(0u32) += line.quantity;
+                    let q = returnable.entry(line.sku.clone()).or_insert(0u32);
+                    *q = q.saturating_add(line.quantity);
                 }
                 c.orders.insert(
                     o.order_id,
@@ -468,7 +474,7 @@ impl Customer {
                     .orders
                     .get_mut(&r.order_id)
                     .ok_or_else(|| HistoryError::new("customer", "return of unknown order"))?;
-                order.refunded_minor += r.refund.minor;
+                order.refunded_minor = order.refunded_minor.saturating_add(r.refund.minor);
                 for line in &r.lines {
                     if let Some(q) = order.returnable.get_mut(&line.sku) {
                         *q = q.saturating_sub(line.quantity);
@@ -489,13 +495,13 @@ impl Customer {
             }
             CustomerEvent::TicketAssigned {
                 ticket_id, agent, ..
-            } => ticket(&mut c, *ticket_id)?.assignee = Some(agent.clone()),
+            } => ticket(c, *ticket_id)?.assignee = Some(agent.clone()),
             CustomerEvent::TicketResponded {
                 ticket_id,
                 awaiting_customer,
                 ..
             } => {
-                let t = ticket(&mut c, *ticket_id)?;
+                let t = ticket(c, *ticket_id)?;
                 t.responded = true;
                 t.status = if *awaiting_customer {
                     TicketStatus::AwaitingCustomer
@@ -505,13 +511,13 @@ impl Customer {
             }
             CustomerEvent::TicketCustomerReplied { ticket_id }
             | CustomerEvent::TicketReopened { ticket_id, .. } => {
-                ticket(&mut c, *ticket_id)?.status = TicketStatus::Open;
+                ticket(c, *ticket_id)?.status = TicketStatus::Open;
             }
             CustomerEvent::TicketResolved { ticket_id, .. } => {
-                ticket(&mut c, *ticket_id)?.status = TicketStatus::Resolved;
+                ticket(c, *ticket_id)?.status = TicketStatus::Resolved;
             }
             CustomerEvent::TicketClosed { ticket_id, .. } => {
-                ticket(&mut c, *ticket_id)?.status = TicketStatus::Closed;
+                ticket(c, *ticket_id)?.status = TicketStatus::Closed;
             }
             CustomerEvent::OpportunityOpened(o) => {
                 c.opportunities.insert(
@@ -528,21 +534,23 @@ impl Customer {
                 opportunity_id,
                 to_stage,
                 ..
-            } => opportunity(&mut c, *opportunity_id)?.stage.clone_from(to_stage),
+            } => opportunity(c, *opportunity_id)?.stage.clone_from(to_stage),
             CustomerEvent::OpportunityWon {
                 opportunity_id,
                 amount,
             } => {
-                let o = opportunity(&mut c, *opportunity_id)?;
+                let o = opportunity(c, *opportunity_id)?;
                 o.status = OpportunityStatus::Won;
                 o.amount = *amount;
             }
             CustomerEvent::OpportunityLost { opportunity_id, .. } => {
-                opportunity(&mut c, *opportunity_id)?.status = OpportunityStatus::Lost;
+                opportunity(c, *opportunity_id)?.status = OpportunityStatus::Lost;
             }
-            CustomerEvent::CampaignResponseRecorded { .. } => c.campaign_responses += 1,
+            CustomerEvent::CampaignResponseRecorded { .. } => {
+                c.campaign_responses = c.campaign_responses.saturating_add(1);
+            }
         }
-        Ok(c)
+        Ok(())
     }
 }
 
@@ -586,10 +594,7 @@ fn ticket(c: &mut Customer, id: TicketId) -> Result<&mut TicketState, HistoryErr
         .ok_or_else(|| HistoryError::new("customer", format!("unknown ticket {id}")))
 }
 
-fn opportunity(
-    c: &mut Customer,
-    id: OpportunityId,
-) -> Result<&mut OpportunityState, HistoryError> {
+fn opportunity(c: &mut Customer, id: OpportunityId) -> Result<&mut OpportunityState, HistoryError> {
     c.opportunities
         .get_mut(&id)
         .ok_or_else(|| HistoryError::new("customer", format!("unknown opportunity {id}")))

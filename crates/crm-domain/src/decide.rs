@@ -11,8 +11,8 @@ use crate::customer::{
 use crate::lead::{Lead, LeadEvent, LeadStatus};
 use crate::rejection::Rejection;
 use crate::validate::{
-    AMOUNT_MAX, Check, LIST_MAX, NAME_MAX, ORDER_LINES_MAX, RECIPIENTS_MAX, SHORT_MAX,
-    SUBJECT_MAX, TAG_MAX, TEXT_MAX, same_currency,
+    AMOUNT_MAX, Check, LIST_MAX, NAME_MAX, ORDER_LINES_MAX, RECIPIENTS_MAX, SHORT_MAX, SUBJECT_MAX,
+    TAG_MAX, TAGS_PER_CUSTOMER_MAX, TEXT_MAX, same_currency,
 };
 use crate::values::{CampaignId, Channel, ConsentChannel, CustomerId, LeadId, Money, Timestamp};
 use crate::{CampaignEvent, DomainEvent, World};
@@ -53,7 +53,11 @@ fn customer_event(id: CustomerId, e: CustomerEvent) -> DomainEvent {
     DomainEvent::Customer(id, e)
 }
 
-fn existing_customer<'w>(world: &'w World, id: CustomerId, field: &str) -> Result<&'w Customer, Rejection> {
+fn existing_customer<'w>(
+    world: &'w World,
+    id: CustomerId,
+    field: &str,
+) -> Result<&'w Customer, Rejection> {
     world
         .customers
         .get(&id)
@@ -67,7 +71,11 @@ fn existing_lead(world: &World, id: LeadId) -> Result<&Lead, Rejection> {
         .ok_or_else(|| Rejection::not_found("lead_id", format!("lead {id} does not exist")))
 }
 
-fn existing_campaign<'w>(world: &'w World, id: CampaignId, field: &str) -> Result<&'w Campaign, Rejection> {
+fn existing_campaign<'w>(
+    world: &'w World,
+    id: CampaignId,
+    field: &str,
+) -> Result<&'w Campaign, Rejection> {
     world
         .campaigns
         .get(&id)
@@ -86,6 +94,22 @@ fn normalize_profile(p: &Profile) -> Profile {
 
 fn check_contacts(check: &mut Check, emails: &[String], phones: &[String]) {
     check.list_len("emails", emails.len(), LIST_MAX);
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = emails.iter().find(|e| !seen.insert(e.as_str())) {
+        check.fail(
+            "emails",
+            "unique",
+            format!("{dup} is listed more than once"),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = phones.iter().find(|p| !seen.insert(p.as_str())) {
+        check.fail(
+            "phones",
+            "unique",
+            format!("{dup} is listed more than once"),
+        );
+    }
     for (i, e) in emails.iter().enumerate() {
         check.email(&format!("emails[{i}]"), e);
     }
@@ -102,14 +126,22 @@ fn check_external_ids(check: &mut Check, ids: &[(String, String)]) {
         check.required(&format!("external_ids[{i}].id"), id, NAME_MAX);
     }
     if ids.windows(2).any(|w| w[0].0 == w[1].0) {
-        check.fail("external_ids", "unique", "must name each system at most once");
+        check.fail(
+            "external_ids",
+            "unique",
+            "must name each system at most once",
+        );
     }
 }
 
 fn check_profile(check: &mut Check, p: &Profile) {
     check.text("given_name", &p.given_name, NAME_MAX);
     check.text("family_name", &p.family_name, NAME_MAX);
-    if p.given_name.is_empty() && p.family_name.is_empty() && p.emails.is_empty() && p.phones.is_empty() {
+    if p.given_name.is_empty()
+        && p.family_name.is_empty()
+        && p.emails.is_empty()
+        && p.phones.is_empty()
+    {
         check.fail(
             "profile",
             "identifiable",
@@ -213,6 +245,15 @@ fn decide_customer(
             if let Some(e) = &mut patch.emails {
                 *e = e.iter().map(|x| x.trim().to_lowercase()).collect();
             }
+            if let Some(p) = &mut patch.phones {
+                *p = p.iter().map(|x| x.trim().to_owned()).collect();
+            }
+            for name in [&mut patch.given_name, &mut patch.family_name]
+                .into_iter()
+                .flatten()
+            {
+                *name = name.trim().to_owned();
+            }
             if let Some(ids) = &mut patch.external_ids {
                 ids.sort();
             }
@@ -264,7 +305,10 @@ fn decide_customer(
                     "the change would leave the customer with no name, email or phone",
                 ));
             }
-            Ok(vec![customer_event(*customer_id, CustomerEvent::ProfileUpdated(patch))])
+            Ok(vec![customer_event(
+                *customer_id,
+                CustomerEvent::ProfileUpdated(patch),
+            )])
         }
         Command::SetConsent {
             customer_id,
@@ -296,8 +340,12 @@ fn decide_customer(
             if customer.tags.contains(&tag) == adding {
                 return Ok(vec![]);
             }
-            if adding && customer.tags.len() >= 200 {
-                return Err(Rejection::precondition("tag", "max_items", "a customer can have at most 200 tags"));
+            if adding && customer.tags.len() >= TAGS_PER_CUSTOMER_MAX {
+                return Err(Rejection::precondition(
+                    "tag",
+                    "max_items",
+                    format!("a customer can have at most {TAGS_PER_CUSTOMER_MAX} tags"),
+                ));
             }
             let event = if adding {
                 CustomerEvent::Tagged { tag }
@@ -312,7 +360,11 @@ fn decide_customer(
             kind,
         } => {
             if customer_id == other {
-                check.fail("other", "distinct", "a customer cannot be related to itself");
+                check.fail(
+                    "other",
+                    "distinct",
+                    "a customer cannot be related to itself",
+                );
             }
             check.finish()?;
             let customer = existing_customer(world, *customer_id, "customer_id")?;
@@ -320,8 +372,24 @@ fn decide_customer(
             if customer.relationships.contains(&(*other, *kind)) {
                 return Ok(vec![]);
             }
+            let inverse = kind.inverse();
+            if inverse != *kind && customer.relationships.contains(&(*other, inverse)) {
+                return Err(Rejection::precondition(
+                    "kind",
+                    "contradicts",
+                    format!(
+                        "customer {customer_id} is already linked to {other} as {inverse:?}, which contradicts {kind:?}"
+                    ),
+                ));
+            }
             Ok(vec![
-                customer_event(*customer_id, CustomerEvent::RelationshipLinked { other: *other, kind: *kind }),
+                customer_event(
+                    *customer_id,
+                    CustomerEvent::RelationshipLinked {
+                        other: *other,
+                        kind: *kind,
+                    },
+                ),
                 customer_event(
                     *other,
                     CustomerEvent::RelationshipLinked {
@@ -338,20 +406,38 @@ fn decide_customer(
             if let Some(s) = c.sentiment
                 && !(-100..=100).contains(&s)
             {
-                check.fail("sentiment", "range", format!("must be between -100 and 100 (got {s})"));
+                check.fail(
+                    "sentiment",
+                    "range",
+                    format!("must be between -100 and 100 (got {s})"),
+                );
             }
             if c.call.is_some() && c.channel != Channel::Phone {
-                check.fail("call", "channel", "call details are only allowed on phone interactions");
+                check.fail(
+                    "call",
+                    "channel",
+                    "call details are only allowed on phone interactions",
+                );
             }
             check.finish()?;
             let customer = existing_customer(world, c.customer_id, "customer_id")?;
+            if customer.interactions.contains(&c.interaction_id) {
+                return Err(Rejection::already_exists(
+                    "interaction_id",
+                    format!("interaction {} is already logged", c.interaction_id),
+                ));
+            }
             let mut resumes = None;
             if let Some(t) = c.ticket {
-                let ticket = customer
-                    .tickets
-                    .get(&t)
-                    .ok_or_else(|| Rejection::not_found("ticket", format!("ticket {t} does not exist on this customer")))?;
-                if ticket.status == TicketStatus::AwaitingCustomer && c.direction == Direction::Inbound {
+                let ticket = customer.tickets.get(&t).ok_or_else(|| {
+                    Rejection::not_found(
+                        "ticket",
+                        format!("ticket {t} does not exist on this customer"),
+                    )
+                })?;
+                if ticket.status == TicketStatus::AwaitingCustomer
+                    && c.direction == Direction::Inbound
+                {
                     resumes = Some(t);
                 }
             }
@@ -380,7 +466,10 @@ fn decide_customer(
                 }),
             )];
             if let Some(ticket_id) = resumes {
-                events.push(customer_event(c.customer_id, CustomerEvent::TicketCustomerReplied { ticket_id }));
+                events.push(customer_event(
+                    c.customer_id,
+                    CustomerEvent::TicketCustomerReplied { ticket_id },
+                ));
             }
             Ok(events)
         }
@@ -395,10 +484,35 @@ fn decide_customer(
                 check.required(&format!("lines[{i}].sku"), &l.sku, SHORT_MAX);
                 check.text(&format!("lines[{i}].category"), &l.category, SHORT_MAX);
                 if l.quantity == 0 {
-                    check.fail(format!("lines[{i}].quantity"), "range", "must be at least 1");
+                    check.fail(
+                        format!("lines[{i}].quantity"),
+                        "range",
+                        "must be at least 1",
+                    );
                 }
-                check.amount(&format!("lines[{i}].unit_price_minor"), l.unit_price_minor, true);
+                check.amount(
+                    &format!("lines[{i}].unit_price_minor"),
+                    l.unit_price_minor,
+                    true,
+                );
                 subtotal += i128::from(l.quantity) * i128::from(l.unit_price_minor);
+            }
+            let mut per_sku: std::collections::BTreeMap<&str, u64> =
+                std::collections::BTreeMap::new();
+            for (i, l) in c.lines.iter().enumerate() {
+                let q = per_sku.entry(l.sku.as_str()).or_insert(0);
+                *q += u64::from(l.quantity);
+                if *q > u64::from(u32::MAX) {
+                    check.fail(
+                        format!("lines[{i}].quantity"),
+                        "range",
+                        format!(
+                            "the quantity of {} on one order must be at most {}",
+                            l.sku,
+                            u32::MAX
+                        ),
+                    );
+                }
             }
             check.amount("discount_minor", c.discount_minor, true);
             check.amount("tax_minor", c.tax_minor, true);
@@ -406,14 +520,25 @@ fn decide_customer(
             let total = subtotal + i128::from(c.tax_minor) + i128::from(c.shipping_minor)
                 - i128::from(c.discount_minor);
             if total < 0 {
-                check.fail("discount_minor", "range", "must not exceed the order's lines plus tax and shipping");
+                check.fail(
+                    "discount_minor",
+                    "range",
+                    "must not exceed the order's lines plus tax and shipping",
+                );
             } else if total > i128::from(AMOUNT_MAX) {
-                check.fail("lines", "range", format!("the order total must be at most {AMOUNT_MAX} minor units"));
+                check.fail(
+                    "lines",
+                    "range",
+                    format!("the order total must be at most {AMOUNT_MAX} minor units"),
+                );
             }
             check.finish()?;
             let customer = existing_customer(world, c.customer_id, "customer_id")?;
             if customer.orders.contains_key(&c.order_id) {
-                return Err(Rejection::already_exists("order_id", format!("order {} already exists", c.order_id)));
+                return Err(Rejection::already_exists(
+                    "order_id",
+                    format!("order {} already exists", c.order_id),
+                ));
             }
             #[allow(clippy::cast_possible_truncation)] // bounded by AMOUNT_MAX above
             let total = Money::new(total as i64, c.currency);
@@ -438,22 +563,41 @@ fn decide_customer(
             for (i, l) in c.lines.iter().enumerate() {
                 check.required(&format!("lines[{i}].sku"), &l.sku, SHORT_MAX);
                 if l.quantity == 0 {
-                    check.fail(format!("lines[{i}].quantity"), "range", "must be at least 1");
+                    check.fail(
+                        format!("lines[{i}].quantity"),
+                        "range",
+                        "must be at least 1",
+                    );
                 }
             }
             if c.lines.is_empty() && c.refund.minor == 0 {
-                check.fail("lines", "required", "a return needs returned lines or a refund");
+                check.fail(
+                    "lines",
+                    "required",
+                    "a return needs returned lines or a refund",
+                );
             }
             check.finish()?;
             let customer = existing_customer(world, c.customer_id, "customer_id")?;
             let order = customer.orders.get(&c.order_id).ok_or_else(|| {
-                Rejection::not_found("order_id", format!("order {} does not exist on this customer", c.order_id))
+                Rejection::not_found(
+                    "order_id",
+                    format!("order {} does not exist on this customer", c.order_id),
+                )
             })?;
             if customer.returns.contains(&c.return_id) {
-                return Err(Rejection::already_exists("return_id", format!("return {} already exists", c.return_id)));
+                return Err(Rejection::already_exists(
+                    "return_id",
+                    format!("return {} already exists", c.return_id),
+                ));
             }
             let mut check = Check::new();
-            same_currency(&mut check, "refund.currency", order.total.currency, c.refund.currency);
+            same_currency(
+                &mut check,
+                "refund.currency",
+                order.total.currency,
+                c.refund.currency,
+            );
             let left = order.total.minor - order.refunded_minor;
             if c.refund.minor > left {
                 check.fail(
@@ -462,14 +606,25 @@ fn decide_customer(
                     format!("refunds of order {} would exceed its total: {left} minor units are left to refund", c.order_id),
                 );
             }
+            // Lines may repeat a SKU: compare the running total per SKU.
+            let mut requested: std::collections::BTreeMap<&str, u64> =
+                std::collections::BTreeMap::new();
             for (i, l) in c.lines.iter().enumerate() {
-                let returnable = order.returnable.get(&l.sku).copied();
-                match returnable {
-                    None => check.fail(format!("lines[{i}].sku"), "not_on_order", format!("{} is not on order {}", l.sku, c.order_id)),
-                    Some(q) if l.quantity > q => check.fail(
+                let total = requested.entry(l.sku.as_str()).or_insert(0);
+                *total += u64::from(l.quantity);
+                match order.returnable.get(&l.sku).copied() {
+                    None => check.fail(
+                        format!("lines[{i}].sku"),
+                        "not_on_order",
+                        format!("{} is not on order {}", l.sku, c.order_id),
+                    ),
+                    Some(q) if *total > u64::from(q) => check.fail(
                         format!("lines[{i}].quantity"),
                         "exceeds_ordered",
-                        format!("only {q} of {} are left to return", l.sku),
+                        format!(
+                            "only {q} of {} are left to return (this return asks for {total})",
+                            l.sku
+                        ),
                     ),
                     Some(_) => {}
                 }
@@ -495,7 +650,10 @@ fn decide_customer(
             check.finish()?;
             let customer = existing_customer(world, c.customer_id, "customer_id")?;
             if customer.tickets.contains_key(&c.ticket_id) {
-                return Err(Rejection::already_exists("ticket_id", format!("ticket {} already exists", c.ticket_id)));
+                return Err(Rejection::already_exists(
+                    "ticket_id",
+                    format!("ticket {} already exists", c.ticket_id),
+                ));
             }
             Ok(vec![customer_event(
                 c.customer_id,
@@ -566,7 +724,11 @@ fn decide_customer(
             check.finish()?;
             let t = open_ticket(world, *customer_id, *ticket_id, "resolve")?;
             if t.status == TicketStatus::Resolved {
-                return Err(Rejection::precondition("ticket_id", "state", format!("ticket {ticket_id} is already resolved")));
+                return Err(Rejection::precondition(
+                    "ticket_id",
+                    "state",
+                    format!("ticket {ticket_id} is already resolved"),
+                ));
             }
             Ok(vec![customer_event(
                 *customer_id,
@@ -588,7 +750,10 @@ fn decide_customer(
                 return Err(Rejection::precondition(
                     "ticket_id",
                     "state",
-                    format!("only a resolved ticket can be reopened; ticket {ticket_id} is {}", status_name(t.status)),
+                    format!(
+                        "only a resolved ticket can be reopened; ticket {ticket_id} is {}",
+                        status_name(t.status)
+                    ),
                 ));
             }
             Ok(vec![customer_event(
@@ -617,7 +782,10 @@ fn decide_customer(
                 return Err(Rejection::precondition(
                     "ticket_id",
                     "state",
-                    format!("only a resolved ticket can be closed; ticket {ticket_id} is {}", status_name(t.status)),
+                    format!(
+                        "only a resolved ticket can be closed; ticket {ticket_id} is {}",
+                        status_name(t.status)
+                    ),
                 ));
             }
             Ok(vec![customer_event(
@@ -638,7 +806,10 @@ fn decide_customer(
                     format!("opportunity {} already exists", c.opportunity_id),
                 ));
             }
-            Ok(vec![customer_event(c.customer_id, CustomerEvent::OpportunityOpened(event))])
+            Ok(vec![customer_event(
+                c.customer_id,
+                CustomerEvent::OpportunityOpened(event),
+            )])
         }
         Command::MoveOpportunityStage {
             customer_id,
@@ -649,7 +820,11 @@ fn decide_customer(
             if let Some(p) = probability_pct
                 && *p > 100
             {
-                check.fail("probability_pct", "range", format!("must be 0 to 100 (got {p})"));
+                check.fail(
+                    "probability_pct",
+                    "range",
+                    format!("must be 0 to 100 (got {p})"),
+                );
             }
             check.key("stage", stage, SHORT_MAX);
             check.finish()?;
@@ -658,10 +833,15 @@ fn decide_customer(
                 Rejection::precondition(
                     "opportunity_id",
                     "pipeline",
-                    format!("the opportunity's pipeline {:?} is no longer configured", o.pipeline),
+                    format!(
+                        "the opportunity's pipeline {:?} is no longer configured",
+                        o.pipeline
+                    ),
                 )
             })?;
-            let to = pipeline.stage(stage).ok_or_else(|| unknown_stage(pipeline, stage))?;
+            let to = pipeline
+                .stage(stage)
+                .ok_or_else(|| unknown_stage(pipeline, stage))?;
             if o.stage == *stage {
                 return Err(Rejection::precondition(
                     "stage",
@@ -690,6 +870,14 @@ fn decide_customer(
             }
             check.finish()?;
             let o = open_opportunity(world, *customer_id, *opportunity_id)?;
+            if let Some(a) = amount {
+                let mut check = Check::new();
+                same_currency(&mut check, "amount.currency", o.amount.currency, a.currency);
+                check.finish().map_err(|mut r| {
+                    r.kind = crate::RejectionKind::FailedPrecondition;
+                    r
+                })?;
+            }
             let amount = amount.unwrap_or(o.amount);
             Ok(vec![customer_event(
                 *customer_id,
@@ -823,11 +1011,20 @@ fn status_name(s: TicketStatus) -> &'static str {
     }
 }
 
-fn ticket(world: &World, customer_id: CustomerId, ticket_id: crate::TicketId) -> Result<&TicketState, Rejection> {
+fn ticket(
+    world: &World,
+    customer_id: CustomerId,
+    ticket_id: crate::TicketId,
+) -> Result<&TicketState, Rejection> {
     existing_customer(world, customer_id, "customer_id")?
         .tickets
         .get(&ticket_id)
-        .ok_or_else(|| Rejection::not_found("ticket_id", format!("ticket {ticket_id} does not exist on customer {customer_id}")))
+        .ok_or_else(|| {
+            Rejection::not_found(
+                "ticket_id",
+                format!("ticket {ticket_id} does not exist on customer {customer_id}"),
+            )
+        })
 }
 
 fn open_ticket<'w>(
@@ -855,7 +1052,12 @@ fn open_opportunity(
     let o = existing_customer(world, customer_id, "customer_id")?
         .opportunities
         .get(&id)
-        .ok_or_else(|| Rejection::not_found("opportunity_id", format!("opportunity {id} does not exist on customer {customer_id}")))?;
+        .ok_or_else(|| {
+            Rejection::not_found(
+                "opportunity_id",
+                format!("opportunity {id} does not exist on customer {customer_id}"),
+            )
+        })?;
     match o.status {
         OpportunityStatus::Open => Ok(o),
         OpportunityStatus::Won | OpportunityStatus::Lost => Err(Rejection::precondition(
@@ -863,7 +1065,11 @@ fn open_opportunity(
             "state",
             format!(
                 "opportunity {id} is already {}",
-                if o.status == OpportunityStatus::Won { "won" } else { "lost" }
+                if o.status == OpportunityStatus::Won {
+                    "won"
+                } else {
+                    "lost"
+                }
             ),
         )),
     }
@@ -875,7 +1081,11 @@ fn unknown_stage(pipeline: &Pipeline, stage: &str) -> Rejection {
         crate::RejectionKind::Invalid,
         "stage",
         "unknown_stage",
-        format!("pipeline {} has no stage {stage:?}; its stages are {}", pipeline.key, known.join(", ")),
+        format!(
+            "pipeline {} has no stage {stage:?}; its stages are {}",
+            pipeline.key,
+            known.join(", ")
+        ),
     )
 }
 
@@ -891,13 +1101,20 @@ fn resolve_stage<'c>(
             crate::RejectionKind::Invalid,
             "pipeline",
             "unknown_pipeline",
-            format!("no pipeline {key:?}; configured pipelines are {}", known.join(", ")),
+            format!(
+                "no pipeline {key:?}; configured pipelines are {}",
+                known.join(", ")
+            ),
         )
     })?;
     let s = match stage {
         Some(s) => p.stage(s).ok_or_else(|| unknown_stage(p, s))?,
         None => p.stages.first().ok_or_else(|| {
-            Rejection::precondition("pipeline", "no_stages", format!("pipeline {key} has no stages"))
+            Rejection::precondition(
+                "pipeline",
+                "no_stages",
+                format!("pipeline {key} has no stages"),
+            )
         })?,
     };
     Ok((p, s))
@@ -908,7 +1125,10 @@ fn check_opportunity_fields(check: &mut Check, name: &str, amount: &Money) {
     check.amount("amount.minor", amount.minor, true);
 }
 
-fn opportunity_opened(config: &DomainConfig, c: &OpenOpportunity) -> Result<OpportunityOpened, Rejection> {
+fn opportunity_opened(
+    config: &DomainConfig,
+    c: &OpenOpportunity,
+) -> Result<OpportunityOpened, Rejection> {
     let mut check = Check::new();
     check_opportunity_fields(&mut check, &c.name, &c.amount);
     check.opt_text("owner", c.owner.as_ref(), SHORT_MAX);
@@ -929,7 +1149,11 @@ fn opportunity_opened(config: &DomainConfig, c: &OpenOpportunity) -> Result<Oppo
     })
 }
 
-fn decide_lead(world: &World, command: &Command, ctx: &DecideContext<'_>) -> Result<Vec<DomainEvent>, Rejection> {
+fn decide_lead(
+    world: &World,
+    command: &Command,
+    ctx: &DecideContext<'_>,
+) -> Result<Vec<DomainEvent>, Rejection> {
     let mut check = Check::new();
     let lead_event = |id, e| DomainEvent::Lead(id, e);
     match command {
@@ -946,16 +1170,27 @@ fn decide_lead(world: &World, command: &Command, ctx: &DecideContext<'_>) -> Res
                 check.phone("phone", p);
             }
             if lead.email.is_none() && lead.phone.is_none() {
-                check.fail("email", "contactable", "a lead needs an email or a phone number");
+                check.fail(
+                    "email",
+                    "contactable",
+                    "a lead needs an email or a phone number",
+                );
             }
             check.text("interest", &lead.interest, TEXT_MAX);
             check.finish()?;
             if world.leads.contains_key(lead_id) {
-                return Err(Rejection::already_exists("lead_id", format!("lead {lead_id} already exists")));
+                return Err(Rejection::already_exists(
+                    "lead_id",
+                    format!("lead {lead_id} already exists"),
+                ));
             }
             Ok(vec![lead_event(*lead_id, LeadEvent::Captured(lead))])
         }
-        Command::AssignLead { lead_id, owner, rule } => {
+        Command::AssignLead {
+            lead_id,
+            owner,
+            rule,
+        } => {
             check.required("owner", owner, SHORT_MAX);
             check.opt_text("rule", rule.as_ref(), SHORT_MAX);
             check.finish()?;
@@ -971,7 +1206,11 @@ fn decide_lead(world: &World, command: &Command, ctx: &DecideContext<'_>) -> Res
                 },
             )])
         }
-        Command::ContactLead { lead_id, channel, agent } => {
+        Command::ContactLead {
+            lead_id,
+            channel,
+            agent,
+        } => {
             check.opt_text("agent", agent.as_ref(), SHORT_MAX);
             check.finish()?;
             open_lead(world, *lead_id, "contact")?;
@@ -990,13 +1229,21 @@ fn decide_lead(world: &World, command: &Command, ctx: &DecideContext<'_>) -> Res
             if lead.status == LeadStatus::Qualified {
                 return Ok(vec![]);
             }
-            Ok(vec![lead_event(*lead_id, LeadEvent::Qualified { note: note.clone() })])
+            Ok(vec![lead_event(
+                *lead_id,
+                LeadEvent::Qualified { note: note.clone() },
+            )])
         }
         Command::DisqualifyLead { lead_id, reason } => {
             check.required("reason", reason, SUBJECT_MAX);
             check.finish()?;
             open_lead(world, *lead_id, "disqualify")?;
-            Ok(vec![lead_event(*lead_id, LeadEvent::Disqualified { reason: reason.clone() })])
+            Ok(vec![lead_event(
+                *lead_id,
+                LeadEvent::Disqualified {
+                    reason: reason.clone(),
+                },
+            )])
         }
         Command::ConvertLead {
             lead_id,
@@ -1045,7 +1292,10 @@ fn convert_lead(
         return Err(Rejection::precondition(
             "lead_id",
             "state",
-            format!("lead {lead_id} must be qualified before conversion (it is {})", lead.status.name()),
+            format!(
+                "lead {lead_id} must be qualified before conversion (it is {})",
+                lead.status.name()
+            ),
         ));
     }
     let customer_id = into.customer_id();
@@ -1055,7 +1305,9 @@ fn convert_lead(
             if world.customers.contains_key(&customer_id) {
                 return Err(Rejection::already_exists(
                     "into.new_customer",
-                    format!("customer {customer_id} already exists; convert into it as an existing customer"),
+                    format!(
+                        "customer {customer_id} already exists; convert into it as an existing customer"
+                    ),
                 ));
             }
             let c = &lead.captured;
@@ -1093,12 +1345,13 @@ fn convert_lead(
         }
     }
     if let Some(o) = opened {
-        let (p, s) = resolve_stage(ctx.config, o.pipeline.as_ref(), o.stage.as_ref()).map_err(|mut r| {
-            for v in &mut r.violations {
-                v.field = format!("opportunity.{}", v.field);
-            }
-            r
-        })?;
+        let (p, s) =
+            resolve_stage(ctx.config, o.pipeline.as_ref(), o.stage.as_ref()).map_err(|mut r| {
+                for v in &mut r.violations {
+                    v.field = format!("opportunity.{}", v.field);
+                }
+                r
+            })?;
         events.push(DomainEvent::Customer(
             customer_id,
             CustomerEvent::OpportunityOpened(OpportunityOpened {
@@ -1134,7 +1387,10 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
     let mut check = Check::new();
     let ev = |id, e| DomainEvent::Campaign(id, e);
     match command {
-        Command::CreateCampaign { campaign_id, campaign } => {
+        Command::CreateCampaign {
+            campaign_id,
+            campaign,
+        } => {
             check.required("name", &campaign.name, NAME_MAX);
             check.text("segment", &campaign.segment, SUBJECT_MAX);
             if let Some(b) = &campaign.budget {
@@ -1142,22 +1398,36 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
             }
             check.finish()?;
             if world.campaigns.contains_key(campaign_id) {
-                return Err(Rejection::already_exists("campaign_id", format!("campaign {campaign_id} already exists")));
+                return Err(Rejection::already_exists(
+                    "campaign_id",
+                    format!("campaign {campaign_id} already exists"),
+                ));
             }
-            Ok(vec![ev(*campaign_id, CampaignEvent::Created(campaign.clone()))])
+            Ok(vec![ev(
+                *campaign_id,
+                CampaignEvent::Created(campaign.clone()),
+            )])
         }
         Command::SendCampaign {
             campaign_id,
             recipients,
         } => {
             if recipients.is_empty() {
-                check.fail("recipients", "required", "a send needs at least one recipient");
+                check.fail(
+                    "recipients",
+                    "required",
+                    "a send needs at least one recipient",
+                );
             }
             check.list_len("recipients", recipients.len(), RECIPIENTS_MAX);
             let mut sorted = recipients.clone();
             sorted.sort();
             if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-                check.fail("recipients", "unique", format!("customer {} is listed more than once", w[0]));
+                check.fail(
+                    "recipients",
+                    "unique",
+                    format!("customer {} is listed more than once", w[0]),
+                );
             }
             check.finish()?;
             let campaign = existing_campaign(world, *campaign_id, "campaign_id")?;
@@ -1178,14 +1448,21 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
             check.text("note", note, SUBJECT_MAX);
             check.finish()?;
             let campaign = existing_campaign(world, *campaign_id, "campaign_id")?;
+            let mut check = Check::new();
             if let Some(cur) = campaign.currency {
-                let mut check = Check::new();
                 same_currency(&mut check, "amount.currency", cur, amount.currency);
-                check.finish().map_err(|mut r| {
-                    r.kind = crate::RejectionKind::FailedPrecondition;
-                    r
-                })?;
             }
+            if campaign.total_cost_minor.saturating_add(amount.minor) > AMOUNT_MAX {
+                check.fail(
+                    "amount.minor",
+                    "total_exceeds_limit",
+                    format!("the campaign's total cost would exceed {AMOUNT_MAX} minor units"),
+                );
+            }
+            check.finish().map_err(|mut r| {
+                r.kind = crate::RejectionKind::FailedPrecondition;
+                r
+            })?;
             Ok(vec![ev(
                 *campaign_id,
                 CampaignEvent::CostRecorded {
@@ -1197,4 +1474,3 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
         _ => unreachable!("{} is not a campaign command", command.name()),
     }
 }
-

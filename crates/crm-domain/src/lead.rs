@@ -94,16 +94,22 @@ pub struct Lead {
 }
 
 impl Lead {
-    pub fn evolve(state: Option<Self>, id: LeadId, event: &LeadEvent) -> Result<Self, HistoryError> {
-        let mut lead = match (state, event) {
+    /// Applies one event in place; on error the state is unchanged.
+    pub fn evolve(
+        state: &mut Option<Self>,
+        id: LeadId,
+        event: &LeadEvent,
+    ) -> Result<(), HistoryError> {
+        let lead = match (state.as_mut(), event) {
             (None, LeadEvent::Captured(c)) => {
-                return Ok(Self {
+                *state = Some(Self {
                     id,
                     captured: c.clone(),
                     status: LeadStatus::New,
                     owner: None,
                     customer: None,
                 });
+                return Ok(());
             }
             (Some(_), LeadEvent::Captured(_)) => {
                 return Err(HistoryError::new("lead", "captured twice"));
@@ -131,6 +137,6 @@ impl Lead {
                 lead.customer = Some(*customer_id);
             }
         }
-        Ok(lead)
+        Ok(())
     }
 }

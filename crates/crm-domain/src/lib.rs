@@ -91,22 +91,27 @@ pub struct World {
 
 impl World {
     /// Evolve: applies one event to the aggregate it belongs to.
+    /// Evolve: applies one event to the aggregate it belongs to. On error the world is
+    /// left exactly as it was.
     pub fn apply(&mut self, event: &DomainEvent) -> Result<(), HistoryError> {
-        match event {
-            DomainEvent::Customer(id, e) => {
-                let next = Customer::evolve(self.customers.remove(id), *id, e)?;
-                self.customers.insert(*id, next);
+        fn step<K: Ord + Copy, S, E>(
+            map: &mut BTreeMap<K, S>,
+            id: K,
+            event: &E,
+            evolve: impl FnOnce(&mut Option<S>, K, &E) -> Result<(), HistoryError>,
+        ) -> Result<(), HistoryError> {
+            let mut state = map.remove(&id);
+            let result = evolve(&mut state, id, event);
+            if let Some(s) = state {
+                map.insert(id, s);
             }
-            DomainEvent::Lead(id, e) => {
-                let next = Lead::evolve(self.leads.remove(id), *id, e)?;
-                self.leads.insert(*id, next);
-            }
-            DomainEvent::Campaign(id, e) => {
-                let next = Campaign::evolve(self.campaigns.remove(id), *id, e)?;
-                self.campaigns.insert(*id, next);
-            }
+            result
         }
-        Ok(())
+        match event {
+            DomainEvent::Customer(id, e) => step(&mut self.customers, *id, e, Customer::evolve),
+            DomainEvent::Lead(id, e) => step(&mut self.leads, *id, e, Lead::evolve),
+            DomainEvent::Campaign(id, e) => step(&mut self.campaigns, *id, e, Campaign::evolve),
+        }
     }
 
     /// Whether the aggregate exists in this world.

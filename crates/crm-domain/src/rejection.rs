@@ -53,7 +53,12 @@ impl Rejection {
         Self::new(RejectionKind::NotFound, field, "not_found", message)
     }
     pub fn already_exists(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(RejectionKind::AlreadyExists, field, "already_exists", message)
+        Self::new(
+            RejectionKind::AlreadyExists,
+            field,
+            "already_exists",
+            message,
+        )
     }
     pub fn precondition(
         field: impl Into<String>,

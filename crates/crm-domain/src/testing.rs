@@ -1,13 +1,16 @@
 //! Given/when/then helpers for decide tests, and proptest strategies (feature `testing`).
 //!
-//! ```ignore
+//! ```text
 //! Scenario::new()
 //!     .given([registered(c)])
 //!     .when(Command::TagCustomer { customer_id: c, tag: "vip".into() })
 //!     .then_events([DomainEvent::Customer(c, CustomerEvent::Tagged { tag: "vip".into() })]);
 //! ```
 
-use crate::{Command, DecideContext, DomainConfig, DomainEvent, Rejection, RejectionKind, Timestamp, World, decide};
+use crate::{
+    Command, DecideContext, DomainConfig, DomainEvent, Rejection, RejectionKind, Timestamp, World,
+    decide,
+};
 
 /// A fixed business time for tests: 2026-01-01T00:00:00Z.
 pub const T0: Timestamp = Timestamp(1_767_225_600_000_000);
@@ -106,7 +109,12 @@ impl Outcome {
         let expected: Vec<DomainEvent> = expected.into_iter().collect();
         match self.result {
             Ok(events) => {
-                assert_eq!(events, expected, "{} decided other events", self.command.name());
+                assert_eq!(
+                    events,
+                    expected,
+                    "{} decided other events",
+                    self.command.name()
+                );
                 let mut world = self.world;
                 for e in &events {
                     world.apply(e).expect("decided events evolve");
@@ -136,11 +144,16 @@ impl Outcome {
     #[track_caller]
     pub fn then_rejects(self, kind: RejectionKind, field: &str, rule: &str) -> Rejection {
         match self.result {
-            Ok(events) => panic!("{} was accepted with {events:?}; expected {field}/{rule}", self.command.name()),
+            Ok(events) => panic!(
+                "{} was accepted with {events:?}; expected {field}/{rule}",
+                self.command.name()
+            ),
             Err(r) => {
                 assert_eq!(r.kind, kind, "wrong rejection kind: {r}");
                 assert!(
-                    r.violations.iter().any(|v| v.field == field && v.rule == rule),
+                    r.violations
+                        .iter()
+                        .any(|v| v.field == field && v.rule == rule),
                     "expected {field}/{rule}, got: {r}"
                 );
                 assert!(

@@ -9,6 +9,7 @@ pub(crate) const SHORT_MAX: usize = 100;
 pub(crate) const SUBJECT_MAX: usize = 500;
 pub(crate) const TEXT_MAX: usize = 10_000;
 pub(crate) const TAG_MAX: usize = 64;
+pub(crate) const TAGS_PER_CUSTOMER_MAX: usize = 200;
 pub(crate) const LIST_MAX: usize = 20;
 pub(crate) const ORDER_LINES_MAX: usize = 500;
 pub(crate) const RECIPIENTS_MAX: usize = 10_000;
@@ -25,7 +26,12 @@ impl Check {
         Self::default()
     }
 
-    pub(crate) fn fail(&mut self, field: impl Into<String>, rule: &'static str, message: impl Into<String>) {
+    pub(crate) fn fail(
+        &mut self,
+        field: impl Into<String>,
+        rule: &'static str,
+        message: impl Into<String>,
+    ) {
         self.violations.push(Violation {
             field: field.into(),
             rule,
@@ -48,10 +54,21 @@ impl Check {
     pub(crate) fn text(&mut self, field: &str, value: &str, max: usize) {
         let n = value.chars().count();
         if n > max {
-            self.fail(field, "max_length", format!("must be at most {max} characters (got {n})"));
+            self.fail(
+                field,
+                "max_length",
+                format!("must be at most {max} characters (got {n})"),
+            );
         }
-        if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            self.fail(field, "no_control_chars", "must not contain control characters");
+        if value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            self.fail(
+                field,
+                "no_control_chars",
+                "must not contain control characters",
+            );
         }
     }
 
@@ -82,7 +99,9 @@ impl Check {
             self.fail(
                 field,
                 "format",
-                format!("must be 1-{max} characters of a-z, 0-9, '_', '-', ':' or '.' (got {value:?})"),
+                format!(
+                    "must be 1-{max} characters of a-z, 0-9, '_', '-', ':' or '.' (got {value:?})"
+                ),
             );
         }
     }
@@ -101,7 +120,11 @@ impl Check {
                 None => false,
             };
         if !ok {
-            self.fail(field, "email", format!("must be an email address like name@example.com (got {value:?})"));
+            self.fail(
+                field,
+                "email",
+                format!("must be an email address like name@example.com (got {value:?})"),
+            );
         }
     }
 
@@ -128,34 +151,58 @@ impl Check {
                     || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
             });
         if !ok {
-            self.fail(field, "bcp47", format!("must be a language tag like 'en' or 'pt-BR' (got {value:?})"));
+            self.fail(
+                field,
+                "bcp47",
+                format!("must be a language tag like 'en' or 'pt-BR' (got {value:?})"),
+            );
         }
     }
 
     pub(crate) fn country(&mut self, field: &str, value: &str) {
         if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.fail(field, "iso3166", format!("must be an ISO 3166-1 alpha-2 code like 'DE' (got {value:?})"));
+            self.fail(
+                field,
+                "iso3166",
+                format!("must be an ISO 3166-1 alpha-2 code like 'DE' (got {value:?})"),
+            );
         }
     }
 
     pub(crate) fn amount(&mut self, field: &str, minor: i64, allow_zero: bool) {
         if minor < 0 || (!allow_zero && minor == 0) {
-            let bound = if allow_zero { "zero or more" } else { "more than zero" };
+            let bound = if allow_zero {
+                "zero or more"
+            } else {
+                "more than zero"
+            };
             self.fail(field, "range", format!("must be {bound} (got {minor})"));
         } else if minor > AMOUNT_MAX {
-            self.fail(field, "range", format!("must be at most {AMOUNT_MAX} minor units"));
+            self.fail(
+                field,
+                "range",
+                format!("must be at most {AMOUNT_MAX} minor units"),
+            );
         }
     }
 
     pub(crate) fn list_len(&mut self, field: &str, len: usize, max: usize) {
         if len > max {
-            self.fail(field, "max_items", format!("must have at most {max} items (got {len})"));
+            self.fail(
+                field,
+                "max_items",
+                format!("must have at most {max} items (got {len})"),
+            );
         }
     }
 }
 
 pub(crate) fn same_currency(check: &mut Check, field: &str, expected: Currency, got: Currency) {
     if expected != got {
-        check.fail(field, "currency", format!("must be in {expected}, the currency of the record it refers to (got {got})"));
+        check.fail(
+            field,
+            "currency",
+            format!("must be in {expected}, the currency of the record it refers to (got {got})"),
+        );
     }
 }

@@ -105,7 +105,10 @@ impl Timestamp {
     }
     #[must_use]
     pub const fn plus_minutes(self, minutes: u32) -> Self {
-        Self(self.0 + minutes as i64 * Self::MICROS_PER_MINUTE)
+        Self(
+            self.0
+                .saturating_add(minutes as i64 * Self::MICROS_PER_MINUTE),
+        )
     }
 }
 

@@ -110,9 +110,11 @@ pub enum DecodeError {
     },
     #[error("malformed envelope: {0}")]
     Envelope(postcard::Error),
+    #[error("{0} unexpected bytes between the envelope and its hash")]
+    TrailingBytes(usize),
     #[error("unknown aggregate kind {0}")]
     UnknownAggregate(u8),
-    #[error("unknown actor kind {0}")]
+    #[error("unknown actor kind {0} (or a system actor with an id)")]
     UnknownActor(u8),
     #[error(transparent)]
     Payload(#[from] PayloadError),
@@ -175,7 +177,7 @@ fn actor_from_parts(kind: u8, id: &str) -> Option<Actor> {
         2 => Actor::Service(id.to_owned()),
         3 => Actor::Import(id.to_owned()),
         4 => Actor::Automation(id.to_owned()),
-        5 => Actor::System,
+        5 if id.is_empty() => Actor::System,
         _ => return None,
     })
 }
@@ -238,10 +240,17 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         ENVELOPE_FORMAT_V1 => {}
         other => return Err(DecodeError::UnknownFormat(other)),
     }
-    let env: EnvelopeV1<'_> = postcard::from_bytes(&body[1..]).map_err(DecodeError::Envelope)?;
-    let kind = kind_from_code(env.aggregate_kind).ok_or(DecodeError::UnknownAggregate(env.aggregate_kind))?;
+    let (env, rest): (EnvelopeV1<'_>, _) =
+        postcard::take_from_bytes(&body[1..]).map_err(DecodeError::Envelope)?;
+    if !rest.is_empty() {
+        // One event has exactly one valid body.
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    let kind = kind_from_code(env.aggregate_kind)
+        .ok_or(DecodeError::UnknownAggregate(env.aggregate_kind))?;
     let aggregate = AggregateRef::new(kind, Uuid::from_bytes(env.aggregate_id));
-    let actor = actor_from_parts(env.actor_kind, env.actor_id).ok_or(DecodeError::UnknownActor(env.actor_kind))?;
+    let actor = actor_from_parts(env.actor_kind, env.actor_id)
+        .ok_or(DecodeError::UnknownActor(env.actor_kind))?;
     let event = decode_payload(aggregate, env.event_type, env.schema_version, env.payload)?;
     Ok(Envelope {
         meta: EventMeta {
@@ -280,7 +289,9 @@ pub enum ChainError {
         expected: u64,
         found: u64,
     },
-    #[error("broken chain at version {version}: prev_hash {found} does not match the previous event's hash {expected}")]
+    #[error(
+        "broken chain at version {version}: prev_hash {found} does not match the previous event's hash {expected}"
+    )]
     PrevHashMismatch {
         version: u64,
         expected: EventHash,

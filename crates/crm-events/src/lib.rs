@@ -14,7 +14,7 @@ mod payload;
 mod wire;
 
 pub use envelope::{
-    ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope,
-    EventHash, EventMeta, decode, encode, verify_hash,
+    ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope, EventHash,
+    EventMeta, decode, encode, verify_hash,
 };
 pub use payload::{PayloadError, decode_payload, encode_payload, schema_versions};

@@ -87,9 +87,10 @@ pub enum PayloadError {
         version: u16,
         count: usize,
     },
-    #[error("invalid `{event_type}` payload: `{field}` {reason}")]
+    #[error("invalid `{event_type}` v{version} payload: `{field}` {reason}")]
     Invalid {
         event_type: &'static str,
+        version: u16,
         field: &'static str,
         reason: String,
     },
@@ -333,6 +334,7 @@ impl Cx {
             let Invalid { field, reason } = e.into();
             PayloadError::Invalid {
                 event_type,
+                version,
                 field,
                 reason,
             }

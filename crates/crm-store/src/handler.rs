@@ -124,6 +124,8 @@ struct Applied {
     seq: u64,
 }
 
+// One per cached aggregate; moved, not copied, into the decide world.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum AggState {
     Customer(Option<Customer>),
@@ -525,9 +527,10 @@ impl CommandHandler {
     }
 
     async fn backoff(attempt: u32) {
-        // Jitter so that writers racing for one aggregate spread out.
-        let cap_us = 200u64 << attempt.min(6);
-        let jitter = (Uuid::new_v4().as_u128() % u128::from(cap_us)) as u64;
+        // Full jitter (a random pause up to an exponentially growing cap, 1 ms to 64 ms)
+        // so that writers racing for one aggregate spread out instead of colliding again.
+        let cap_us = 1_000u64 << attempt.min(6);
+        let jitter = u64::try_from(Uuid::new_v4().as_u128() % u128::from(cap_us)).unwrap_or(cap_us);
         tokio::time::sleep(Duration::from_micros(jitter)).await;
     }
 

@@ -42,7 +42,7 @@ pub fn desired_config(cfg: &LogConfig) -> Config {
 pub fn weaknesses(existing: &Config, cfg: &LogConfig) -> Vec<String> {
     let mut out = Vec::new();
     let filter = cfg.subject_filter();
-    if !existing.subjects.iter().any(|s| *s == filter) {
+    if !existing.subjects.contains(&filter) {
         out.push(format!(
             "subjects {:?} do not include {filter:?}",
             existing.subjects

@@ -66,7 +66,10 @@ fn evolve_order_placed_makes_every_unit_returnable() {
     let o = &w.customers[&C1].orders[&O1];
     assert_eq!(o.total, eur_m(2500));
     assert_eq!(o.refunded_minor, 0);
-    assert_eq!(o.returnable, BTreeMap::from([("A".into(), 2), ("B".into(), 1)]));
+    assert_eq!(
+        o.returnable,
+        BTreeMap::from([("A".into(), 2), ("B".into(), 1)])
+    );
 }
 
 #[test]
@@ -75,12 +78,18 @@ fn evolve_returns_reduce_returnable_quantities_and_add_refunds() {
     apply(&mut w, returned(R1, &[("A", 1)], 700));
     let o = &w.customers[&C1].orders[&O1];
     assert_eq!(o.refunded_minor, 700);
-    assert_eq!(o.returnable, BTreeMap::from([("A".into(), 1), ("B".into(), 1)]));
+    assert_eq!(
+        o.returnable,
+        BTreeMap::from([("A".into(), 1), ("B".into(), 1)])
+    );
     apply(&mut w, returned(R2, &[("A", 1), ("B", 1)], 1800));
     let c = &w.customers[&C1];
     let o = &c.orders[&O1];
     assert_eq!(o.refunded_minor, 2500);
-    assert_eq!(o.returnable, BTreeMap::from([("A".into(), 0), ("B".into(), 0)]));
+    assert_eq!(
+        o.returnable,
+        BTreeMap::from([("A".into(), 0), ("B".into(), 0)])
+    );
     assert_eq!(c.returns, BTreeSet::from([R1, R2]));
     // The other order is untouched.
     assert_eq!(c.orders[&O2].refunded_minor, 0);
@@ -96,7 +105,10 @@ fn evolve_return_lines_are_clamped_and_unknown_skus_ignored() {
         returned(R1, &[("A", 5), ("Z", 1)], 0),
     ]);
     let o = &w.customers[&C1].orders[&O1];
-    assert_eq!(o.returnable, BTreeMap::from([("A".into(), 0), ("B".into(), 1)]));
+    assert_eq!(
+        o.returnable,
+        BTreeMap::from([("A".into(), 0), ("B".into(), 1)])
+    );
 }
 
 #[test]
@@ -123,9 +135,15 @@ fn evolve_ticket_status_transitions() {
     assert_eq!(t(&w).assignee.as_deref(), Some("bob"));
 
     apply(&mut w, ticket_awaiting(C1, T1));
-    assert_eq!((t(&w).status, t(&w).responded), (TicketStatus::AwaitingCustomer, true));
+    assert_eq!(
+        (t(&w).status, t(&w).responded),
+        (TicketStatus::AwaitingCustomer, true)
+    );
 
-    apply(&mut w, cev(C1, CustomerEvent::TicketCustomerReplied { ticket_id: T1 }));
+    apply(
+        &mut w,
+        cev(C1, CustomerEvent::TicketCustomerReplied { ticket_id: T1 }),
+    );
     assert_eq!(t(&w).status, TicketStatus::Open);
 
     apply(&mut w, ticket_awaiting(C1, T1));
@@ -176,10 +194,17 @@ fn evolve_opportunity_stage_and_outcomes() {
             forecast: ForecastCategory::BestCase,
         },
     );
-    let mut w = world([registered(C1), opportunity_opened(C1, P1), opportunity_opened(C1, P2)]);
+    let mut w = world([
+        registered(C1),
+        opportunity_opened(C1, P1),
+        opportunity_opened(C1, P2),
+    ]);
     apply(&mut w, moved);
     let o = &w.customers[&C1].opportunities[&P1];
-    assert_eq!((o.stage.as_str(), o.status), ("proposal", OpportunityStatus::Open));
+    assert_eq!(
+        (o.stage.as_str(), o.status),
+        ("proposal", OpportunityStatus::Open)
+    );
 
     apply(
         &mut w,
@@ -259,8 +284,12 @@ fn evolve_customer_identity_events() {
     assert_eq!(c.owner.as_deref(), Some("alice"));
     assert_eq!(c.consent, BTreeMap::from([(ConsentChannel::Push, true)]));
     assert_eq!(c.tags, BTreeSet::from(["gold".to_owned()]));
-    assert_eq!(c.relationships, BTreeSet::from([(C2, RelationshipKind::Household)]));
-    assert_eq!((c.interactions, c.campaign_responses), (2, 1));
+    assert_eq!(
+        c.relationships,
+        BTreeSet::from([(C2, RelationshipKind::Household)])
+    );
+    // The same interaction id logged twice is one interaction.
+    assert_eq!((c.interactions.len(), c.campaign_responses), (1, 1));
 }
 
 #[test]
@@ -291,7 +320,11 @@ fn evolve_lead_status() {
     apply(&mut w, lead_qualified(L1));
     assert_eq!(status(&w), LeadStatus::Qualified);
     apply(&mut w, contacted);
-    assert_eq!(status(&w), LeadStatus::Qualified, "contacting does not demote");
+    assert_eq!(
+        status(&w),
+        LeadStatus::Qualified,
+        "contacting does not demote"
+    );
     apply(
         &mut w,
         lev(
@@ -303,7 +336,10 @@ fn evolve_lead_status() {
             },
         ),
     );
-    assert_eq!((status(&w), w.leads[&L1].customer), (LeadStatus::Converted, Some(C1)));
+    assert_eq!(
+        (status(&w), w.leads[&L1].customer),
+        (LeadStatus::Converted, Some(C1))
+    );
 
     let w = world([
         lead_captured(L1),
@@ -320,7 +356,10 @@ fn evolve_lead_status() {
 
 #[test]
 fn evolve_campaign_sends_and_costs() {
-    let mut w = world([kev(K1, CampaignEvent::Created(campaign(Channel::Sms, None)))]);
+    let mut w = world([kev(
+        K1,
+        CampaignEvent::Created(campaign(Channel::Sms, None)),
+    )]);
     assert_eq!(w.campaigns[&K1].currency, None);
     apply(
         &mut w,
@@ -346,10 +385,16 @@ fn evolve_campaign_sends_and_costs() {
     assert_eq!(w.campaigns[&K1].total_cost_minor, 500);
     apply(&mut w, campaign_sent(K1, 1, vec![C1, C2]));
     apply(&mut w, campaign_sent(K1, 2, vec![C3]));
-    assert_eq!((w.campaigns[&K1].waves, w.campaigns[&K1].recipients), (2, 3));
+    assert_eq!(
+        (w.campaigns[&K1].waves, w.campaigns[&K1].recipients),
+        (2, 3)
+    );
     // An out-of-order wave number never lowers the count of waves.
     apply(&mut w, campaign_sent(K1, 1, vec![C1]));
-    assert_eq!((w.campaigns[&K1].waves, w.campaigns[&K1].recipients), (2, 4));
+    assert_eq!(
+        (w.campaigns[&K1].waves, w.campaigns[&K1].recipients),
+        (2, 4)
+    );
 
     let w = world([campaign_created(K2, Channel::Email)]);
     assert_eq!(w.campaigns[&K2].currency, Some(eur()));
@@ -426,7 +471,12 @@ fn customer_events() -> Vec<CustomerEvent> {
 #[test]
 fn evolve_rejects_every_customer_event_before_registration() {
     let events = customer_events();
-    assert_eq!(events.len(), 20, "every CustomerEvent variant but Registered");
+    let kinds: BTreeSet<&str> = events.iter().map(CustomerEvent::event_type).collect();
+    assert_eq!(
+        kinds.len(),
+        20,
+        "every CustomerEvent variant but Registered"
+    );
     for e in events {
         let mut w = World::default();
         let err = w
@@ -449,7 +499,9 @@ fn evolve_rejects_every_lead_event_before_capture() {
             channel: Channel::Email,
             agent: None,
         },
-        LeadEvent::Qualified { note: String::new() },
+        LeadEvent::Qualified {
+            note: String::new(),
+        },
         LeadEvent::Disqualified { reason: "x".into() },
         LeadEvent::Converted {
             customer_id: C1,
@@ -487,9 +539,19 @@ fn evolve_rejects_every_campaign_event_before_creation() {
 
 #[test]
 fn evolve_rejects_a_second_creation_event() {
-    let mut w = world([registered(C1), lead_captured(L1), campaign_created(K1, Channel::Email)]);
-    assert_eq!(w.apply(&registered(C1)).expect_err("twice").aggregate, "customer");
-    assert_eq!(w.apply(&lead_captured(L1)).expect_err("twice").aggregate, "lead");
+    let mut w = world([
+        registered(C1),
+        lead_captured(L1),
+        campaign_created(K1, Channel::Email),
+    ]);
+    assert_eq!(
+        w.apply(&registered(C1)).expect_err("twice").aggregate,
+        "customer"
+    );
+    assert_eq!(
+        w.apply(&lead_captured(L1)).expect_err("twice").aggregate,
+        "lead"
+    );
     let created = campaign_created(K1, Channel::Email);
     assert_eq!(w.apply(&created).expect_err("twice").aggregate, "campaign");
 }
@@ -525,8 +587,7 @@ fn evolve_rejects_events_about_unknown_parts_of_a_customer() {
 }
 
 #[test]
-#[ignore = "BUG: World::apply drops the aggregate when evolve fails"]
-fn bug_world_apply_drops_the_aggregate_on_a_history_error() {
+fn world_apply_leaves_the_world_unchanged_on_a_history_error() {
     // World::apply removes the aggregate from its map, hands it to evolve by value and
     // returns early on the error: the customer is gone from the world.
     let mut w = world([registered(C1), tagged_vip()]);

@@ -150,15 +150,79 @@ fn create_lead_rejections() {
     assert_rejections(
         &[lead_captured(L2)],
         [
-            invalid(c(LeadCaptured { source: String::new(), ..captured() }), "source", "required"),
-            invalid(c(LeadCaptured { source: "Web Form".into(), ..captured() }), "source", "format"),
-            invalid(c(LeadCaptured { given_name: long(201), ..captured() }), "given_name", "max_length"),
-            invalid(c(LeadCaptured { family_name: ctrl(), ..captured() }), "family_name", "no_control_chars"),
-            invalid(c(LeadCaptured { email: Some("grace".into()), ..captured() }), "email", "email"),
-            invalid(c(LeadCaptured { email: Some(String::new()), ..captured() }), "email", "email"),
-            invalid(c(LeadCaptured { phone: Some("555-1234".into()), ..captured() }), "phone", "e164"),
-            invalid(c(LeadCaptured { email: None, phone: None, ..captured() }), "email", "contactable"),
-            invalid(c(LeadCaptured { interest: long(10_001), ..captured() }), "interest", "max_length"),
+            invalid(
+                c(LeadCaptured {
+                    source: String::new(),
+                    ..captured()
+                }),
+                "source",
+                "required",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    source: "Web Form".into(),
+                    ..captured()
+                }),
+                "source",
+                "format",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    given_name: long(201),
+                    ..captured()
+                }),
+                "given_name",
+                "max_length",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    family_name: ctrl(),
+                    ..captured()
+                }),
+                "family_name",
+                "no_control_chars",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    email: Some("grace".into()),
+                    ..captured()
+                }),
+                "email",
+                "email",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    email: Some(String::new()),
+                    ..captured()
+                }),
+                "email",
+                "email",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    phone: Some("555-1234".into()),
+                    ..captured()
+                }),
+                "phone",
+                "e164",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    email: None,
+                    phone: None,
+                    ..captured()
+                }),
+                "email",
+                "contactable",
+            ),
+            invalid(
+                c(LeadCaptured {
+                    interest: long(10_001),
+                    ..captured()
+                }),
+                "interest",
+                "max_length",
+            ),
             (
                 Command::CreateLead {
                     lead_id: L2,
@@ -223,8 +287,14 @@ fn assign_lead_rejections() {
             ),
         ],
     );
-    assert_rejections(&history([converted(C1)]), [(assign("alice", None), p, "lead_id", "state")]);
-    assert_rejections(&history([disqualified()]), [(assign("alice", None), p, "lead_id", "state")]);
+    assert_rejections(
+        &history([converted(C1)]),
+        [(assign("alice", None), p, "lead_id", "state")],
+    );
+    assert_rejections(
+        &history([disqualified()]),
+        [(assign("alice", None), p, "lead_id", "state")],
+    );
 }
 
 // ---------------------------------------------------------------- ContactLead
@@ -268,9 +338,23 @@ fn contact_lead_rejections() {
             invalid(contact(Some(&ctrl())), "agent", "no_control_chars"),
         ],
     );
-    assert_rejections(&[], [(contact(None), RejectionKind::NotFound, "lead_id", "not_found")]);
-    assert_rejections(&history([converted(C1)]), [(contact(None), p, "lead_id", "state")]);
-    assert_rejections(&history([disqualified()]), [(contact(None), p, "lead_id", "state")]);
+    assert_rejections(
+        &[],
+        [(
+            contact(None),
+            RejectionKind::NotFound,
+            "lead_id",
+            "not_found",
+        )],
+    );
+    assert_rejections(
+        &history([converted(C1)]),
+        [(contact(None), p, "lead_id", "state")],
+    );
+    assert_rejections(
+        &history([disqualified()]),
+        [(contact(None), p, "lead_id", "state")],
+    );
 }
 
 // ---------------------------------------------------------------- QualifyLead
@@ -297,10 +381,22 @@ fn qualify_lead_twice_is_a_noop() {
 #[test]
 fn qualify_lead_rejections() {
     let p = RejectionKind::FailedPrecondition;
-    assert_rejections(&history([]), [invalid(qualify(&long(10_001)), "note", "max_length")]);
-    assert_rejections(&[], [(qualify(""), RejectionKind::NotFound, "lead_id", "not_found")]);
-    assert_rejections(&history([converted(C1)]), [(qualify(""), p, "lead_id", "state")]);
-    assert_rejections(&history([disqualified()]), [(qualify(""), p, "lead_id", "state")]);
+    assert_rejections(
+        &history([]),
+        [invalid(qualify(&long(10_001)), "note", "max_length")],
+    );
+    assert_rejections(
+        &[],
+        [(qualify(""), RejectionKind::NotFound, "lead_id", "not_found")],
+    );
+    assert_rejections(
+        &history([converted(C1)]),
+        [(qualify(""), p, "lead_id", "state")],
+    );
+    assert_rejections(
+        &history([disqualified()]),
+        [(qualify(""), p, "lead_id", "state")],
+    );
 }
 
 // ---------------------------------------------------------------- DisqualifyLead
@@ -326,9 +422,23 @@ fn disqualify_lead_rejections() {
             invalid(disqualify(&long(501)), "reason", "max_length"),
         ],
     );
-    assert_rejections(&[], [(disqualify("x"), RejectionKind::NotFound, "lead_id", "not_found")]);
-    assert_rejections(&history([converted(C1)]), [(disqualify("x"), p, "lead_id", "state")]);
-    assert_rejections(&history([disqualified()]), [(disqualify("x"), p, "lead_id", "state")]);
+    assert_rejections(
+        &[],
+        [(
+            disqualify("x"),
+            RejectionKind::NotFound,
+            "lead_id",
+            "not_found",
+        )],
+    );
+    assert_rejections(
+        &history([converted(C1)]),
+        [(disqualify("x"), p, "lead_id", "state")],
+    );
+    assert_rejections(
+        &history([disqualified()]),
+        [(disqualify("x"), p, "lead_id", "state")],
+    );
 }
 
 // ---------------------------------------------------------------- ConvertLead
@@ -378,7 +488,12 @@ fn grace_registered(c: CustomerId, owner: Option<&str>) -> DomainEvent {
     )
 }
 
-fn conversion_opened(c: CustomerId, stage: &str, pct: u8, forecast: ForecastCategory) -> DomainEvent {
+fn conversion_opened(
+    c: CustomerId,
+    stage: &str,
+    pct: u8,
+    forecast: ForecastCategory,
+) -> DomainEvent {
     cev(
         c,
         CustomerEvent::OpportunityOpened(OpportunityOpened {
@@ -401,7 +516,10 @@ fn conversion_opened(c: CustomerId, stage: &str, pct: u8, forecast: ForecastCate
 fn convert_lead_into_a_new_customer_with_an_opportunity() {
     let world = Scenario::new()
         .given(qualified_lead())
-        .when(convert(ConvertInto::NewCustomer(C1), Some(conversion(None))))
+        .when(convert(
+            ConvertInto::NewCustomer(C1),
+            Some(conversion(None)),
+        ))
         .then_events([
             lev(
                 L1,
@@ -472,7 +590,10 @@ fn convert_lead_into_an_existing_customer_with_an_opportunity() {
     given.push(registered(C2));
     let world = Scenario::new()
         .given(given)
-        .when(convert(ConvertInto::ExistingCustomer(C2), Some(conversion(None))))
+        .when(convert(
+            ConvertInto::ExistingCustomer(C2),
+            Some(conversion(None)),
+        ))
         .then_events([
             lev(
                 L1,
@@ -513,12 +634,24 @@ fn convert_lead_opportunity_rejections_name_the_opportunity_fields() {
         &qualified_lead(),
         [
             invalid(
-                convert(new, Some(ConversionOpportunity { name: " ".into(), ..conversion(None) })),
+                convert(
+                    new,
+                    Some(ConversionOpportunity {
+                        name: " ".into(),
+                        ..conversion(None)
+                    }),
+                ),
                 "opportunity.name",
                 "required",
             ),
             invalid(
-                convert(new, Some(ConversionOpportunity { amount: eur_m(-5), ..conversion(None) })),
+                convert(
+                    new,
+                    Some(ConversionOpportunity {
+                        amount: eur_m(-5),
+                        ..conversion(None)
+                    }),
+                ),
                 "opportunity.amount.minor",
                 "range",
             ),
@@ -533,7 +666,11 @@ fn convert_lead_opportunity_rejections_name_the_opportunity_fields() {
                 "opportunity.pipeline",
                 "unknown_pipeline",
             ),
-            invalid(convert(new, Some(conversion(Some("won")))), "opportunity.stage", "unknown_stage"),
+            invalid(
+                convert(new, Some(conversion(Some("won")))),
+                "opportunity.stage",
+                "unknown_stage",
+            ),
         ],
     );
     let empty = DomainConfig {
@@ -564,7 +701,12 @@ fn convert_lead_state_rejections() {
     let new = ConvertInto::NewCustomer(C1);
     assert_rejections(
         &[],
-        [(convert(new, None), RejectionKind::NotFound, "lead_id", "not_found")],
+        [(
+            convert(new, None),
+            RejectionKind::NotFound,
+            "lead_id",
+            "not_found",
+        )],
     );
     for given in [
         history([]),

@@ -1,11 +1,10 @@
 //! decide/evolve unit tests and property tests.
 //!
-//! Every expected event is written out by hand. Tests named `bug_*` are `#[ignore]`d: they
-//! assert the behaviour the domain should have and fail against the current code (run them
-//! with `cargo test -p crm-domain -- --ignored`). Tests named `questionable_*` pin down the
+//! Every expected event is written out by hand. Tests named `questionable_*` pin down the
 //! current behaviour of a rule that is worth a second look.
 
 mod campaigns;
+mod config;
 mod customer;
 mod evolve;
 mod leads;

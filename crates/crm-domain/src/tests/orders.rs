@@ -97,7 +97,10 @@ fn place_order_sums_the_quantities_of_repeated_skus() {
                 campaign: None,
             }),
         )]);
-    assert_eq!(world.customers[&C1].orders[&O1].returnable, returnable(&[("A", 3)]));
+    assert_eq!(
+        world.customers[&C1].orders[&O1].returnable,
+        returnable(&[("A", 3)])
+    );
 }
 
 #[test]
@@ -148,12 +151,38 @@ fn place_order_rejections() {
     assert_rejections(
         &[registered(C1), order_placed(C1, O2)],
         [
-            invalid(o(PlaceOrder { sales_channel: String::new(), ..place(C1, O1) }), "sales_channel", "required"),
-            invalid(o(PlaceOrder { sales_channel: "Web".into(), ..place(C1, O1) }), "sales_channel", "format"),
+            invalid(
+                o(PlaceOrder {
+                    sales_channel: String::new(),
+                    ..place(C1, O1)
+                }),
+                "sales_channel",
+                "required",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    sales_channel: "Web".into(),
+                    ..place(C1, O1)
+                }),
+                "sales_channel",
+                "format",
+            ),
             invalid(lines(vec![]), "lines", "required"),
-            invalid(lines((0..501).map(|i| line(&format!("S{i}"), 1, 1)).collect()), "lines", "max_items"),
-            invalid(lines(vec![line("A", 1, 1), line(" ", 1, 1)]), "lines[1].sku", "required"),
-            invalid(lines(vec![line(&long(101), 1, 1)]), "lines[0].sku", "max_length"),
+            invalid(
+                lines((0..501).map(|i| line(&format!("S{i}"), 1, 1)).collect()),
+                "lines",
+                "max_items",
+            ),
+            invalid(
+                lines(vec![line("A", 1, 1), line(" ", 1, 1)]),
+                "lines[1].sku",
+                "required",
+            ),
+            invalid(
+                lines(vec![line(&long(101), 1, 1)]),
+                "lines[0].sku",
+                "max_length",
+            ),
             invalid(
                 lines(vec![OrderLine {
                     category: ctrl(),
@@ -163,25 +192,82 @@ fn place_order_rejections() {
                 "no_control_chars",
             ),
             invalid(lines(vec![line("A", 0, 1)]), "lines[0].quantity", "range"),
-            invalid(lines(vec![line("A", 1, -1)]), "lines[0].unit_price_minor", "range"),
-            invalid(lines(vec![line("A", 1, AMOUNT_MAX + 1)]), "lines[0].unit_price_minor", "range"),
-            invalid(o(PlaceOrder { discount_minor: -1, ..place(C1, O1) }), "discount_minor", "range"),
-            invalid(o(PlaceOrder { tax_minor: -1, ..place(C1, O1) }), "tax_minor", "range"),
-            invalid(o(PlaceOrder { shipping_minor: -1, ..place(C1, O1) }), "shipping_minor", "range"),
-            invalid(o(PlaceOrder { tax_minor: AMOUNT_MAX + 1, ..place(C1, O1) }), "tax_minor", "range"),
-            invalid(o(PlaceOrder { discount_minor: 2501, ..place(C1, O1) }), "discount_minor", "range"),
-            invalid(lines(vec![line("A", 2, 600_000_000_000_000)]), "lines", "range"),
-            (o(place(C2, O1)), RejectionKind::NotFound, "customer_id", "not_found"),
-            (o(place(C1, O2)), RejectionKind::AlreadyExists, "order_id", "already_exists"),
+            invalid(
+                lines(vec![line("A", 1, -1)]),
+                "lines[0].unit_price_minor",
+                "range",
+            ),
+            invalid(
+                lines(vec![line("A", 1, AMOUNT_MAX + 1)]),
+                "lines[0].unit_price_minor",
+                "range",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    discount_minor: -1,
+                    ..place(C1, O1)
+                }),
+                "discount_minor",
+                "range",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    tax_minor: -1,
+                    ..place(C1, O1)
+                }),
+                "tax_minor",
+                "range",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    shipping_minor: -1,
+                    ..place(C1, O1)
+                }),
+                "shipping_minor",
+                "range",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    tax_minor: AMOUNT_MAX + 1,
+                    ..place(C1, O1)
+                }),
+                "tax_minor",
+                "range",
+            ),
+            invalid(
+                o(PlaceOrder {
+                    discount_minor: 2501,
+                    ..place(C1, O1)
+                }),
+                "discount_minor",
+                "range",
+            ),
+            invalid(
+                lines(vec![line("A", 2, 600_000_000_000_000)]),
+                "lines",
+                "range",
+            ),
+            (
+                o(place(C2, O1)),
+                RejectionKind::NotFound,
+                "customer_id",
+                "not_found",
+            ),
+            (
+                o(place(C1, O2)),
+                RejectionKind::AlreadyExists,
+                "order_id",
+                "already_exists",
+            ),
         ],
     );
 }
 
 #[test]
-#[ignore = "BUG: PlaceOrder accepts repeated SKUs whose quantities overflow u32 in evolve"]
-fn bug_place_order_repeated_sku_quantities_overflow_returnable_in_evolve() {
-    // Total 6e9 minor units is fine, but evolve sums 3e9 + 3e9 into a u32 `returnable`:
-    // a panic in debug builds, a wrapped (wrong) quantity in release builds.
+fn place_order_repeated_sku_quantities_never_overflow_returnable() {
+    // Total 6e9 minor units is fine, but evolve sums 3e9 + 3e9 into a u32 `returnable`,
+    // which saturates at 4,294,967,295 (it panicked before evolve saturated): 1.7e9 units
+    // can never be returned.
     // Either fix is fine: reject the order, or count returnable quantities in a wider type.
     let outcome = Scenario::new()
         .given([registered(C1)])
@@ -384,9 +470,17 @@ fn record_return_validation_rejections() {
                 "reason",
                 "max_length",
             ),
-            invalid(r((0..501).map(|_| rl("A", 1)).collect(), 0), "lines", "max_items"),
+            invalid(
+                r((0..501).map(|_| rl("A", 1)).collect(), 0),
+                "lines",
+                "max_items",
+            ),
             invalid(r(vec![rl("", 1)], 0), "lines[0].sku", "required"),
-            invalid(r(vec![rl("A", 1), rl("B", 0)], 0), "lines[1].quantity", "range"),
+            invalid(
+                r(vec![rl("A", 1), rl("B", 0)], 0),
+                "lines[1].quantity",
+                "range",
+            ),
             invalid(r(vec![], 0), "lines", "required"),
         ],
     );
@@ -454,10 +548,30 @@ fn record_return_state_rejections() {
                 "refund.currency",
                 "currency",
             ),
-            (record(ret(R1, vec![], 2501)), p, "refund.minor", "refund_exceeds_order"),
-            (record(ret(R1, vec![rl("A", 1), rl("C", 1)], 0)), p, "lines[1].sku", "not_on_order"),
-            (record(ret(R1, vec![rl("a", 1)], 0)), p, "lines[0].sku", "not_on_order"),
-            (record(ret(R1, vec![rl("A", 3)], 0)), p, "lines[0].quantity", "exceeds_ordered"),
+            (
+                record(ret(R1, vec![], 2501)),
+                p,
+                "refund.minor",
+                "refund_exceeds_order",
+            ),
+            (
+                record(ret(R1, vec![rl("A", 1), rl("C", 1)], 0)),
+                p,
+                "lines[1].sku",
+                "not_on_order",
+            ),
+            (
+                record(ret(R1, vec![rl("a", 1)], 0)),
+                p,
+                "lines[0].sku",
+                "not_on_order",
+            ),
+            (
+                record(ret(R1, vec![rl("A", 3)], 0)),
+                p,
+                "lines[0].quantity",
+                "exceeds_ordered",
+            ),
         ],
     );
 }
@@ -470,7 +584,11 @@ fn record_return_reports_every_state_violation() {
             refund: Money::new(3000, usd()),
             ..ret(R1, vec![rl("B", 2), rl("Z", 1)], 0)
         }))
-        .then_rejects(RejectionKind::FailedPrecondition, "refund.currency", "currency");
+        .then_rejects(
+            RejectionKind::FailedPrecondition,
+            "refund.currency",
+            "currency",
+        );
     let rules: Vec<(&str, &str)> = rejection
         .violations
         .iter()
@@ -488,8 +606,7 @@ fn record_return_reports_every_state_violation() {
 }
 
 #[test]
-#[ignore = "BUG: RecordReturn checks each line against the returnable quantity, not the sum per SKU"]
-fn bug_record_return_with_repeated_sku_lines_can_exceed_the_ordered_quantity() {
+fn record_return_with_repeated_sku_lines_cannot_exceed_the_ordered_quantity() {
     // 2 x A were ordered; two lines of 2 x A each pass the per-line check, the return
     // records 4 returned units, and evolve's saturating_sub hides it (returnable 0).
     Scenario::new()

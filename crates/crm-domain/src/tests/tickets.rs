@@ -201,17 +201,57 @@ fn open_ticket_rejections() {
     assert_rejections(
         &open_ticket(),
         [
-            invalid(open_cmd(OpenTicket { category: String::new(), ticket_id: T2, ..n() }), "category", "required"),
-            invalid(open_cmd(OpenTicket { category: "Billing".into(), ticket_id: T2, ..n() }), "category", "format"),
-            invalid(open_cmd(OpenTicket { subject: " ".into(), ticket_id: T2, ..n() }), "subject", "required"),
-            invalid(open_cmd(OpenTicket { subject: long(501), ticket_id: T2, ..n() }), "subject", "max_length"),
+            invalid(
+                open_cmd(OpenTicket {
+                    category: String::new(),
+                    ticket_id: T2,
+                    ..n()
+                }),
+                "category",
+                "required",
+            ),
+            invalid(
+                open_cmd(OpenTicket {
+                    category: "Billing".into(),
+                    ticket_id: T2,
+                    ..n()
+                }),
+                "category",
+                "format",
+            ),
+            invalid(
+                open_cmd(OpenTicket {
+                    subject: " ".into(),
+                    ticket_id: T2,
+                    ..n()
+                }),
+                "subject",
+                "required",
+            ),
+            invalid(
+                open_cmd(OpenTicket {
+                    subject: long(501),
+                    ticket_id: T2,
+                    ..n()
+                }),
+                "subject",
+                "max_length",
+            ),
             (
-                open_cmd(OpenTicket { customer_id: C2, ..n() }),
+                open_cmd(OpenTicket {
+                    customer_id: C2,
+                    ..n()
+                }),
                 RejectionKind::NotFound,
                 "customer_id",
                 "not_found",
             ),
-            (open_cmd(n()), RejectionKind::AlreadyExists, "ticket_id", "already_exists"),
+            (
+                open_cmd(n()),
+                RejectionKind::AlreadyExists,
+                "ticket_id",
+                "already_exists",
+            ),
         ],
     );
 }
@@ -231,7 +271,10 @@ fn assign_ticket_records_the_agent_and_rule() {
                 rule: Some("round-robin".into()),
             },
         )]);
-    assert_eq!(world.customers[&C1].tickets[&T1].assignee.as_deref(), Some("bob"));
+    assert_eq!(
+        world.customers[&C1].tickets[&T1].assignee.as_deref(),
+        Some("bob")
+    );
 }
 
 #[test]
@@ -260,7 +303,10 @@ fn assign_ticket_to_the_current_assignee_is_a_noop_and_to_another_reassigns() {
                 rule: None,
             },
         )]);
-    assert_eq!(world.customers[&C1].tickets[&T1].assignee.as_deref(), Some("carol"));
+    assert_eq!(
+        world.customers[&C1].tickets[&T1].assignee.as_deref(),
+        Some("carol")
+    );
 }
 
 #[test]
@@ -374,12 +420,26 @@ fn respond_to_a_reopened_ticket_is_not_a_first_response() {
 #[test]
 fn respond_to_ticket_rejections() {
     let p = RejectionKind::FailedPrecondition;
-    assert_rejections(&open_ticket(), [invalid(respond("", false), "agent", "required")]);
-    assert_rejections(&resolved_ticket(), [(respond("bob", false), p, "ticket_id", "state")]);
-    assert_rejections(&closed_ticket(), [(respond("bob", true), p, "ticket_id", "state")]);
+    assert_rejections(
+        &open_ticket(),
+        [invalid(respond("", false), "agent", "required")],
+    );
+    assert_rejections(
+        &resolved_ticket(),
+        [(respond("bob", false), p, "ticket_id", "state")],
+    );
+    assert_rejections(
+        &closed_ticket(),
+        [(respond("bob", true), p, "ticket_id", "state")],
+    );
     assert_rejections(
         &[registered(C1)],
-        [(respond("bob", false), RejectionKind::NotFound, "ticket_id", "not_found")],
+        [(
+            respond("bob", false),
+            RejectionKind::NotFound,
+            "ticket_id",
+            "not_found",
+        )],
     );
 }
 
@@ -432,11 +492,22 @@ fn resolve_ticket_rejections() {
             invalid(resolve(&ctrl()), "resolution", "no_control_chars"),
         ],
     );
-    assert_rejections(&resolved_ticket(), [(resolve("again"), p, "ticket_id", "state")]);
-    assert_rejections(&closed_ticket(), [(resolve("again"), p, "ticket_id", "state")]);
+    assert_rejections(
+        &resolved_ticket(),
+        [(resolve("again"), p, "ticket_id", "state")],
+    );
+    assert_rejections(
+        &closed_ticket(),
+        [(resolve("again"), p, "ticket_id", "state")],
+    );
     assert_rejections(
         &[registered(C1)],
-        [(resolve("x"), RejectionKind::NotFound, "ticket_id", "not_found")],
+        [(
+            resolve("x"),
+            RejectionKind::NotFound,
+            "ticket_id",
+            "not_found",
+        )],
     );
 }
 
@@ -474,7 +545,12 @@ fn reopen_ticket_rejections() {
     assert_rejections(&closed_ticket(), [(reopen("why"), p, "ticket_id", "state")]);
     assert_rejections(
         &[registered(C1)],
-        [(reopen("why"), RejectionKind::NotFound, "ticket_id", "not_found")],
+        [(
+            reopen("why"),
+            RejectionKind::NotFound,
+            "ticket_id",
+            "not_found",
+        )],
     );
 }
 
@@ -553,7 +629,10 @@ fn close_ticket_rejections() {
     );
     assert_rejections(&open_ticket(), [(close(None, ""), p, "ticket_id", "state")]);
     assert_rejections(&awaiting, [(close(None, ""), p, "ticket_id", "state")]);
-    assert_rejections(&closed_ticket(), [(close(Some(4), ""), p, "ticket_id", "state")]);
+    assert_rejections(
+        &closed_ticket(),
+        [(close(Some(4), ""), p, "ticket_id", "state")],
+    );
 }
 
 #[test]
@@ -580,6 +659,49 @@ fn a_closed_ticket_rejects_every_ticket_command() {
             (resolve(""), p, "ticket_id", "state"),
             (reopen("again"), p, "ticket_id", "state"),
             (close(None, ""), p, "ticket_id", "state"),
+        ],
+    );
+}
+
+#[test]
+fn ticket_commands_reject_an_unknown_customer() {
+    let nf = RejectionKind::NotFound;
+    let on_c2 = |command: Command| match command {
+        Command::RespondToTicket {
+            ticket_id,
+            agent,
+            awaiting_customer,
+            ..
+        } => Command::RespondToTicket {
+            customer_id: C2,
+            ticket_id,
+            agent,
+            awaiting_customer,
+        },
+        Command::ResolveTicket {
+            ticket_id,
+            resolution,
+            ..
+        } => Command::ResolveTicket {
+            customer_id: C2,
+            ticket_id,
+            resolution,
+        },
+        Command::ReopenTicket {
+            ticket_id, reason, ..
+        } => Command::ReopenTicket {
+            customer_id: C2,
+            ticket_id,
+            reason,
+        },
+        other => other,
+    };
+    assert_rejections(
+        &resolved_ticket(),
+        [
+            (on_c2(respond("bob", false)), nf, "customer_id", "not_found"),
+            (on_c2(resolve("done")), nf, "customer_id", "not_found"),
+            (on_c2(reopen("again")), nf, "customer_id", "not_found"),
         ],
     );
 }

@@ -33,22 +33,18 @@ macro_rules! id_conversions {
     )*};
 }
 
-id_conversions!(
-    CustomerId,
-    LeadId,
-    CampaignId,
-    OrderId,
-    ReturnId,
-    TicketId,
-    OpportunityId,
-    InteractionId
-);
+id_conversions! {
+    CustomerId, LeadId, CampaignId, OrderId, ReturnId, TicketId, OpportunityId, InteractionId
+}
 
-/// `From` both ways between a wire enum of unit variants and the domain enum of the same
-/// name. Both matches are exhaustive, so a variant added on either side fails to compile.
-/// The wire enum itself is declared in full next to it: its variant order is the format.
-macro_rules! unit_enum_conversions {
-    ($name:ident { $($v:ident),* $(,)? }) => {
+/// Declares a wire enum of unit variants exactly as written (its variant order is the
+/// format: postcard writes the index) and `From` both ways with the domain enum of the same
+/// name. Both matches are exhaustive: a variant added on either side fails to compile.
+macro_rules! unit_enum {
+    (pub enum $name:ident { $($v:ident),* $(,)? }) => {
+        #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+        pub enum $name { $($v),* }
+
         impl From<d::$name> for $name {
             fn from(v: d::$name) -> Self {
                 match v { $(d::$name::$v => Self::$v),* }
@@ -117,116 +113,23 @@ impl TryFrom<Money> for d::Money {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum Channel {
-    Email,
-    Sms,
-    Phone,
-    Chat,
-    Social,
-    WebForm,
-    Meeting,
-    InPerson,
-    Push,
-    Post,
+unit_enum! {
+    pub enum Channel { Email, Sms, Phone, Chat, Social, WebForm, Meeting, InPerson, Push, Post }
 }
-unit_enum_conversions!(Channel {
-    Email,
-    Sms,
-    Phone,
-    Chat,
-    Social,
-    WebForm,
-    Meeting,
-    InPerson,
-    Push,
-    Post
-});
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum ConsentChannel {
-    Email,
-    Sms,
-    Phone,
-    Social,
-    Push,
-    Post,
-}
-unit_enum_conversions!(ConsentChannel {
-    Email,
-    Sms,
-    Phone,
-    Social,
-    Push,
-    Post
-});
+unit_enum! { pub enum ConsentChannel { Email, Sms, Phone, Social, Push, Post } }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum RelationshipKind {
-    Household,
-    Referrer,
-    Referee,
-    EmployedBy,
-    Employs,
-    LinkedAccount,
+unit_enum! {
+    pub enum RelationshipKind { Household, Referrer, Referee, EmployedBy, Employs, LinkedAccount }
 }
-unit_enum_conversions!(RelationshipKind {
-    Household,
-    Referrer,
-    Referee,
-    EmployedBy,
-    Employs,
-    LinkedAccount
-});
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-unit_enum_conversions!(Direction { Inbound, Outbound });
+unit_enum! { pub enum Direction { Inbound, Outbound } }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum CallOutcome {
-    Answered,
-    Missed,
-    Voicemail,
-}
-unit_enum_conversions!(CallOutcome {
-    Answered,
-    Missed,
-    Voicemail
-});
+unit_enum! { pub enum CallOutcome { Answered, Missed, Voicemail } }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum TicketPriority {
-    Low,
-    Normal,
-    High,
-    Urgent,
-}
-unit_enum_conversions!(TicketPriority {
-    Low,
-    Normal,
-    High,
-    Urgent
-});
+unit_enum! { pub enum TicketPriority { Low, Normal, High, Urgent } }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum ForecastCategory {
-    Pipeline,
-    BestCase,
-    Commit,
-    Closed,
-    Omitted,
-}
-unit_enum_conversions!(ForecastCategory {
-    Pipeline,
-    BestCase,
-    Commit,
-    Closed,
-    Omitted
-});
+unit_enum! { pub enum ForecastCategory { Pipeline, BestCase, Commit, Closed, Omitted } }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Address {
