@@ -587,3 +587,99 @@ async fn loading_aggregates_creates_no_consumers() {
         .unwrap();
     assert_eq!(stream.info().await.unwrap().state.consumer_count, 0);
 }
+
+#[tokio::test]
+async fn an_unanswered_commit_that_landed_is_found_and_not_written_twice() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let c = new_customer_id();
+    h.handle(&register(c), &meta()).await.unwrap();
+    // A single-event commit and a multi-event (atomic batch) commit, each stored by the
+    // server but with its ack lost on the way back.
+    h.log().inject_lost_acks(1);
+    let single = h.handle(&tag(c, "vip"), &meta()).await.unwrap();
+    assert_eq!((single.appended, single.repeated), (1, false));
+    let c2 = new_customer_id();
+    h.handle(&register(c2), &meta()).await.unwrap();
+    h.log().inject_lost_acks(1);
+    let linked = h
+        .handle(
+            &Command::LinkCustomers {
+                customer_id: c,
+                other: c2,
+                kind: crm_domain::RelationshipKind::Household,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((linked.appended, linked.repeated), (2, false));
+    assert_eq!(h.stats().ambiguous_appends.load(Ordering::Relaxed), 2);
+    // Exactly once in the log: register, vip, link.
+    assert_eq!(customer_messages(h.log(), c).await.len(), 3);
+    assert_eq!(customer_messages(h.log(), c2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unanswered_commit_that_did_not_land_is_retried_and_written_once() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let c = new_customer_id();
+    h.handle(&register(c), &meta()).await.unwrap();
+    h.log().inject_lost_requests(1);
+    let out = h.handle(&tag(c, "vip"), &meta()).await.unwrap();
+    assert_eq!((out.appended, out.repeated), (1, false));
+    assert_eq!(h.stats().ambiguous_appends.load(Ordering::Relaxed), 1);
+    let messages = customer_messages(h.log(), c).await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(out.position, messages[1].seq);
+}
+
+/// Three replicas on a 3-node cluster: commands keep working with a follower down, and
+/// nothing acknowledged is lost when it comes back.
+#[tokio::test]
+async fn a_three_replica_log_survives_a_follower_going_down() {
+    let mut cluster = crm_testkit::NatsCluster::start(3);
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(cluster.urls().as_slice())
+        .await
+        .unwrap();
+    let cfg = LogConfig {
+        replicas: 3,
+        ..LogConfig::default()
+    };
+    let log = EventLog::open(client, cfg.clone()).await.unwrap();
+    let h = crm_store::CommandHandler::new(log, crm_store::HandlerConfig::default());
+    let mut stream = h.log().jetstream().get_stream(&cfg.stream).await.unwrap();
+    let info = stream.info().await.unwrap().clone();
+    assert_eq!(info.config.num_replicas, 3);
+    let c = new_customer_id();
+    h.handle(&register(c), &meta()).await.unwrap();
+    for i in 0..5 {
+        h.handle(&tag(c, &format!("before-{i}")), &meta())
+            .await
+            .unwrap();
+    }
+    // Take down a node that does not lead the stream.
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("stream has a leader");
+    let follower = (0..cluster.len())
+        .find(|i| cluster.node(*i).name() != leader)
+        .unwrap();
+    cluster.node_mut(follower).kill();
+    for i in 0..5 {
+        h.handle(&tag(c, &format!("during-{i}")), &meta())
+            .await
+            .unwrap();
+    }
+    cluster.node_mut(follower).restart();
+    let messages = customer_messages(h.log(), c).await;
+    assert_eq!(messages.len(), 11);
+    let mut chain = ChainVerifier::new(AggregateRef::Customer(c));
+    for m in &messages {
+        chain.push(&decode(&m.payload).unwrap()).unwrap();
+    }
+}

@@ -153,7 +153,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u32;
             let mut gave_up = 0u32;
-            for i in 0..10 {
+            for i in 0..5 {
                 let cmd = Command::TagCustomer {
                     customer_id: c,
                     tag: format!("w{w}-{i}"),
@@ -179,7 +179,7 @@ async fn main() {
         .map(|h| h.stats().conflicts.load(Ordering::Relaxed))
         .sum();
     println!(
-        "contention (32 handlers, one customer, 320 commands): {ok} applied, {gave_up} gave up after 8 attempts, {conflicts} conflicts, {:.0} applied/s",
+        "contention (32 handlers, one customer, 160 commands): {ok} applied, {gave_up} gave up after 8 attempts, {conflicts} conflicts, {:.0} applied/s",
         f64::from(ok) / secs
     );
 }

@@ -377,6 +377,8 @@ impl CommandHandler {
             occurred_at,
         };
         let mut stale = false;
+        // Events of a commit of this call whose answer never came (it may have landed).
+        let mut unanswered_commit: Option<usize> = None;
         let mut attempt = 0;
         while attempt < self.cfg.max_attempts {
             attempt += 1;
@@ -390,7 +392,21 @@ impl CommandHandler {
                 }
             }
             stale = false;
-            if let Some(outcome) = Self::recorded_outcome(&targets, meta.command_id) {
+            if let Some(mut outcome) = Self::recorded_outcome(&targets, meta.command_id) {
+                if let Some(appended) = unanswered_commit {
+                    // Our own commit whose answer was lost: it did land, once.
+                    outcome.repeated = false;
+                    outcome.appended = appended;
+                    self.stats.commands_applied.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .events_appended
+                        .fetch_add(appended as u64, Ordering::Relaxed);
+                    tracing::info!(
+                        position = outcome.position,
+                        "the unanswered commit had landed"
+                    );
+                    return Ok(outcome);
+                }
                 self.stats.commands_repeated.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     position = outcome.position,
@@ -487,6 +503,7 @@ impl CommandHandler {
                 }
                 Err(AppendError::Ambiguous(message)) => {
                     Self::move_back(&mut targets, &mut world);
+                    unanswered_commit = Some(events.len());
                     self.stats.ambiguous_appends.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%message, "no answer to a commit: checking whether it landed");
                     // Re-read before anything else; if the log cannot be read, the
@@ -504,7 +521,8 @@ impl CommandHandler {
                     Self::move_back(&mut targets, &mut world);
                     return Err(HandleError::Unavailable {
                         message,
-                        maybe_applied: false,
+                        // An earlier unanswered commit of this call may still land.
+                        maybe_applied: unanswered_commit.is_some(),
                     });
                 }
                 Err(AppendError::Refused { code, description }) => {

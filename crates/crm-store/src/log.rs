@@ -85,12 +85,35 @@ const CONFLICT_CODES: [u64; 3] = [
 /// A message of the batch duplicates a stored `Nats-Msg-Id`.
 const BATCH_DUPLICATE: u64 = 10201;
 
+/// Injected failures, for tests of the ambiguous-failure path.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Default)]
+struct Faults {
+    /// Report this many commits as unanswered without sending them.
+    lose_requests: std::sync::atomic::AtomicU32,
+    /// Store this many commits but report them as unanswered (the ack is lost).
+    lose_acks: std::sync::atomic::AtomicU32,
+}
+
+#[cfg(feature = "fault-injection")]
+fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
+    counter
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
+}
+
 /// The append-only event log.
 #[derive(Clone, Debug)]
 pub struct EventLog {
     client: Client,
     js: jetstream::Context,
     cfg: Arc<LogConfig>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
 }
 
 impl EventLog {
@@ -104,6 +127,8 @@ impl EventLog {
             client,
             js,
             cfg: Arc::new(cfg),
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::default(),
         })
     }
 
@@ -124,6 +149,39 @@ impl EventLog {
 
     /// Appends one commit: a single message, or an atomic batch (all stored or none).
     pub async fn append(&self, messages: &[OutgoingMessage]) -> Result<AppendAck, AppendError> {
+        #[cfg(feature = "fault-injection")]
+        if take(&self.faults.lose_requests) {
+            return Err(AppendError::Ambiguous(
+                "injected: the commit never reached the server".into(),
+            ));
+        }
+        let result = self.append_commit(messages).await;
+        #[cfg(feature = "fault-injection")]
+        if result.is_ok() && take(&self.faults.lose_acks) {
+            return Err(AppendError::Ambiguous(
+                "injected: the commit was stored but its ack was lost".into(),
+            ));
+        }
+        result
+    }
+
+    /// The next `n` commits are reported as unanswered without being sent.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_lost_requests(&self, n: u32) {
+        self.faults
+            .lose_requests
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `n` commits are stored but reported as unanswered (lost acks).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_lost_acks(&self, n: u32) {
+        self.faults
+            .lose_acks
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn append_commit(&self, messages: &[OutgoingMessage]) -> Result<AppendAck, AppendError> {
         match messages {
             [] => Err(AppendError::Refused {
                 code: 0,
