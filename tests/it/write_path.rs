@@ -458,9 +458,24 @@ async fn restarting_nats_server_between_appends_loses_no_acknowledged_event() {
         );
     }
     server.kill();
-    // While the log is down, commands fail cleanly with Unavailable.
+    // While the log is down, commands fail cleanly with Unavailable, whether the
+    // aggregate is cached or has to be read.
     let down = h.handle(&tag(c, "while-down"), &meta()).await.unwrap_err();
     assert!(matches!(down, HandleError::Unavailable { .. }), "{down}");
+    let cold = h
+        .handle(&register(new_customer_id()), &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            cold,
+            HandleError::Unavailable {
+                maybe_applied: false,
+                ..
+            }
+        ),
+        "{cold}"
+    );
     server.restart();
     // The client reconnects by itself; the handler needs no restart.
     let mut ok = None;

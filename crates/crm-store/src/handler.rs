@@ -388,7 +388,9 @@ impl CommandHandler {
                 // must not reject a command. Written aggregates are checked by the
                 // expected-sequence header instead.
                 if stale || t.guard.loaded.is_none() || !t.write {
-                    self.refresh(t).await?;
+                    self.refresh(t)
+                        .await
+                        .map_err(|e| Self::read_failure(e, unanswered_commit.is_some()))?;
                 }
             }
             stale = false;
@@ -510,10 +512,7 @@ impl CommandHandler {
                     // caller must retry with the same command id.
                     for t in targets.iter_mut().filter(|t| t.write) {
                         if let Err(e) = self.refresh(t).await {
-                            return Err(HandleError::Unavailable {
-                                message: format!("{message}; then: {e}"),
-                                maybe_applied: true,
-                            });
+                            return Err(Self::read_failure(e, true));
                         }
                     }
                 }
@@ -542,6 +541,18 @@ impl CommandHandler {
             aggregate: primary,
             attempts: self.cfg.max_attempts,
         })
+    }
+
+    /// A failed read of the log: unavailability is reported as such (with whether a
+    /// commit of this call may have landed); anything else is a store error.
+    fn read_failure(e: StoreError, maybe_applied: bool) -> HandleError {
+        match e {
+            StoreError::Unavailable { context, message } => HandleError::Unavailable {
+                message: format!("{context}: {message}"),
+                maybe_applied,
+            },
+            other => HandleError::Store(other),
+        }
     }
 
     async fn backoff(attempt: u32) {
