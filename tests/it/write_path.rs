@@ -698,3 +698,113 @@ async fn a_three_replica_log_survives_a_follower_going_down() {
         chain.push(&decode(&m.payload).unwrap()).unwrap();
     }
 }
+
+/// A command whose future is dropped mid-append (a client deadline, a disconnect) must
+/// not leave a half-updated cache behind: later commands on the same aggregates work,
+/// and the history stays valid.
+#[tokio::test]
+async fn a_cancelled_command_leaves_no_broken_cache_behind() {
+    use futures::FutureExt;
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let (c1, c2) = (new_customer_id(), new_customer_id());
+    h.handle(&register(c1), &meta()).await.unwrap();
+    h.handle(&register(c2), &meta()).await.unwrap();
+    let link = Command::LinkCustomers {
+        customer_id: c1,
+        other: c2,
+        kind: crm_domain::RelationshipKind::Household,
+    };
+    // Poll once (it starts appending) and drop it.
+    assert!(h.handle(&link, &meta()).now_or_never().is_none());
+    // The customers still take commands; re-registering is still refused.
+    h.handle(&tag(c1, "after"), &meta()).await.unwrap();
+    let again = h.handle(&register(c1), &meta()).await.unwrap_err();
+    assert!(matches!(again, HandleError::Rejected(_)), "{again}");
+    // The log is a valid history that a fresh reader accepts.
+    let fresh = handler(&server).await;
+    fresh.handle(&tag(c2, "after"), &meta()).await.unwrap();
+    for c in [c1, c2] {
+        let mut chain = ChainVerifier::new(AggregateRef::Customer(c));
+        for m in customer_messages(fresh.log(), c).await {
+            chain.push(&decode(&m.payload).unwrap()).unwrap();
+        }
+    }
+}
+
+/// A command that looks like a no-op on a stale cache must be decided on the log's
+/// state: otherwise a concurrent change is silently lost.
+#[tokio::test]
+async fn a_no_op_on_a_stale_cache_is_decided_again_on_the_log() {
+    let server = NatsServer::start();
+    let a = handler(&server).await;
+    let b = handler(&server).await;
+    let c = new_customer_id();
+    a.handle(&register(c), &meta()).await.unwrap();
+    a.handle(&tag(c, "vip"), &meta()).await.unwrap();
+    // B removes the tag; A's cache still has it.
+    b.handle(
+        &Command::UntagCustomer {
+            customer_id: c,
+            tag: "vip".into(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let out = a.handle(&tag(c, "vip"), &meta()).await.unwrap();
+    assert_eq!(out.appended, 1, "the tag must be added again");
+    let last = customer_messages(a.log(), c).await.pop().unwrap();
+    assert!(matches!(
+        decode(&last.payload).unwrap().event,
+        DomainEvent::Customer(_, CustomerEvent::Tagged { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_expected_version_is_checked_against_the_log_not_a_stale_cache() {
+    let server = NatsServer::start();
+    let a = handler(&server).await;
+    let b = handler(&server).await;
+    let c = new_customer_id();
+    a.handle(&register(c), &meta()).await.unwrap();
+    b.handle(&tag(c, "x"), &meta()).await.unwrap();
+    let mut m = meta();
+    m.expected_version = Some(2);
+    let out = a.handle(&tag(c, "y"), &m).await.unwrap();
+    assert_eq!(out.aggregates[0].1, 3);
+}
+
+/// With a cache of one aggregate, commands on many aggregates at once still work and
+/// never evict a slot a command holds.
+#[tokio::test]
+async fn a_tiny_cache_still_serves_concurrent_commands_correctly() {
+    let server = NatsServer::start();
+    let h = crm_store::CommandHandler::new(
+        open_log(&server, LogConfig::default()).await,
+        crm_store::HandlerConfig {
+            cache_capacity: std::num::NonZeroUsize::new(1).unwrap(),
+            ..crm_store::HandlerConfig::default()
+        },
+    );
+    let ids: Vec<_> = (0..8).map(|_| new_customer_id()).collect();
+    for c in &ids {
+        h.handle(&register(*c), &meta()).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for (i, c) in ids.iter().enumerate() {
+        for j in 0..5 {
+            let h = h.clone();
+            let c = *c;
+            tasks.push(tokio::spawn(async move {
+                h.handle(&tag(c, &format!("t{i}-{j}")), &meta()).await
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for c in &ids {
+        assert_eq!(customer_messages(h.log(), *c).await.len(), 6);
+    }
+}

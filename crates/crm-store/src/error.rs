@@ -45,6 +45,10 @@ pub enum AppendError {
     /// clustered stream catches up): another writer got there first. Nothing written.
     #[error("concurrent write ({code}): {description}")]
     Conflict { code: u64, description: String },
+    /// The server is temporarily unable to take the commit (too many open atomic
+    /// batches, a batch broken by a reconnect). Nothing written; retry after a pause.
+    #[error("event log busy ({code}): {description}")]
+    Busy { code: u64, description: String },
     /// The server refused the commit for another reason. Nothing written.
     #[error("append refused ({code}): {description}")]
     Refused { code: u64, description: String },
@@ -82,7 +86,7 @@ pub enum HandleError {
     },
     /// The log is unreachable. `maybe_applied` tells whether a commit might have landed
     /// (retrying with the same command id is always safe).
-    #[error("event log unavailable{}: {message}", if *maybe_applied { " (the command may have been applied; retry with the same command id)" } else { " (nothing was written)" })]
+    #[error("event log unavailable{}: {message}", if *maybe_applied { " (the command may have been applied; retry with the same command id)" } else { " (this call wrote nothing; retrying with the same command id is safe)" })]
     Unavailable {
         message: String,
         maybe_applied: bool,

@@ -258,6 +258,10 @@ struct Target {
     write: bool,
     subject: String,
     guard: SlotGuard,
+    /// Taken out of the slot for the duration of the command and put back only when the
+    /// command ends cleanly: a dropped (cancelled) command leaves the slot empty, so the
+    /// aggregate is re-read instead of trusting a half-updated cache entry.
+    loaded: Option<Loaded>,
     /// Read from the log during the current attempt.
     fresh: bool,
 }
@@ -299,6 +303,27 @@ impl CommandHandler {
         if let Some(slot) = cache.get(&aggregate) {
             return slot.clone();
         }
+        // Make room without evicting a slot a command holds (that would let a second
+        // command on the same aggregate run beside it instead of queueing).
+        let mut tries = cache.len();
+        while cache.len() >= cache.cap().get() && tries > 0 {
+            tries -= 1;
+            let in_use = cache
+                .peek_lru()
+                .is_some_and(|(_, s)| Arc::strong_count(s) > 1);
+            if in_use {
+                if let Some(k) = cache.peek_lru().map(|(k, _)| *k) {
+                    cache.promote(&k);
+                }
+            } else {
+                cache.pop_lru();
+            }
+        }
+        if cache.len() >= cache.cap().get() {
+            // Every cached slot is in use: grow rather than evict one.
+            let grown = cache.cap().saturating_add(1);
+            cache.resize(grown);
+        }
         let slot = Arc::new(tokio::sync::Mutex::new(Slot::default()));
         cache.put(aggregate, slot.clone());
         slot
@@ -321,7 +346,6 @@ impl CommandHandler {
     /// Reads what the log holds for a target after what the slot already has.
     async fn refresh(&self, t: &mut Target) -> Result<(), StoreError> {
         let mut loaded = t
-            .guard
             .loaded
             .take()
             .unwrap_or_else(|| Loaded::empty(t.aggregate));
@@ -330,7 +354,7 @@ impl CommandHandler {
             Ok(m) => m,
             Err(e) => {
                 if loaded.version > 0 {
-                    t.guard.loaded = Some(loaded);
+                    t.loaded = Some(loaded);
                 }
                 return Err(e);
             }
@@ -343,7 +367,7 @@ impl CommandHandler {
             // A corrupt aggregate is not cached: every command on it fails loudly.
             loaded.apply_stored(m)?;
         }
-        t.guard.loaded = Some(loaded);
+        t.loaded = Some(loaded);
         t.fresh = true;
         Ok(())
     }
@@ -354,48 +378,91 @@ impl CommandHandler {
         meta: &CommandMeta,
     ) -> Result<CommandOutcome, HandleError> {
         let declared = command.targets();
-        let primary = declared[0].aggregate;
         // Lock slots in a global order (sorted by aggregate) so commands touching two
         // aggregates cannot deadlock.
         let mut order: Vec<crm_domain::Target> = declared.clone();
-        order.sort_by_key(|t| t.aggregate);
+        // Writes sort before reads of the same aggregate, so dedup keeps the write.
+        order.sort_by_key(|t| (t.aggregate, !t.write));
         order.dedup_by_key(|t| t.aggregate);
         let mut targets = Vec::with_capacity(order.len());
         for t in order {
-            let guard = self.slot(t.aggregate).lock_owned().await;
+            let mut guard = self.slot(t.aggregate).lock_owned().await;
+            let loaded = guard.loaded.take();
             targets.push(Target {
                 aggregate: t.aggregate,
                 write: t.write,
                 subject: self.log.config().subject(t.aggregate),
                 guard,
+                loaded,
                 fresh: false,
             });
         }
+        let mut unanswered_commit = None;
+        let result = self
+            .decide_and_append(&mut targets, command, meta, &mut unanswered_commit)
+            .await;
+        // Put the loaded aggregates back only when they are known to be consistent with
+        // the log; otherwise the slot stays empty and the next command re-reads.
+        if matches!(
+            result,
+            Ok(_)
+                | Err(HandleError::Rejected(_)
+                    | HandleError::VersionMismatch { .. }
+                    | HandleError::Conflict { .. })
+        ) {
+            for t in targets.iter_mut() {
+                t.guard.loaded = t.loaded.take();
+            }
+        }
+        match result {
+            Err(e)
+                if unanswered_commit.is_some() && !matches!(e, HandleError::Unavailable { .. }) =>
+            {
+                // An earlier attempt's commit went unanswered and was not found when we
+                // looked; a request buffered by the client may still land. The outcome is
+                // unknown: the caller must retry with the same command id.
+                Err(HandleError::Unavailable {
+                    message: format!(
+                        "a commit of this command went unanswered and may still land; the retry then failed: {e}"
+                    ),
+                    maybe_applied: true,
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn decide_and_append(
+        &self,
+        targets: &mut [Target],
+        command: &Command,
+        meta: &CommandMeta,
+        unanswered_commit: &mut Option<usize>,
+    ) -> Result<CommandOutcome, HandleError> {
+        let primary = command.targets()[0].aggregate;
         let occurred_at = meta.occurred_at.unwrap_or_else(now);
         let ctx = DecideContext {
             config: &self.cfg.domain,
             occurred_at,
         };
         let mut stale = false;
-        // Events of a commit of this call whose answer never came (it may have landed).
-        let mut unanswered_commit: Option<usize> = None;
         let mut attempt = 0;
         while attempt < self.cfg.max_attempts {
             attempt += 1;
-            for t in &mut targets {
+            for t in targets.iter_mut() {
                 t.fresh = false;
                 // Read-only references are always re-read: a cached "does not exist"
                 // must not reject a command. Written aggregates are checked by the
                 // expected-sequence header instead.
-                if stale || t.guard.loaded.is_none() || !t.write {
+                if stale || t.loaded.is_none() || !t.write {
                     self.refresh(t)
                         .await
                         .map_err(|e| Self::read_failure(e, unanswered_commit.is_some()))?;
                 }
             }
             stale = false;
-            if let Some(mut outcome) = Self::recorded_outcome(&targets, meta.command_id) {
-                if let Some(appended) = unanswered_commit {
+            if let Some(mut outcome) = Self::recorded_outcome(targets, meta.command_id) {
+                if let Some(appended) = *unanswered_commit {
                     // Our own commit whose answer was lost: it did land, once.
                     outcome.repeated = false;
                     outcome.appended = appended;
@@ -417,8 +484,14 @@ impl CommandHandler {
                 return Ok(outcome);
             }
             if let Some(expected) = meta.expected_version {
-                let actual = Self::loaded(&targets, primary).version;
+                let actual = Self::loaded(targets, primary).version;
                 if actual != expected {
+                    if targets.iter().any(|t| !t.fresh) {
+                        // The cache may be behind the log: compare with the log itself.
+                        stale = true;
+                        attempt -= 1;
+                        continue;
+                    }
                     return Err(HandleError::VersionMismatch {
                         aggregate: primary,
                         expected,
@@ -427,17 +500,13 @@ impl CommandHandler {
                 }
             }
             let mut world = World::default();
-            for t in &mut targets {
-                t.guard
-                    .loaded
-                    .as_mut()
-                    .expect("loaded")
-                    .move_into(&mut world);
+            for t in targets.iter_mut() {
+                t.loaded.as_mut().expect("loaded").move_into(&mut world);
             }
             let decided = decide(&world, command, &ctx);
             let events = match decided {
                 Err(rejection) => {
-                    Self::move_back(&mut targets, &mut world);
+                    Self::move_back(targets, &mut world);
                     if targets.iter().any(|t| !t.fresh) {
                         // Decided on cached state: make sure it was not stale before
                         // rejecting (a rejection is not guarded by a sequence check).
@@ -451,15 +520,22 @@ impl CommandHandler {
                 Ok(events) => events,
             };
             if events.is_empty() {
-                Self::move_back(&mut targets, &mut world);
+                Self::move_back(targets, &mut world);
+                if targets.iter().any(|t| !t.fresh) {
+                    // A no-op is not guarded by a sequence check either: a stale cache
+                    // could hide a concurrent change that makes the command meaningful.
+                    stale = true;
+                    attempt -= 1;
+                    continue;
+                }
                 self.stats.commands_noop.fetch_add(1, Ordering::Relaxed);
-                return Ok(self.outcome(&targets, meta.command_id, 0, false));
+                return Ok(self.outcome(targets, meta.command_id, 0, false));
             }
-            let (messages, encoded) = match self.encode_commit(&targets, &events, meta, occurred_at)
+            let (messages, encoded) = match self.encode_commit(targets, &events, meta, occurred_at)
             {
                 Ok(m) => m,
                 Err(e) => {
-                    Self::move_back(&mut targets, &mut world);
+                    Self::move_back(targets, &mut world);
                     return Err(e);
                 }
             };
@@ -472,13 +548,13 @@ impl CommandHandler {
                     for e in &events {
                         world.apply(e).map_err(StoreError::from)?;
                     }
-                    Self::move_back(&mut targets, &mut world);
-                    Self::advance(&mut targets, &events, &encoded, meta.command_id, first_seq);
+                    Self::move_back(targets, &mut world);
+                    Self::advance(targets, &events, &encoded, meta.command_id, first_seq);
                     self.stats.commands_applied.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .events_appended
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
-                    let outcome = self.outcome(&targets, meta.command_id, events.len(), false);
+                    let outcome = self.outcome(targets, meta.command_id, events.len(), false);
                     tracing::debug!(
                         position = outcome.position,
                         events = events.len(),
@@ -493,19 +569,22 @@ impl CommandHandler {
                 | Err(AppendError::Duplicate(_)) => {
                     // Landed before (a retry inside the dedupe window): re-read, and the
                     // idempotency check above returns the original outcome.
-                    Self::move_back(&mut targets, &mut world);
+                    Self::move_back(targets, &mut world);
                     stale = true;
                 }
-                Err(AppendError::Conflict { code, description }) => {
-                    Self::move_back(&mut targets, &mut world);
+                Err(
+                    AppendError::Conflict { code, description }
+                    | AppendError::Busy { code, description },
+                ) => {
+                    Self::move_back(targets, &mut world);
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(code, %description, attempt, "conflict: re-deciding on fresh state");
                     stale = true;
                     Self::backoff(attempt).await;
                 }
                 Err(AppendError::Ambiguous(message)) => {
-                    Self::move_back(&mut targets, &mut world);
-                    unanswered_commit = Some(events.len());
+                    Self::move_back(targets, &mut world);
+                    *unanswered_commit = Some(events.len());
                     self.stats.ambiguous_appends.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%message, "no answer to a commit: checking whether it landed");
                     // Re-read before anything else; if the log cannot be read, the
@@ -517,7 +596,7 @@ impl CommandHandler {
                     }
                 }
                 Err(AppendError::Unavailable(message)) => {
-                    Self::move_back(&mut targets, &mut world);
+                    Self::move_back(targets, &mut world);
                     return Err(HandleError::Unavailable {
                         message,
                         // An earlier unanswered commit of this call may still land.
@@ -525,7 +604,7 @@ impl CommandHandler {
                     });
                 }
                 Err(AppendError::Refused { code, description }) => {
-                    Self::move_back(&mut targets, &mut world);
+                    Self::move_back(targets, &mut world);
                     return Err(if matches!(code, 0 | 10199) {
                         HandleError::TooLarge(description)
                     } else {
@@ -567,13 +646,13 @@ impl CommandHandler {
         targets
             .iter()
             .find(|t| t.aggregate == aggregate)
-            .and_then(|t| t.guard.loaded.as_ref())
+            .and_then(|t| t.loaded.as_ref())
             .expect("target loaded")
     }
 
     fn move_back(targets: &mut [Target], world: &mut World) {
         for t in targets {
-            t.guard.loaded.as_mut().expect("loaded").move_back(world);
+            t.loaded.as_mut().expect("loaded").move_back(world);
         }
     }
 
@@ -596,7 +675,7 @@ impl CommandHandler {
             .iter()
             .filter(|t| t.write)
             .map(|t| {
-                let l = t.guard.loaded.as_ref().expect("loaded");
+                let l = t.loaded.as_ref().expect("loaded");
                 (t.aggregate, (l.version, l.last_hash, false))
             })
             .collect();
@@ -659,7 +738,7 @@ impl CommandHandler {
                 .iter_mut()
                 .find(|t| t.aggregate == event.aggregate())
                 .expect("declared target");
-            let l = t.guard.loaded.as_mut().expect("loaded");
+            let l = t.loaded.as_mut().expect("loaded");
             l.version += 1;
             l.last_seq = seq;
             l.last_hash = enc.hash;
@@ -684,7 +763,7 @@ impl CommandHandler {
         let mut aggregates = Vec::new();
         let mut position = 0;
         for t in targets.iter().filter(|t| t.write) {
-            let l = t.guard.loaded.as_ref().expect("loaded");
+            let l = t.loaded.as_ref().expect("loaded");
             aggregates.push((t.aggregate, l.version));
             position = position.max(l.last_seq);
         }
@@ -703,7 +782,7 @@ impl CommandHandler {
         let mut aggregates = Vec::new();
         let mut position = 0;
         for t in targets.iter().filter(|t| t.write) {
-            let l = t.guard.loaded.as_ref().expect("loaded");
+            let l = t.loaded.as_ref().expect("loaded");
             match l.commands.get(&command_id) {
                 Some(a) => {
                     found = true;

@@ -82,6 +82,14 @@ const CONFLICT_CODES: [u64; 3] = [
     10164, // wrong last sequence (in-flight write, or subject written earlier in the batch)
     10163, // expected last sequence per subject not ready (clustered catch-up)
 ];
+/// JetStream error codes after which the same commit may succeed a moment later.
+const BUSY_CODES: [u64; 2] = [
+    10210, // atomic publish: too many batches in flight on the stream
+    10176, // atomic publish: incomplete batch (a middle message was lost, e.g. reconnect)
+];
+/// Open atomic batches one process allows itself (the server allows 50 per stream, for
+/// all writers together).
+const MAX_OPEN_BATCHES: usize = 16;
 /// A message of the batch duplicates a stored `Nats-Msg-Id`.
 const BATCH_DUPLICATE: u64 = 10201;
 
@@ -112,6 +120,7 @@ pub struct EventLog {
     client: Client,
     js: jetstream::Context,
     cfg: Arc<LogConfig>,
+    open_batches: Arc<tokio::sync::Semaphore>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<Faults>,
 }
@@ -127,6 +136,7 @@ impl EventLog {
             client,
             js,
             cfg: Arc::new(cfg),
+            open_batches: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_BATCHES)),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
         })
@@ -263,6 +273,11 @@ impl EventLog {
                     code: err.err_code,
                     description: err.description,
                 }
+            } else if BUSY_CODES.contains(&err.err_code) {
+                AppendError::Busy {
+                    code: err.err_code,
+                    description: err.description,
+                }
             } else if err.err_code == BATCH_DUPLICATE {
                 AppendError::Duplicate(err.description)
             } else {
@@ -280,6 +295,12 @@ impl EventLog {
             .request(&m.subject, Self::headers(m), m.payload.clone())
             .await?;
         let ack = Self::parse_ack(&payload)?;
+        if ack.seq == 0 {
+            return Err(AppendError::Ambiguous(format!(
+                "ack without a sequence: {:?}",
+                String::from_utf8_lossy(&payload)
+            )));
+        }
         Ok(AppendAck {
             first_seq: ack.seq,
             last_seq: ack.seq,
@@ -292,6 +313,11 @@ impl EventLog {
         messages: &[OutgoingMessage],
         stop_before: Option<usize>,
     ) -> Result<AppendAck, AppendError> {
+        let _open = self
+            .open_batches
+            .acquire()
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
         let batch_id = uuid::Uuid::new_v4().simple().to_string();
         let last = messages.len() - 1;
         for (i, m) in messages.iter().enumerate() {
@@ -316,8 +342,14 @@ impl EventLog {
                         messages.len()
                     )));
                 }
+                let Some(first_seq) = (ack.seq + 1).checked_sub(count).filter(|f| *f > 0) else {
+                    return Err(AppendError::Ambiguous(format!(
+                        "batch ack with sequence {} cannot hold {count} messages",
+                        ack.seq
+                    )));
+                };
                 return Ok(AppendAck {
-                    first_seq: ack.seq + 1 - count,
+                    first_seq,
                     last_seq: ack.seq,
                     duplicate: false,
                 });
@@ -356,20 +388,23 @@ impl EventLog {
         let mut out = Vec::new();
         let mut from = after_seq + 1;
         loop {
-            let got = self.read_batch(subject, from, &mut out).await?;
-            if got < READ_BATCH {
-                return Ok(out);
+            let more = self.read_batch(subject, from, &mut out).await?;
+            match out.last() {
+                Some(last) if more && last.seq >= from => from = last.seq + 1,
+                _ => return Ok(out),
             }
-            from = out.last().map_or(from, |m| m.seq + 1);
         }
     }
 
+    /// Reads one batch into `out`; returns whether the subject has more after it. The
+    /// server may end a batch early (at its byte limit), so the end-of-batch marker's
+    /// `Nats-Num-Pending` decides, not the batch's size.
     async fn read_batch(
         &self,
         subject: &str,
         from: u64,
         out: &mut Vec<StoredMessage>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<bool, StoreError> {
         let unavailable = |e: &dyn std::fmt::Display| StoreError::unavailable("direct get", e);
         let inbox = self.client.new_inbox();
         let mut sub = self
@@ -392,10 +427,17 @@ impl EventLog {
                 .await
                 .map_err(|_| unavailable(&"timed out waiting for direct get"))?
                 .ok_or_else(|| unavailable(&"subscription closed"))?;
+            let pending = msg.headers.as_ref().and_then(|h| {
+                h.get("Nats-Num-Pending")
+                    .and_then(|v| v.as_str().parse::<u64>().ok())
+            });
+            let more = || pending.map_or(got == READ_BATCH, |p| p > 0);
             if let Some(status) = msg.status {
                 match status.as_u16() {
-                    // 404: nothing (more) on the subject; 204: end of batch.
-                    404 | 204 => return Ok(got),
+                    // 404: nothing (more) on the subject.
+                    404 => return Ok(false),
+                    // 204: end of this batch.
+                    204 => return Ok(more()),
                     503 => return Err(unavailable(&"no responders (stream unavailable)")),
                     other => {
                         return Err(unavailable(&format!(
@@ -413,7 +455,7 @@ impl EventLog {
                 .and_then(|v| v.as_str().parse::<u64>().ok())
             else {
                 // End-of-batch marker without a status line (older servers).
-                return Ok(got);
+                return Ok(more());
             };
             out.push(StoredMessage {
                 seq,

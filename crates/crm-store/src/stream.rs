@@ -4,7 +4,7 @@
 use async_nats::jetstream::{
     self, ErrorCode,
     context::GetStreamErrorKind,
-    stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
+    stream::{Config, DiscardPolicy, PersistenceMode, RetentionPolicy, StorageType},
 };
 
 use crate::config::LogConfig;
@@ -108,6 +108,37 @@ pub fn weaknesses(existing: &Config, cfg: &LogConfig) -> Vec<String> {
             "replicas is {}, fewer than the configured {}",
             existing.num_replicas, cfg.replicas
         ));
+    }
+    if matches!(existing.persist_mode, Some(PersistenceMode::Async)) {
+        out.push(
+            "persist_mode is async: writes would be acknowledged before they are stored".into(),
+        );
+    }
+    if existing.no_ack {
+        out.push("no_ack is on: appends could not be confirmed".into());
+    }
+    if existing.allow_message_ttl || existing.subject_delete_marker_ttl.is_some() {
+        out.push("per-message TTLs are allowed: events could expire".into());
+    }
+    if existing.allow_message_schedules {
+        out.push(
+            "message schedules are allowed: events could land without a sequence check".into(),
+        );
+    }
+    if existing.allow_message_counter {
+        out.push("message counters are allowed: the stream would not be an event log".into());
+    }
+    if existing.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+        out.push(
+            "the stream sources other streams: foreign messages could appear on event subjects"
+                .into(),
+        );
+    }
+    if existing.subject_transform.is_some() {
+        out.push(
+            "a subject transform is set: events would not be stored on their aggregate's subject"
+                .into(),
+        );
     }
     if existing.mirror.is_some() {
         out.push("the stream is a mirror; the log must accept writes".into());
