@@ -18,6 +18,8 @@ pub struct LogConfig {
     pub duplicate_window: Duration,
     /// How long to wait for the server's answer to one request.
     pub request_timeout: Duration,
+    /// How long opening the log keeps retrying while JetStream is not ready yet.
+    pub open_timeout: Duration,
 }
 
 impl Default for LogConfig {
@@ -28,6 +30,7 @@ impl Default for LogConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             request_timeout: Duration::from_secs(5),
+            open_timeout: Duration::from_secs(30),
         }
     }
 }

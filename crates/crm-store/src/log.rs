@@ -131,7 +131,24 @@ impl EventLog {
     pub async fn open(client: Client, cfg: LogConfig) -> Result<Self, StoreError> {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(cfg.request_timeout);
-        ensure_stream(&js, &cfg).await?;
+        // A freshly started server or cluster may not answer JetStream requests yet (meta
+        // leader election, stream placement): retry until `open_timeout`. Creating the
+        // stream is idempotent, so a timed-out create that did happen is verified next.
+        let deadline = tokio::time::Instant::now() + cfg.open_timeout;
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match ensure_stream(&js, &cfg).await {
+                Ok(_) => break,
+                Err(StoreError::Unavailable { context, message })
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::warn!(context, %message, "event log not ready yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Self {
             client,
             js,

@@ -1,0 +1,9 @@
+//! The gRPC command API.
+//!
+//! - [`auth`]: bearer tokens from a tokens file (stored as SHA-256, compared in constant
+//!   time), roles that grant permissions (default deny), and the actor every event records.
+//! - [`status`]: the one place that maps domain rejections and store failures to gRPC
+//!   status codes with `google.rpc` error details.
+
+pub mod auth;
+pub mod status;

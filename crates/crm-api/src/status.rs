@@ -1,0 +1,196 @@
+//! The one place that maps domain and store errors to gRPC status codes. Messages are
+//! written for the person reading them; field violations travel as
+//! `google.rpc.BadRequest` (or `PreconditionFailure`) details so clients can show them
+//! next to the right input.
+
+use crm_domain::{Rejection, RejectionKind};
+use crm_store::{HandleError, StoreError};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, PreconditionViolation, StatusExt};
+
+use crate::auth::AuthError;
+
+/// The gRPC status of a rejected command.
+#[must_use]
+pub fn rejection_status(r: &Rejection) -> Status {
+    let message = r.to_string();
+    match r.kind {
+        RejectionKind::Invalid => {
+            let violations: Vec<FieldViolation> = r
+                .violations
+                .iter()
+                .map(|v| {
+                    FieldViolation::new(v.field.clone(), format!("{} ({})", v.message, v.rule))
+                })
+                .collect();
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("invalid command: {message}"),
+                ErrorDetails::with_bad_request(violations),
+            )
+        }
+        RejectionKind::NotFound => Status::with_error_details(
+            Code::NotFound,
+            message,
+            ErrorDetails::with_bad_request(field_violations(r)),
+        ),
+        RejectionKind::AlreadyExists => Status::with_error_details(
+            Code::AlreadyExists,
+            message,
+            ErrorDetails::with_bad_request(field_violations(r)),
+        ),
+        RejectionKind::FailedPrecondition => {
+            let violations: Vec<PreconditionViolation> = r
+                .violations
+                .iter()
+                .map(|v| PreconditionViolation::new(v.rule, v.field.clone(), v.message.clone()))
+                .collect();
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_precondition_failure(violations),
+            )
+        }
+    }
+}
+
+fn field_violations(r: &Rejection) -> Vec<FieldViolation> {
+    r.violations
+        .iter()
+        .map(|v| FieldViolation::new(v.field.clone(), format!("{} ({})", v.message, v.rule)))
+        .collect()
+}
+
+/// The gRPC status of a command that did not succeed.
+#[must_use]
+pub fn handle_error_status(e: &HandleError) -> Status {
+    match e {
+        HandleError::Rejected(r) => rejection_status(r),
+        HandleError::VersionMismatch { .. } => Status::aborted(format!(
+            "{e}: reload the aggregate and decide again, or drop expected_version"
+        )),
+        HandleError::Conflict { .. } => {
+            Status::aborted(format!("{e}; retrying with the same command id is safe"))
+        }
+        HandleError::Unavailable { .. } => Status::unavailable(e.to_string()),
+        HandleError::TooLarge(m) => Status::resource_exhausted(format!("command too large: {m}")),
+        HandleError::Store(StoreError::Corrupt { .. }) => Status::data_loss(format!(
+            "{e}; the aggregate refuses commands until an operator investigates"
+        )),
+        HandleError::Store(StoreError::Unavailable { .. }) => Status::unavailable(e.to_string()),
+        HandleError::Store(other) => Status::internal(other.to_string()),
+    }
+}
+
+/// The gRPC status of a failed authentication or authorization.
+#[must_use]
+pub fn auth_status(e: &AuthError) -> Status {
+    match e {
+        AuthError::Missing | AuthError::Malformed | AuthError::Unknown => {
+            Status::unauthenticated(e.to_string())
+        }
+        AuthError::Denied { .. } => Status::permission_denied(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_domain::AggregateRef;
+
+    #[test]
+    fn every_rejection_kind_has_its_code_and_details() {
+        let invalid = Rejection::new(
+            RejectionKind::Invalid,
+            "lines[0].quantity",
+            "range",
+            "must be at least 1",
+        );
+        let s = rejection_status(&invalid);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let details = s.get_error_details();
+        let bad = details.bad_request().expect("BadRequest details");
+        assert_eq!(bad.field_violations[0].field, "lines[0].quantity");
+        assert!(
+            bad.field_violations[0]
+                .description
+                .contains("must be at least 1")
+        );
+        assert_eq!(
+            rejection_status(&Rejection::not_found("customer_id", "no")).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            rejection_status(&Rejection::already_exists("order_id", "dup")).code(),
+            Code::AlreadyExists
+        );
+        let pre = rejection_status(&Rejection::precondition(
+            "ticket_id",
+            "state",
+            "ticket is closed",
+        ));
+        assert_eq!(pre.code(), Code::FailedPrecondition);
+        let pf = pre.get_error_details();
+        let pf = pf
+            .precondition_failure()
+            .expect("PreconditionFailure details");
+        assert_eq!(pf.violations[0].subject, "ticket_id");
+        assert_eq!(pf.violations[0].r#type, "state");
+    }
+
+    #[test]
+    fn store_failures_map_to_retryable_or_fatal_codes() {
+        let agg = AggregateRef::Customer(crm_domain::CustomerId::new_v7());
+        let cases = [
+            (
+                HandleError::Conflict {
+                    aggregate: agg,
+                    attempts: 8,
+                },
+                Code::Aborted,
+            ),
+            (
+                HandleError::VersionMismatch {
+                    aggregate: agg,
+                    expected: 1,
+                    actual: 2,
+                },
+                Code::Aborted,
+            ),
+            (
+                HandleError::Unavailable {
+                    message: "down".into(),
+                    maybe_applied: false,
+                },
+                Code::Unavailable,
+            ),
+            (HandleError::TooLarge("x".into()), Code::ResourceExhausted),
+            (
+                HandleError::Store(StoreError::Corrupt {
+                    aggregate: agg,
+                    seq: 3,
+                    reason: "hash".into(),
+                }),
+                Code::DataLoss,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(handle_error_status(&e).code(), code, "{e}");
+        }
+    }
+
+    #[test]
+    fn auth_failures_are_unauthenticated_or_denied() {
+        assert_eq!(
+            auth_status(&AuthError::Missing).code(),
+            Code::Unauthenticated
+        );
+        let denied = AuthError::Denied {
+            principal: "a".into(),
+            action: "x",
+            permission: "p",
+            roles: String::new(),
+        };
+        assert_eq!(auth_status(&denied).code(), Code::PermissionDenied);
+    }
+}

@@ -1,0 +1,35 @@
+//! The one owner of the gRPC wire format: the prost/tonic types generated from
+//! `proto/crm/v1/*.proto` (messages, `CommandService` client and server), the encoded file
+//! descriptor set for gRPC server reflection, and explicit conversions between the proto
+//! messages and the domain types of `crm-domain`.
+//!
+//! Conversions collect every violation of a request into one
+//! [`Rejection`](crm_domain::Rejection) of kind `Invalid`, with proto field paths
+//! (`lines[2].unit_price_minor`, `opportunity.amount.currency`, `options.command_id`).
+
+mod check;
+mod enums;
+mod options;
+mod reply;
+mod requests;
+
+/// Generated from `proto/crm/v1/types.proto` and `proto/crm/v1/commands.proto`.
+// Generated code: the workspace lints are not ours to apply to it.
+#[allow(unused_qualifications, clippy::all, clippy::pedantic, clippy::nursery)]
+pub mod v1 {
+    tonic::include_proto!("crm.v1");
+}
+
+/// The encoded `google.protobuf.FileDescriptorSet` of `crm.v1` (with its imports and
+/// source comments), for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
+
+pub use check::{timestamp_from_proto, timestamp_to_proto};
+pub use enums::{aggregate_kind, aggregate_type};
+pub use options::{ParsedOptions, ParsedRequest, parse_options, parse_request};
+pub use reply::{
+    aggregate_from_proto, aggregate_to_proto, aggregate_version, command_field_violations,
+    command_reply, field_violations, proto_field_path,
+};
+pub use requests::{CommandIds, IntoCommand, purpose};
