@@ -6,4 +6,6 @@
 //!   status codes with `google.rpc` error details.
 
 pub mod auth;
+pub mod server;
+pub mod service;
 pub mod status;

@@ -33,11 +33,13 @@
 //! # }
 //! ```
 
+pub mod app;
 pub mod config;
 pub mod embedded;
 pub mod lock;
 pub mod nats_binary;
 
+pub use app::{OnReady, RunError, run};
 pub use config::{ConfigError, Durability, Role, ServeArgs, ServeConfig};
 pub use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 pub use lock::{DataDirLock, LockError};

@@ -1,0 +1,94 @@
+//! Serving the API: the command service with message size limits, bounded concurrency,
+//! optional TLS, gRPC health checking and server reflection.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crm_proto::v1::command_service_server::CommandServiceServer;
+use crm_store::CommandHandler;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::auth::Authenticator;
+use crate::service::{Commands, IngestLimits};
+
+/// PEM-encoded certificate chain and private key.
+#[derive(Clone, Debug)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Requests (unary calls and ingest streams) served at once; more get
+    /// RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Largest request or reply message.
+    pub max_message_bytes: usize,
+    pub tls: Option<TlsPem>,
+    pub ingest: IngestLimits,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: 256,
+            max_message_bytes: 4 * 1024 * 1024,
+            tls: None,
+            ingest: IngestLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+    #[error("gRPC server: {0}")]
+    Transport(tonic::transport::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting and
+/// finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    handler: CommandHandler,
+    auth: Arc<Authenticator>,
+    cfg: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let commands = Commands::new(handler, auth, cfg.ingest, cfg.max_concurrent_requests);
+    let commands = CommandServiceServer::new(commands)
+        .max_decoding_message_size(cfg.max_message_bytes)
+        .max_encoding_message_size(cfg.max_message_bytes);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CommandServiceServer<Commands>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let mut builder = Server::builder();
+    if let Some(tls) = &cfg.tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key)))
+            .map_err(ServeError::Tls)?;
+    }
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(commands)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}

@@ -1,0 +1,509 @@
+//! `crm.v1.CommandService`: every RPC authenticates, checks the command's permission,
+//! converts the request (crm-proto), hands the command to the [`CommandHandler`] and
+//! replies with the aggregate's version and the commit's stream position.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crm_domain::{AggregateRef, Command, CommandId, Rejection};
+use crm_proto::v1::{self, command_service_server::CommandService};
+use crm_proto::{IntoCommand, ParsedRequest, command_reply, parse_request, proto_field_path};
+use crm_store::{CommandHandler, CommandMeta, HandleError};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::{Stream, StreamExt};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Authenticator, Permission, Principal};
+use crate::status::{auth_status, handle_error_status, rejection_status};
+
+/// The permission a command needs.
+#[must_use]
+pub fn permission(command: &Command) -> Permission {
+    match command {
+        Command::RegisterCustomer(_)
+        | Command::UpdateProfile { .. }
+        | Command::SetConsent { .. }
+        | Command::TagCustomer { .. }
+        | Command::UntagCustomer { .. }
+        | Command::LinkCustomers { .. } => Permission::CustomersWrite,
+        Command::LogInteraction(_) => Permission::InteractionsWrite,
+        Command::PlaceOrder(_) | Command::RecordReturn(_) => Permission::CommerceWrite,
+        Command::OpenTicket(_)
+        | Command::AssignTicket { .. }
+        | Command::RespondToTicket { .. }
+        | Command::ResolveTicket { .. }
+        | Command::ReopenTicket { .. }
+        | Command::CloseTicket { .. } => Permission::TicketsWrite,
+        Command::OpenOpportunity(_)
+        | Command::MoveOpportunityStage { .. }
+        | Command::WinOpportunity { .. }
+        | Command::LoseOpportunity { .. } => Permission::SalesWrite,
+        Command::CreateLead { .. }
+        | Command::AssignLead { .. }
+        | Command::ContactLead { .. }
+        | Command::QualifyLead { .. }
+        | Command::DisqualifyLead { .. }
+        | Command::ConvertLead { .. } => Permission::LeadsWrite,
+        Command::CreateCampaign { .. }
+        | Command::SendCampaign { .. }
+        | Command::RecordCampaignCost { .. }
+        | Command::RecordCampaignResponse { .. } => Permission::MarketingWrite,
+    }
+}
+
+/// Limits of the bulk ingest stream.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestLimits {
+    /// Commands of one stream being handled at once; reading the stream pauses beyond it.
+    pub in_flight: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self { in_flight: 256 }
+    }
+}
+
+/// The command service.
+#[derive(Clone, Debug)]
+pub struct Commands {
+    handler: CommandHandler,
+    auth: Arc<Authenticator>,
+    ingest: IngestLimits,
+    /// Requests (unary calls and ingest streams) being served at once.
+    requests: Arc<Semaphore>,
+    max_requests: usize,
+}
+
+/// A rejection with the domain's field names translated to the request's.
+fn request_rejection(command: &Command, mut r: Rejection) -> Rejection {
+    for v in &mut r.violations {
+        v.field = proto_field_path(command, &v.field);
+    }
+    r
+}
+
+fn error_status(command: &Command, e: HandleError) -> Status {
+    match e {
+        HandleError::Rejected(r) => rejection_status(&request_rejection(command, r)),
+        other => handle_error_status(&other),
+    }
+}
+
+impl Commands {
+    #[must_use]
+    pub fn new(
+        handler: CommandHandler,
+        auth: Arc<Authenticator>,
+        ingest: IngestLimits,
+        max_requests: usize,
+    ) -> Self {
+        let max_requests = max_requests.max(1);
+        Self {
+            handler,
+            auth,
+            ingest,
+            requests: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
+        }
+    }
+
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.requests.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the server is handling its limit of {} requests; retry shortly (with the same command id)",
+                self.max_requests
+            ))
+        })
+    }
+
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        self.auth
+            .authenticate(header)
+            .cloned()
+            .map_err(|e| auth_status(&e))
+    }
+
+    fn authorize(principal: &Principal, command: &Command) -> Result<(), Status> {
+        let needed = permission(command);
+        if principal.allows(needed) {
+            Ok(())
+        } else {
+            Err(auth_status(&crate::auth::AuthError::Denied {
+                principal: principal.name.clone(),
+                action: command.name(),
+                permission: needed.name(),
+                roles: principal
+                    .roles
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }))
+        }
+    }
+
+    /// Runs one parsed command for `principal`.
+    async fn run(
+        handler: &CommandHandler,
+        principal: &Principal,
+        parsed: ParsedRequest,
+    ) -> Result<v1::CommandReply, Status> {
+        Self::authorize(principal, &parsed.command)?;
+        let meta = CommandMeta {
+            command_id: parsed.command_id,
+            actor: principal.actor(false),
+            occurred_at: parsed.options.occurred_at,
+            correlation_id: parsed.options.correlation_id,
+            causation_id: parsed.options.causation_id,
+            expected_version: parsed.options.expected_version,
+        };
+        let primary = parsed.command.targets()[0].aggregate;
+        match handler.handle(&parsed.command, &meta).await {
+            Ok(o) => Ok(command_reply(
+                o.command_id,
+                &o.aggregates,
+                primary,
+                o.position,
+                o.appended,
+                o.repeated,
+            )),
+            Err(e) => Err(error_status(&parsed.command, e)),
+        }
+    }
+
+    async fn unary<R: IntoCommand>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        let principal = self.principal(&request)?;
+        let _admitted = self.admit()?;
+        let parsed = parse_request(request.into_inner(), CommandId::new_v7)
+            .map_err(|r| rejection_status(&r))?;
+        Self::run(&self.handler, &principal, parsed)
+            .await
+            .map(Response::new)
+    }
+}
+
+fn ingest_error(sequence: u64, status: &Status) -> v1::IngestReply {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let mut violations: Vec<v1::FieldViolation> = details
+        .bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|v| v1::FieldViolation {
+                    field: v.field.clone(),
+                    rule: String::new(),
+                    description: v.description.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = details.precondition_failure() {
+        violations.extend(p.violations.iter().map(|v| v1::FieldViolation {
+            field: v.subject.clone(),
+            rule: v.r#type.clone(),
+            description: v.description.clone(),
+        }));
+    }
+    v1::IngestReply {
+        sequence,
+        result: Some(v1::ingest_reply::Result::Error(v1::IngestError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            violations,
+        })),
+    }
+}
+
+type Done = Shared<BoxFuture<'static, ()>>;
+
+#[tonic::async_trait]
+impl CommandService for Commands {
+    async fn register_customer(
+        &self,
+        r: Request<v1::RegisterCustomerRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn update_profile(
+        &self,
+        r: Request<v1::UpdateProfileRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn set_consent(
+        &self,
+        r: Request<v1::SetConsentRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn tag_customer(
+        &self,
+        r: Request<v1::TagCustomerRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn untag_customer(
+        &self,
+        r: Request<v1::UntagCustomerRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn link_customers(
+        &self,
+        r: Request<v1::LinkCustomersRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn log_interaction(
+        &self,
+        r: Request<v1::LogInteractionRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn place_order(
+        &self,
+        r: Request<v1::PlaceOrderRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn record_return(
+        &self,
+        r: Request<v1::RecordReturnRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn open_ticket(
+        &self,
+        r: Request<v1::OpenTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn assign_ticket(
+        &self,
+        r: Request<v1::AssignTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn respond_to_ticket(
+        &self,
+        r: Request<v1::RespondToTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn resolve_ticket(
+        &self,
+        r: Request<v1::ResolveTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn reopen_ticket(
+        &self,
+        r: Request<v1::ReopenTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn close_ticket(
+        &self,
+        r: Request<v1::CloseTicketRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn open_opportunity(
+        &self,
+        r: Request<v1::OpenOpportunityRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn move_opportunity_stage(
+        &self,
+        r: Request<v1::MoveOpportunityStageRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn win_opportunity(
+        &self,
+        r: Request<v1::WinOpportunityRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn lose_opportunity(
+        &self,
+        r: Request<v1::LoseOpportunityRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn create_lead(
+        &self,
+        r: Request<v1::CreateLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn assign_lead(
+        &self,
+        r: Request<v1::AssignLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn contact_lead(
+        &self,
+        r: Request<v1::ContactLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn qualify_lead(
+        &self,
+        r: Request<v1::QualifyLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn disqualify_lead(
+        &self,
+        r: Request<v1::DisqualifyLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn convert_lead(
+        &self,
+        r: Request<v1::ConvertLeadRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn create_campaign(
+        &self,
+        r: Request<v1::CreateCampaignRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn send_campaign(
+        &self,
+        r: Request<v1::SendCampaignRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn record_campaign_cost(
+        &self,
+        r: Request<v1::RecordCampaignCostRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn record_campaign_response(
+        &self,
+        r: Request<v1::RecordCampaignResponseRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+
+    type IngestStream =
+        Pin<Box<dyn Stream<Item = Result<v1::IngestReply, Status>> + Send + 'static>>;
+
+    /// Reads commands as fast as `in_flight` allows (back-pressure: the stream is not
+    /// read while the limit is reached), answers each one as it completes, and keeps
+    /// the sent order for commands that share an aggregate: a command waits for the
+    /// earlier commands of every aggregate it touches.
+    async fn ingest(
+        &self,
+        request: Request<Streaming<v1::IngestRequest>>,
+    ) -> Result<Response<Self::IngestStream>, Status> {
+        let principal = self.principal(&request)?;
+        if !principal.allows(Permission::Ingest) {
+            return Err(auth_status(&crate::auth::AuthError::Denied {
+                principal: principal.name.clone(),
+                action: "use bulk ingest",
+                permission: Permission::Ingest.name(),
+                roles: principal
+                    .roles
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }));
+        }
+        let admitted = self.admit()?;
+        let mut input = request.into_inner();
+        let in_flight = self.ingest.in_flight.max(1);
+        let (tx, rx) = mpsc::channel::<Result<v1::IngestReply, Status>>(in_flight);
+        let handler = self.handler.clone();
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let permits = Arc::new(Semaphore::new(in_flight));
+            // The completion of the latest command of each aggregate.
+            let mut last: BTreeMap<AggregateRef, Done> = BTreeMap::new();
+            let principal = Arc::new(principal);
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let item = match input.next().await {
+                    None => break,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "ingest stream ended with an error");
+                        break;
+                    }
+                    Some(Ok(item)) => item,
+                };
+                let sequence = item.sequence;
+                let parsed = match parse_request(item, CommandId::new_v7) {
+                    Ok(p) => p,
+                    Err(r) => {
+                        if tx
+                            .send(Ok(ingest_error(sequence, &rejection_status(&r))))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let targets: Vec<AggregateRef> = parsed
+                    .command
+                    .targets()
+                    .iter()
+                    .map(|t| t.aggregate)
+                    .collect();
+                let before: Vec<Done> = targets
+                    .iter()
+                    .filter_map(|a| last.get(a).cloned())
+                    .collect();
+                let (done_tx, done_rx) = oneshot::channel::<()>();
+                let done: Done = done_rx.map(|_| ()).boxed().shared();
+                for a in &targets {
+                    last.insert(*a, done.clone());
+                }
+                if last.len() > in_flight * 4 {
+                    // Forget aggregates whose last command has finished.
+                    last.retain(|_, d| d.peek().is_none());
+                }
+                let (handler, principal, tx) = (handler.clone(), principal.clone(), tx.clone());
+                tokio::spawn(async move {
+                    for b in before {
+                        b.await;
+                    }
+                    let reply = match Commands::run(&handler, &principal, parsed).await {
+                        Ok(ok) => v1::IngestReply {
+                            sequence,
+                            result: Some(v1::ingest_reply::Result::Ok(ok)),
+                        },
+                        Err(status) => ingest_error(sequence, &status),
+                    };
+                    let _ = tx.send(Ok(reply)).await;
+                    let _ = done_tx.send(());
+                    drop(permit);
+                });
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

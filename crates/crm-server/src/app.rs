@@ -1,0 +1,188 @@
+//! `crm serve`: wires configuration, the (embedded or external) event log, the command
+//! handler and the gRPC API, and shuts them down in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_api::auth::{Authenticator, Principal, PrincipalKind, Role as AuthRole, token_hash};
+use crm_api::server::{ApiConfig, ServeError, TlsPem, serve};
+use crm_store::{CommandHandler, EventLog, HandlerConfig, LogConfig, StoreError};
+use tokio::net::TcpListener;
+
+use crate::config::{Role, ServeConfig};
+use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "role {0:?} is not available yet: the projector and query roles arrive with the read side"
+    )]
+    RoleNotAvailable(Role),
+    #[error(
+        "no credentials configured: pass --tokens-file (or CRM_TOKENS_FILE), or --dev for a local admin token"
+    )]
+    NoCredentials,
+    #[error("{0}")]
+    Tokens(#[from] crm_api::auth::TokenFileError),
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("embedded nats-server: {0}")]
+    Embedded(#[from] EmbeddedError),
+    #[error("cannot connect to NATS at {urls}: {message}")]
+    Connect { urls: String, message: String },
+    #[error("event log: {0}")]
+    Log(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Serve(#[from] ServeError),
+}
+
+/// Called once the service accepts requests, with the address it listens on and, in
+/// `--dev` mode, the generated admin token.
+pub type OnReady = Box<dyn FnOnce(SocketAddr, Option<&str>) + Send>;
+
+/// Runs `crm serve` until `shutdown` completes: stops accepting, finishes the requests
+/// in flight, then stops the embedded nats-server.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    on_ready: OnReady,
+) -> Result<(), RunError> {
+    config.validate()?;
+    if !matches!(config.role, Role::All | Role::Commands) {
+        return Err(RunError::RoleNotAvailable(config.role));
+    }
+    let mut auth = match &config.tokens_file {
+        Some(path) => Authenticator::from_file(path)?,
+        None => Authenticator::default(),
+    };
+    let dev_token = config.dev.then(|| {
+        let token = format!(
+            "crm-dev-{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        auth.add(
+            token_hash(&token),
+            Principal {
+                name: "dev-admin".into(),
+                kind: PrincipalKind::User,
+                roles: [AuthRole::Admin].into_iter().collect(),
+            },
+        );
+        token
+    });
+    if auth.is_empty() {
+        return Err(RunError::NoCredentials);
+    }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsPem {
+            cert: read(cert, "TLS certificate")?,
+            key: read(key, "TLS key")?,
+        }),
+        _ => None,
+    };
+
+    let embedded = if config.embedded() {
+        Some(EmbeddedNats::start(EmbeddedConfig::from_serve(&config)).await?)
+    } else {
+        None
+    };
+    let result = serve_with_log(
+        &config,
+        embedded.as_ref(),
+        auth,
+        tls,
+        dev_token,
+        shutdown,
+        on_ready,
+    )
+    .await;
+    if let Some(nats) = embedded {
+        nats.shutdown().await;
+    }
+    result
+}
+
+fn read(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>, RunError> {
+    std::fs::read(path).map_err(|source| RunError::ReadFile {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+async fn serve_with_log(
+    config: &ServeConfig,
+    embedded: Option<&EmbeddedNats>,
+    auth: Authenticator,
+    tls: Option<TlsPem>,
+    dev_token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+    on_ready: OnReady,
+) -> Result<(), RunError> {
+    let urls: Vec<String> = match embedded {
+        Some(nats) => vec![nats.url().to_owned()],
+        None => config.nats_urls.clone(),
+    };
+    let client = async_nats::ConnectOptions::new()
+        .name("crm")
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(urls.as_slice())
+        .await
+        .map_err(|e| RunError::Connect {
+            urls: urls.join(","),
+            message: e.to_string(),
+        })?;
+    let log = EventLog::open(
+        client,
+        LogConfig {
+            stream: config.stream.clone(),
+            replicas: config.replicas,
+            ..LogConfig::default()
+        },
+    )
+    .await?;
+    let handler = CommandHandler::new(
+        log,
+        HandlerConfig {
+            cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
+                .expect("at least 1"),
+            ..HandlerConfig::default()
+        },
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RunError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, nats = %urls.join(","), stream = %config.stream, "crm command API listening");
+    on_ready(addr, dev_token.as_deref());
+    let api = ApiConfig {
+        max_concurrent_requests: config.max_concurrent_requests,
+        max_message_bytes: config.max_message_bytes,
+        tls,
+        ..ApiConfig::default()
+    };
+    serve(listener, handler, Arc::new(auth), api, shutdown).await?;
+    tracing::info!("crm command API stopped");
+    Ok(())
+}

@@ -1,0 +1,485 @@
+//! `crm serve` end to end: the real binary (with its embedded nats-server), a real tonic
+//! client, generic health and reflection clients.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crm_proto::v1::{self, command_service_client::CommandServiceClient};
+use sha2::{Digest, Sha256};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+struct Crm {
+    child: Child,
+    addr: String,
+    token: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Crm {
+    fn start(extra: &[&str], dir: tempfile::TempDir) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crm");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = None;
+        let mut token = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("crm serving on ") {
+                addr = Some(a.to_owned());
+                if !extra.contains(&"--dev") {
+                    break;
+                }
+            }
+            if let Some(t) = line.strip_prefix("dev admin token: ") {
+                token = Some(t.to_owned());
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr: format!("http://{}", addr.expect("crm printed its address")),
+            token,
+            _dir: dir,
+        }
+    }
+
+    fn dev() -> Self {
+        Self::start(&["--dev"], tempfile::tempdir().unwrap())
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self) -> CommandServiceClient<Channel> {
+        CommandServiceClient::new(self.channel().await)
+    }
+
+    fn auth<T>(&self, msg: T) -> Request<T> {
+        with_token(msg, self.token.as_deref().unwrap())
+    }
+}
+
+impl Drop for Crm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn with_token<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+fn register(command_id: &str, email: &str) -> v1::RegisterCustomerRequest {
+    v1::RegisterCustomerRequest {
+        options: Some(v1::CommandOptions {
+            command_id: command_id.into(),
+            ..Default::default()
+        }),
+        profile: Some(v1::Profile {
+            given_name: "Ada".into(),
+            emails: vec![email.into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn commands_over_grpc_with_idempotency_errors_health_and_reflection() {
+    let crm = Crm::dev();
+    let mut client = crm.client().await;
+
+    // Accepted, and the same command id again returns the same reply.
+    let id = uuid::Uuid::now_v7().to_string();
+    let first = client
+        .register_customer(crm.auth(register(&id, "ada@example.com")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (first.version, first.events_appended, first.repeated),
+        (1, 1, false)
+    );
+    assert!(first.position > 0);
+    let again = client
+        .register_customer(crm.auth(register(&id, "ada@example.com")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.aggregate_id.as_str(), again.position),
+        (first.aggregate_id.as_str(), first.position)
+    );
+    assert!(again.repeated && again.events_appended == 0);
+
+    // Validation: INVALID_ARGUMENT with the request's field path in BadRequest.
+    let bad = client
+        .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "not-an-email")))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    let details = bad.get_error_details();
+    let fields: Vec<_> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, vec!["profile.emails[0]".to_string()]);
+
+    // Unknown aggregate: NOT_FOUND; business rule: ALREADY_EXISTS / FAILED_PRECONDITION.
+    let tag = |customer_id: &str| v1::TagCustomerRequest {
+        customer_id: customer_id.into(),
+        tag: "vip".into(),
+        ..Default::default()
+    };
+    let missing = client
+        .tag_customer(crm.auth(tag(&uuid::Uuid::now_v7().to_string())))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let close = v1::CloseTicketRequest {
+        customer_id: first.aggregate_id.clone(),
+        ticket_id: uuid::Uuid::now_v7().to_string(),
+        ..Default::default()
+    };
+    assert_eq!(
+        client
+            .close_ticket(crm.auth(close))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    // No or a wrong token: UNAUTHENTICATED.
+    let anon = client
+        .tag_customer(Request::new(tag(&first.aggregate_id)))
+        .await
+        .unwrap_err();
+    assert_eq!(anon.code(), Code::Unauthenticated);
+    let wrong = client
+        .tag_customer(with_token(tag(&first.aggregate_id), "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+
+    // Health checking.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(crm.channel().await);
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "crm.v1.CommandService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // A generic reflection client lists the services.
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(crm.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply {reply:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"crm.v1.CommandService"), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+}
+
+/// Each role against one RPC of every permission: allowed ones get past authorization
+/// (NOT_FOUND on an unknown customer), the others get PERMISSION_DENIED.
+#[tokio::test]
+async fn the_permission_matrix_follows_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = [
+        "admin",
+        "sales",
+        "service",
+        "marketing",
+        "auditor",
+        "analyst",
+        "importer",
+    ];
+    let mut file = String::new();
+    for role in roles {
+        let hash = hex::encode(Sha256::digest(format!("token-{role}").as_bytes()));
+        file.push_str(&format!(
+            "[[principal]]\nname = \"{role}-user\"\nkind = \"user\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
+        ));
+    }
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, file).unwrap();
+    let crm = Crm::start(&["--tokens-file", tokens.to_str().unwrap()], dir);
+    let mut client = crm.client().await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    // (role, customers, interactions, commerce, tickets, sales, leads, marketing) allowed?
+    let expected: [(&str, [bool; 7]); 7] = [
+        ("admin", [true; 7]),
+        ("sales", [true, true, false, false, true, true, false]),
+        ("service", [true, true, true, true, false, false, false]),
+        ("marketing", [true, false, false, false, false, true, true]),
+        ("auditor", [false; 7]),
+        ("analyst", [false; 7]),
+        ("importer", [true; 7]),
+    ];
+    for (role, allowed) in expected {
+        let token = format!("token-{role}");
+        let results = [
+            client
+                .tag_customer(with_token(
+                    v1::TagCustomerRequest {
+                        customer_id: nobody.clone(),
+                        tag: "x".into(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .log_interaction(with_token(
+                    v1::LogInteractionRequest {
+                        customer_id: nobody.clone(),
+                        channel: 1,
+                        direction: 1,
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .place_order(with_token(
+                    v1::PlaceOrderRequest {
+                        customer_id: nobody.clone(),
+                        sales_channel: "web".into(),
+                        currency: "EUR".into(),
+                        lines: vec![v1::OrderLine {
+                            sku: "A".into(),
+                            category: "c".into(),
+                            quantity: 1,
+                            unit_price_minor: 100,
+                        }],
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .resolve_ticket(with_token(
+                    v1::ResolveTicketRequest {
+                        customer_id: nobody.clone(),
+                        ticket_id: nobody.clone(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .lose_opportunity(with_token(
+                    v1::LoseOpportunityRequest {
+                        customer_id: nobody.clone(),
+                        opportunity_id: nobody.clone(),
+                        reason: "price".into(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .qualify_lead(with_token(
+                    v1::QualifyLeadRequest {
+                        lead_id: nobody.clone(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+            client
+                .record_campaign_cost(with_token(
+                    v1::RecordCampaignCostRequest {
+                        campaign_id: nobody.clone(),
+                        amount: Some(v1::Money {
+                            minor: 100,
+                            currency: "EUR".into(),
+                        }),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .err(),
+        ];
+        for (i, (err, allow)) in results.iter().zip(allowed).enumerate() {
+            let code = err.as_ref().map(tonic::Status::code);
+            if allow {
+                assert_eq!(
+                    code,
+                    Some(Code::NotFound),
+                    "{role} permission #{i}: {err:?}"
+                );
+            } else {
+                assert_eq!(
+                    code,
+                    Some(Code::PermissionDenied),
+                    "{role} permission #{i}: {err:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn bulk_ingest_answers_every_command_and_keeps_per_aggregate_order() {
+    let crm = Crm::dev();
+    let mut client = crm.client().await;
+    const CUSTOMERS: usize = 200;
+    let mut requests = Vec::new();
+    let mut seq = 0u64;
+    let mut bad = Vec::new();
+    for c in 0..CUSTOMERS {
+        let customer_id = uuid::Uuid::now_v7().to_string();
+        seq += 1;
+        requests.push(v1::IngestRequest {
+            sequence: seq,
+            command: Some(v1::ingest_request::Command::RegisterCustomer(
+                v1::RegisterCustomerRequest {
+                    customer_id: customer_id.clone(),
+                    ..register(
+                        &uuid::Uuid::now_v7().to_string(),
+                        &format!("c{c}@example.com"),
+                    )
+                },
+            )),
+        });
+        // Tags right after the registration depend on it: order per aggregate.
+        for t in 0..4 {
+            seq += 1;
+            let tag = if c % 50 == 0 && t == 2 {
+                "bad tag!".to_string()
+            } else {
+                format!("t{t}")
+            };
+            if tag.contains('!') {
+                bad.push(seq);
+            }
+            requests.push(v1::IngestRequest {
+                sequence: seq,
+                command: Some(v1::ingest_request::Command::TagCustomer(
+                    v1::TagCustomerRequest {
+                        customer_id: customer_id.clone(),
+                        tag,
+                        ..Default::default()
+                    },
+                )),
+            });
+        }
+    }
+    seq += 1;
+    bad.push(seq);
+    requests.push(v1::IngestRequest {
+        sequence: seq,
+        command: None,
+    });
+    let total = requests.len();
+    let mut replies = client
+        .ingest(crm.auth(tokio_stream::iter(requests)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    while let Some(r) = replies.message().await.unwrap() {
+        match r.result.unwrap() {
+            v1::ingest_reply::Result::Ok(_) => ok += 1,
+            v1::ingest_reply::Result::Error(e) => {
+                assert_eq!(e.code, Code::InvalidArgument as i32, "{e:?}");
+                assert!(!e.violations.is_empty(), "{e:?}");
+                failed.push(r.sequence);
+            }
+        }
+    }
+    failed.sort_unstable();
+    assert_eq!(failed, bad);
+    assert_eq!(ok + failed.len(), total);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly() {
+    let mut crm = Crm::dev();
+    let mut client = crm.client().await;
+    client
+        .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "a@example.com")))
+        .await
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(crm.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = crm.child.try_wait().unwrap() {
+            assert!(status.success(), "crm exited with {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "crm did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The embedded nats-server is gone too: its pid file's process no longer runs.
+    let pid_file = crm._dir.path().join("data/nats/nats-server.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let pid = pid.trim();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .map_or(true, |c| !c.contains("nats-server")),
+            "nats-server {pid} still running"
+        );
+    }
+}
