@@ -50,6 +50,12 @@ enum Cmd {
     },
     /// Obtain the pinned nats-server (2.15.1) and print its absolute path.
     NatsServer,
+    /// Build and run `crm serve --dev` on the embedded default (data in `./data`).
+    /// Arguments after `--` go to `crm serve`.
+    Up {
+        #[arg(last = true)]
+        serve_args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Test { cargo_test_args } => run_tests(&cargo_test_args),
         Cmd::NatsServer => ensure_nats_server().map(|path| println!("{}", path.display())),
+        Cmd::Up { serve_args } => up(&serve_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +119,21 @@ fn run_tests(cargo_test_args: &[OsString]) -> Result<()> {
         Some(&server),
     )?;
     Ok(())
+}
+
+/// `cargo xtask up`: the pinned nats-server, then `crm serve --dev` in the foreground.
+fn up(serve_args: &[OsString]) -> Result<()> {
+    let root = workspace_root();
+    let server = ensure_nats_server()?;
+    step("cargo run --release -p crm -- serve --dev");
+    let mut extra: Vec<OsString> = vec!["serve".into(), "--dev".into()];
+    extra.extend(serve_args.iter().cloned());
+    run_cargo(
+        &root,
+        &["run", "--release", "-p", "crm"],
+        &extra,
+        Some(&server),
+    )
 }
 
 fn step(title: &str) {

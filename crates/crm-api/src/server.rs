@@ -29,6 +29,9 @@ pub struct ApiConfig {
     pub max_message_bytes: usize,
     pub tls: Option<TlsPem>,
     pub ingest: IngestLimits,
+    /// After shutdown is requested, how long requests in flight may take to finish
+    /// before the server stops anyway (a client that never closes cannot block it).
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +41,7 @@ impl Default for ApiConfig {
             max_message_bytes: 4 * 1024 * 1024,
             tls: None,
             ingest: IngestLimits::default(),
+            shutdown_grace: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -83,12 +87,26 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key)))
             .map_err(ServeError::Tls)?;
     }
-    builder
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopping = stop.clone();
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(commands)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .map_err(ServeError::Transport)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            stopping.notified().await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(ServeError::Transport),
+        () = shutdown => stop.notify_one(),
+    }
+    match tokio::time::timeout(cfg.shutdown_grace, server).await {
+        Ok(result) => result.map_err(ServeError::Transport),
+        Err(_) => {
+            tracing::warn!(grace = ?cfg.shutdown_grace, "requests still open after the shutdown grace period: stopping anyway");
+            Ok(())
+        }
+    }
 }

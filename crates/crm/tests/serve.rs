@@ -71,13 +71,51 @@ impl Crm {
         CommandServiceClient::new(self.channel().await)
     }
 
+    /// SIGTERM and wait (asynchronously, so this runtime's client connections close).
+    async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "crm did not stop after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn auth<T>(&self, msg: T) -> Request<T> {
         with_token(msg, self.token.as_deref().unwrap())
     }
 }
 
 impl Drop for Crm {
+    /// SIGTERM (so crm stops its embedded nats-server), SIGKILL after 10 s.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -222,6 +260,8 @@ async fn commands_over_grpc_with_idempotency_errors_health_and_reflection() {
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"crm.v1.CommandService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    drop((client, health, reflection, replies));
+    assert!(crm.stop().await.success());
 }
 
 /// Each role against one RPC of every permission: allowed ones get past authorization
@@ -444,6 +484,8 @@ async fn bulk_ingest_answers_every_command_and_keeps_per_aggregate_order() {
     failed.sort_unstable();
     assert_eq!(failed, bad);
     assert_eq!(ok + failed.len(), total);
+    drop((client, replies));
+    assert!(crm.stop().await.success());
 }
 
 #[tokio::test]
