@@ -525,3 +525,47 @@ async fn sigterm_stops_the_service_cleanly() {
         );
     }
 }
+
+/// With an external nats-server: while it is down commands get UNAVAILABLE (nothing
+/// half-written), and once it is back the same service accepts commands again.
+#[tokio::test]
+async fn an_unreachable_event_log_gives_unavailable_and_the_service_recovers() {
+    let mut nats = crm_testkit::NatsServer::start();
+    let url = nats.url();
+    let crm = Crm::start(&["--dev", "--nats-url", &url], tempfile::tempdir().unwrap());
+    let mut client = crm.client().await;
+    client
+        .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "a@example.com")))
+        .await
+        .unwrap();
+    nats.kill();
+    let id = uuid::Uuid::now_v7().to_string();
+    let down = client
+        .register_customer(crm.auth(register(&id, "b@example.com")))
+        .await
+        .unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    nats.restart();
+    // The same command id: whether or not the first attempt landed, it lands once.
+    let mut reply = None;
+    for _ in 0..100 {
+        match client
+            .register_customer(crm.auth(register(&id, "b@example.com")))
+            .await
+        {
+            Ok(r) => {
+                reply = Some(r.into_inner());
+                break;
+            }
+            Err(s) if s.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    let reply = reply.expect("the service recovers without a restart");
+    assert_eq!(reply.command_id, id);
+    assert_eq!(reply.version, 1);
+    drop(client);
+    assert!(crm.stop().await.success());
+}
