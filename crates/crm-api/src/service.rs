@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crm_domain::{AggregateRef, Command, CommandId, Rejection};
 use crm_proto::v1::{self, command_service_server::CommandService};
@@ -438,7 +439,9 @@ impl CommandService for Commands {
             let _admitted = admitted;
             let permits = Arc::new(Semaphore::new(in_flight));
             // The completion of the latest command of each aggregate.
-            let mut last: BTreeMap<AggregateRef, Done> = BTreeMap::new();
+            // (A shared future only completes once polled, so finished commands are
+            // tracked with a flag, not by peeking at the future.)
+            let mut last: BTreeMap<AggregateRef, (Done, Arc<AtomicBool>)> = BTreeMap::new();
             let principal = Arc::new(principal);
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -474,16 +477,20 @@ impl CommandService for Commands {
                     .collect();
                 let before: Vec<Done> = targets
                     .iter()
-                    .filter_map(|a| last.get(a).cloned())
+                    .filter_map(|a| last.get(a))
+                    .filter(|(_, finished)| !finished.load(Ordering::Acquire))
+                    .map(|(d, _)| d.clone())
                     .collect();
                 let (done_tx, done_rx) = oneshot::channel::<()>();
                 let done: Done = done_rx.map(|_| ()).boxed().shared();
+                let finished = Arc::new(AtomicBool::new(false));
                 for a in &targets {
-                    last.insert(*a, done.clone());
+                    last.insert(*a, (done.clone(), finished.clone()));
                 }
                 if last.len() > in_flight * 4 {
-                    // Forget aggregates whose last command has finished.
-                    last.retain(|_, d| d.peek().is_none());
+                    // Forget aggregates whose last command has finished (the map stays a
+                    // few times the in-flight limit, so this is amortized O(1)).
+                    last.retain(|_, (_, f)| !f.load(Ordering::Acquire));
                 }
                 let (handler, principal, tx) = (handler.clone(), principal.clone(), tx.clone());
                 tokio::spawn(async move {
@@ -498,6 +505,7 @@ impl CommandService for Commands {
                         Err(status) => ingest_error(sequence, &status),
                     };
                     let _ = tx.send(Ok(reply)).await;
+                    finished.store(true, Ordering::Release);
                     let _ = done_tx.send(());
                     drop(permit);
                 });

@@ -569,3 +569,74 @@ async fn an_unreachable_event_log_gives_unavailable_and_the_service_recovers() {
     drop(client);
     assert!(crm.stop().await.success());
 }
+
+/// Many commands over one Ingest stream with bad ones mixed in: every good one lands
+/// exactly once, every bad one is answered with its reason, nothing else is lost.
+#[tokio::test]
+async fn one_hundred_thousand_commands_through_ingest_with_bad_ones_mixed_in() {
+    const N: u64 = 100_000;
+    let nats = crm_testkit::NatsServer::start();
+    let crm = Crm::start(
+        &["--dev", "--nats-url", &nats.url()],
+        tempfile::tempdir().unwrap(),
+    );
+    let mut client = crm.client().await;
+    let is_bad = |seq: u64| seq.is_multiple_of(997);
+    let requests = tokio_stream::iter((1..=N).map(move |seq| {
+        let email = if is_bad(seq) {
+            format!("bad-{seq}")
+        } else {
+            format!("c{seq}@example.com")
+        };
+        v1::IngestRequest {
+            sequence: seq,
+            command: Some(v1::ingest_request::Command::RegisterCustomer(register(
+                &uuid::Uuid::now_v7().to_string(),
+                &email,
+            ))),
+        }
+    }));
+    let started = std::time::Instant::now();
+    let mut replies = client
+        .ingest(crm.auth(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = vec![false; usize::try_from(N).unwrap() + 1];
+    let (mut ok, mut bad) = (0u64, 0u64);
+    while let Some(r) = replies.message().await.unwrap() {
+        let i = usize::try_from(r.sequence).unwrap();
+        assert!(!seen[i], "sequence {} answered twice", r.sequence);
+        seen[i] = true;
+        match r.result.unwrap() {
+            v1::ingest_reply::Result::Ok(reply) => {
+                assert!(!is_bad(r.sequence), "bad command {} accepted", r.sequence);
+                assert_eq!(reply.events_appended, 1);
+                ok += 1;
+            }
+            v1::ingest_reply::Result::Error(e) => {
+                assert!(
+                    is_bad(r.sequence),
+                    "good command {} failed: {e:?}",
+                    r.sequence
+                );
+                assert_eq!(e.code, Code::InvalidArgument as i32);
+                assert_eq!(e.violations[0].field, "profile.emails[0]", "{e:?}");
+                bad += 1;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "ingest: {N} commands in {secs:.1}s = {:.0}/s (debug build)",
+        N as f64 / secs
+    );
+    assert_eq!(ok + bad, N, "every command is answered");
+    assert_eq!(bad, N / 997);
+    // The log holds exactly one event per accepted command.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut stream = js.get_stream("CRM_EVENTS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, ok);
+    drop((client, replies));
+    assert!(crm.stop().await.success());
+}
