@@ -11,7 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
-    let files = ["crm/v1/types.proto", "crm/v1/commands.proto"];
+    let files = [
+        "crm/v1/types.proto",
+        "crm/v1/commands.proto",
+        "crm/v1/queries.proto",
+    ];
     let fds = protox::compile(files, [&proto_root])?;
     std::fs::write(out_dir.join("crm_descriptor.bin"), fds.encode_to_vec())?;
 

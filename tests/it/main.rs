@@ -2,5 +2,6 @@
 //! log starts its own throwaway nats-server (free port, temporary store).
 
 mod fixtures;
+mod read_side;
 mod support;
 mod write_path;

@@ -29,6 +29,10 @@ pub enum Permission {
     MarketingWrite,
     /// Use the bulk ingest stream (each command in it also needs its own permission).
     Ingest,
+    /// Read the customer read models (360 view, lists, timelines).
+    CustomersRead,
+    /// See personal data (names, emails, phones, addresses, external ids) in reads.
+    PiiRead,
 }
 
 impl Permission {
@@ -43,6 +47,8 @@ impl Permission {
             Self::LeadsWrite => "leads.write",
             Self::MarketingWrite => "marketing.write",
             Self::Ingest => "ingest",
+            Self::CustomersRead => "customers.read",
+            Self::PiiRead => "pii.read",
         }
     }
 }
@@ -71,8 +77,8 @@ impl Role {
     #[must_use]
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
-            CommerceWrite, CustomersWrite, Ingest, InteractionsWrite, LeadsWrite, MarketingWrite,
-            SalesWrite, TicketsWrite,
+            CommerceWrite, CustomersRead, CustomersWrite, Ingest, InteractionsWrite, LeadsWrite,
+            MarketingWrite, PiiRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -83,18 +89,49 @@ impl Role {
             LeadsWrite,
             MarketingWrite,
             Ingest,
+            CustomersRead,
+            PiiRead,
+        ];
+        const WRITE_ALL: &[Permission] = &[
+            CustomersWrite,
+            InteractionsWrite,
+            CommerceWrite,
+            TicketsWrite,
+            SalesWrite,
+            LeadsWrite,
+            MarketingWrite,
+            Ingest,
         ];
         match self {
-            Self::Admin | Self::Importer => ALL,
-            Self::Sales => &[CustomersWrite, InteractionsWrite, LeadsWrite, SalesWrite],
+            Self::Admin => ALL,
+            // Imports write; they read nothing.
+            Self::Importer => WRITE_ALL,
+            Self::Sales => &[
+                CustomersWrite,
+                InteractionsWrite,
+                LeadsWrite,
+                SalesWrite,
+                CustomersRead,
+                PiiRead,
+            ],
             Self::Service => &[
                 CustomersWrite,
                 InteractionsWrite,
                 TicketsWrite,
                 CommerceWrite,
+                CustomersRead,
+                PiiRead,
             ],
-            Self::Marketing => &[MarketingWrite, LeadsWrite, CustomersWrite],
-            Self::Auditor | Self::Analyst => &[],
+            Self::Marketing => &[
+                MarketingWrite,
+                LeadsWrite,
+                CustomersWrite,
+                CustomersRead,
+                PiiRead,
+            ],
+            // Auditors see everything as it was recorded; analysts see figures, not people.
+            Self::Auditor => &[CustomersRead, PiiRead],
+            Self::Analyst => &[CustomersRead],
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The gRPC command API.
+//! The gRPC API: commands (write side) and queries (read side).
 //!
 //! - [`auth`]: bearer tokens from a tokens file (stored as SHA-256, compared in constant
 //!   time), roles that grant permissions (default deny), and the actor every event records.
@@ -6,6 +6,7 @@
 //!   status codes with `google.rpc` error details.
 
 pub mod auth;
+pub mod query;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -4,13 +4,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crm_customer360::Queries;
 use crm_proto::v1::command_service_server::CommandServiceServer;
+use crm_proto::v1::query_service_server::QueryServiceServer;
 use crm_store::CommandHandler;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
+use crate::query::QueryApi;
 use crate::service::{Commands, IngestLimits};
 
 /// PEM-encoded certificate chain and private key.
@@ -56,21 +59,51 @@ pub enum ServeError {
     Transport(tonic::transport::Error),
 }
 
+/// What a process serves: the command service, the query service, or both.
+#[derive(Clone, Debug, Default)]
+pub struct Services {
+    pub commands: Option<CommandHandler>,
+    pub queries: Option<Arc<Queries>>,
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
 /// finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    handler: CommandHandler,
+    services: Services,
     auth: Arc<Authenticator>,
     cfg: ApiConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let commands = Commands::new(handler, auth, cfg.ingest, cfg.max_concurrent_requests);
-    let commands = CommandServiceServer::new(commands)
-        .max_decoding_message_size(cfg.max_message_bytes)
-        .max_encoding_message_size(cfg.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CommandServiceServer<Commands>>().await;
+    let commands = match services.commands {
+        Some(handler) => {
+            let commands = Commands::new(
+                handler,
+                Arc::clone(&auth),
+                cfg.ingest,
+                cfg.max_concurrent_requests,
+            );
+            health.set_serving::<CommandServiceServer<Commands>>().await;
+            Some(
+                CommandServiceServer::new(commands)
+                    .max_decoding_message_size(cfg.max_message_bytes)
+                    .max_encoding_message_size(cfg.max_message_bytes),
+            )
+        }
+        None => None,
+    };
+    let queries = match services.queries {
+        Some(queries) => {
+            health.set_serving::<QueryServiceServer<QueryApi>>().await;
+            Some(
+                QueryServiceServer::new(QueryApi::new(queries, Arc::clone(&auth)))
+                    .max_decoding_message_size(cfg.max_message_bytes)
+                    .max_encoding_message_size(cfg.max_message_bytes),
+            )
+        }
+        None => None,
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -93,7 +126,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(commands)
+        .add_optional_service(commands)
+        .add_optional_service(queries)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             stopping.notified().await;
         });

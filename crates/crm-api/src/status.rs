@@ -93,6 +93,41 @@ pub fn auth_status(e: &AuthError) -> Status {
     }
 }
 
+/// A query argument that cannot be used.
+#[must_use]
+pub fn invalid_query_field(field: &str, description: &str) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid query: {field}: {description}"),
+        ErrorDetails::with_bad_request(vec![FieldViolation::new(field, description)]),
+    )
+}
+
+/// The read model had not applied the caller's consistency token within the wait.
+#[must_use]
+pub fn stale_status(applied: u64, wanted: u64, waited: std::time::Duration) -> Status {
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!(
+            "the read model has applied the event log up to position {applied}, not yet position {wanted} \
+             (waited {} ms); retry, or call with a longer deadline",
+            waited.as_millis()
+        ),
+        ErrorDetails::with_precondition_failure(vec![PreconditionViolation::new(
+            "STALE_READ_MODEL",
+            "consistency.min_position",
+            format!("position {wanted} not yet applied (at {applied})"),
+        )]),
+    )
+}
+
+/// A read model that could not answer.
+#[must_use]
+pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {
+    tracing::error!(error = %e, "read model query failed");
+    Status::internal(format!("the read model could not answer: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

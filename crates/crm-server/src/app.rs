@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_api::auth::{Authenticator, Principal, PrincipalKind, Role as AuthRole, token_hash};
-use crm_api::server::{ApiConfig, ServeError, TlsPem, serve};
+use crm_api::server::{ApiConfig, ServeError, Services, TlsPem, serve};
+use crm_customer360::{Customer360, Queries};
+use crm_projection::{ProjectionStore, RunnerConfig};
 use crm_store::{CommandHandler, EventLog, HandlerConfig, LogConfig, StoreError};
 use tokio::net::TcpListener;
 
@@ -18,10 +20,10 @@ use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 pub enum RunError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error(
-        "role {0:?} is not available yet: the projector and query roles arrive with the read side"
-    )]
-    RoleNotAvailable(Role),
+    #[error("read models in {path}: {message}")]
+    ReadModel { path: String, message: String },
+    #[error("projector: {0}")]
+    Projector(#[from] crm_projection::ProjectionError),
     #[error(
         "no credentials configured: pass --tokens-file (or CRM_TOKENS_FILE), or --dev for a local admin token"
     )]
@@ -61,9 +63,6 @@ pub async fn run(
     on_ready: OnReady,
 ) -> Result<(), RunError> {
     config.validate()?;
-    if !matches!(config.role, Role::All | Role::Commands) {
-        return Err(RunError::RoleNotAvailable(config.role));
-    }
     let mut auth = match &config.tokens_file {
         Some(path) => Authenticator::from_file(path)?,
         None => Authenticator::default(),
@@ -156,14 +155,54 @@ async fn serve_with_log(
         },
     )
     .await?;
-    let handler = CommandHandler::new(
-        log,
-        HandlerConfig {
-            cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
-                .expect("at least 1"),
-            ..HandlerConfig::default()
-        },
-    );
+    let js = log.jetstream().clone();
+    let log_config = log.config().clone();
+    let commands = matches!(config.role, Role::All | Role::Commands).then(|| {
+        CommandHandler::new(
+            log,
+            HandlerConfig {
+                cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
+                    .expect("at least 1"),
+                ..HandlerConfig::default()
+            },
+        )
+    });
+    // The read side: projectors and the query service over their own sled directory.
+    let read_side = if matches!(config.role, Role::Commands) {
+        None
+    } else {
+        let path = config.data_dir.join("read-models");
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|e| RunError::ReadModel {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let store = Arc::new(ProjectionStore::open(
+            &db,
+            Customer360::default(),
+            log_config,
+        )?);
+        tracing::info!(
+            projection = "customer360",
+            checkpoint = store.checkpoint(),
+            path = %path.display(),
+            "read model opened"
+        );
+        let queries = Arc::new(Queries::new(store.reader()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let runner = tokio::spawn(crm_projection::run(
+            Arc::clone(&store),
+            js,
+            RunnerConfig {
+                stream: config.stream.clone(),
+                ..RunnerConfig::default()
+            },
+            stopped,
+        ));
+        Some((db, queries, stop, runner))
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -174,7 +213,7 @@ async fn serve_with_log(
         addr: config.listen,
         source,
     })?;
-    tracing::info!(%addr, nats = %urls.join(","), stream = %config.stream, "crm command API listening");
+    tracing::info!(%addr, nats = %urls.join(","), stream = %config.stream, role = %config.role, "crm API listening");
     on_ready(addr, dev_token.as_deref());
     let api = ApiConfig {
         max_concurrent_requests: config.max_concurrent_requests,
@@ -182,7 +221,20 @@ async fn serve_with_log(
         tls,
         ..ApiConfig::default()
     };
-    serve(listener, handler, Arc::new(auth), api, shutdown).await?;
-    tracing::info!("crm command API stopped");
+    let services = Services {
+        commands,
+        queries: read_side.as_ref().map(|(_, q, _, _)| Arc::clone(q)),
+    };
+    let served = serve(listener, services, Arc::new(auth), api, shutdown).await;
+    tracing::info!("crm API stopped");
+    if let Some((db, _, stop, runner)) = read_side {
+        let _ = stop.send(true);
+        match runner.await {
+            Ok(result) => result?,
+            Err(e) => tracing::error!(error = %e, "projector task failed"),
+        }
+        db.flush().map_err(crm_projection::ProjectionError::from)?;
+    }
+    served?;
     Ok(())
 }

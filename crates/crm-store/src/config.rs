@@ -47,6 +47,25 @@ impl LogConfig {
         )
     }
 
+    /// The aggregate a subject of this log belongs to (`None` for any other subject).
+    #[must_use]
+    pub fn parse_subject(&self, subject: &str) -> Option<AggregateRef> {
+        let rest = subject
+            .strip_prefix(&self.subject_prefix)?
+            .strip_prefix('.')?;
+        let (kind, id) = rest.split_once('.')?;
+        let id = uuid::Uuid::try_parse(id).ok()?;
+        Some(match crm_domain::AggregateKind::from_name(kind)? {
+            crm_domain::AggregateKind::Customer => {
+                AggregateRef::Customer(crm_domain::CustomerId(id))
+            }
+            crm_domain::AggregateKind::Lead => AggregateRef::Lead(crm_domain::LeadId(id)),
+            crm_domain::AggregateKind::Campaign => {
+                AggregateRef::Campaign(crm_domain::CampaignId(id))
+            }
+        })
+    }
+
     /// The stream's subject filter.
     #[must_use]
     pub fn subject_filter(&self) -> String {

@@ -1,0 +1,797 @@
+//! The fold: events in, record changes out. No clock, no randomness, ordered maps only.
+
+use std::collections::BTreeSet;
+
+use crm_domain::{
+    Actor, AggregateRef, CampaignEvent, CampaignResponse, Channel, ConsentChannel, CustomerEvent,
+    CustomerId, DomainEvent, ForecastCategory, LeadEvent, Money, RelationshipKind, TicketPriority,
+    Timestamp,
+};
+use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save};
+
+use crate::keys::{self, id_key};
+use crate::record::{
+    AcquisitionRecord, AddressRecord, CampaignInfo, ConsentRecord, CustomerFacts, CustomerRecord,
+    DealStatus, Id, LeadInfo, LeadOrigin, Opportunity, ProfileRecord, Ticket, TicketState,
+    TimelineEntry,
+};
+
+/// The customer 360° projection.
+#[derive(Clone, Debug)]
+pub struct Customer360 {
+    /// The currency whose net revenue drives the value index and RFM's monetary score
+    /// (no exchange rates are applied: other currencies are reported per currency).
+    pub reporting_currency: String,
+}
+
+impl Default for Customer360 {
+    fn default() -> Self {
+        Self {
+            reporting_currency: "EUR".into(),
+        }
+    }
+}
+
+impl Projection for Customer360 {
+    const NAME: &'static str = "customer360";
+    const VERSION: u32 = 1;
+
+    fn fingerprint(&self) -> String {
+        format!("reporting_currency={}", self.reporting_currency)
+    }
+
+    fn apply(&self, state: &mut dyn State, event: &Event<'_>) -> Result<(), FoldError> {
+        match &event.envelope.event {
+            DomainEvent::Customer(id, e) => self.customer(state, event, *id, e),
+            DomainEvent::Lead(id, e) => lead(state, event, id.0.into_bytes(), e),
+            DomainEvent::Campaign(id, e) => campaign(state, event, id.0.into_bytes(), e),
+        }
+    }
+
+    fn on_dead_letter(
+        &self,
+        state: &mut dyn State,
+        aggregate: Option<AggregateRef>,
+        letter: &DeadLetter,
+    ) {
+        let Some(AggregateRef::Customer(id)) = aggregate else {
+            return;
+        };
+        let key = id_key(keys::CUSTOMER, id.0.into_bytes());
+        // A record that does not decode is left alone: its own events dead-letter too.
+        let Ok(record) = load::<CustomerRecord>(state, &key) else {
+            return;
+        };
+        let mut record = record.unwrap_or_else(|| CustomerRecord {
+            id: id.0.into_bytes(),
+            ..CustomerRecord::default()
+        });
+        record.dead_letters.push(letter.seq);
+        save(state, &key, &record);
+    }
+}
+
+impl Customer360 {
+    fn customer(
+        &self,
+        state: &mut dyn State,
+        event: &Event<'_>,
+        id: CustomerId,
+        e: &CustomerEvent,
+    ) -> Result<(), FoldError> {
+        let id = id.0.into_bytes();
+        let key = id_key(keys::CUSTOMER, id);
+        let old: Option<CustomerRecord> = load(state, &key)?;
+        let meta = &event.envelope.meta;
+        let at = meta.occurred_at.0;
+        let mut r = match (&old, e) {
+            (Some(r), CustomerEvent::Registered(_)) if r.registered => {
+                return Err(FoldError::Rejected(
+                    "the customer is already registered".into(),
+                ));
+            }
+            (None, CustomerEvent::Registered(_)) => CustomerRecord {
+                id,
+                ..CustomerRecord::default()
+            },
+            (None, _) => {
+                return Err(FoldError::Rejected(format!(
+                    "customer {} was never registered",
+                    uuid::Uuid::from_bytes(id)
+                )));
+            }
+            (Some(r), _) => r.clone(),
+        };
+        let summary = apply_customer(&mut r, e, at, &actor(&meta.actor))?;
+        if let (CustomerEvent::Registered(_), Some(origin)) = (e, r.origin_lead.as_mut()) {
+            // A conversion commit may carry the lead's event before the registration.
+            if let Some(info) = load::<LeadInfo>(state, &id_key(keys::LEAD, origin.lead_id))? {
+                origin.source = Some(info.source);
+                origin.captured_at = Some(info.captured_at);
+                origin.converted_at.get_or_insert(at);
+            }
+        }
+        r.version = meta.version;
+        r.last_seq = event.seq;
+        r.updated_at = r.updated_at.max(at);
+        save(state, &key, &r);
+        self.reindex(state, old.as_ref(), &r);
+        timeline(state, id, event, summary);
+        Ok(())
+    }
+
+    fn facts(&self, r: &CustomerRecord) -> CustomerFacts {
+        CustomerFacts {
+            orders: r.commerce.orders,
+            last_order_at: r.commerce.last_order_at,
+            net_revenue_minor: r
+                .commerce
+                .amounts
+                .get(&self.reporting_currency)
+                .map_or(0, |a| a.revenue_minor - a.refunded_minor),
+        }
+    }
+
+    fn index_keys(&self, r: &CustomerRecord) -> BTreeSet<Vec<u8>> {
+        let mut keys = BTreeSet::new();
+        for tag in &r.tags {
+            keys.insert(keys::text_index(keys::BY_TAG, tag, r.id));
+        }
+        if let Some(owner) = &r.owner {
+            keys.insert(keys::text_index(keys::BY_OWNER, owner, r.id));
+        }
+        if let Some(last) = r.commerce.last_order_at {
+            keys.insert(keys::desc_index(keys::BY_RECENCY, last, r.id));
+        }
+        if r.commerce.orders > 0 {
+            let facts = self.facts(r);
+            keys.insert(keys::desc_index(
+                keys::BY_VALUE,
+                facts.net_revenue_minor,
+                r.id,
+            ));
+        }
+        keys
+    }
+
+    fn reindex(&self, state: &mut dyn State, old: Option<&CustomerRecord>, new: &CustomerRecord) {
+        let before = old.map(|o| self.index_keys(o)).unwrap_or_default();
+        let after = self.index_keys(new);
+        for k in before.difference(&after) {
+            state.delete(k);
+        }
+        for k in after.difference(&before) {
+            state.put(k, Vec::new());
+        }
+        let facts = self.facts(new);
+        if old.is_none_or(|o| self.facts(o) != facts) {
+            save(state, &id_key(keys::FACTS, new.id), &facts);
+        }
+    }
+}
+
+/// Applies a customer event to the record; returns the timeline summary.
+#[allow(clippy::too_many_lines)]
+fn apply_customer(
+    r: &mut CustomerRecord,
+    e: &CustomerEvent,
+    at: i64,
+    actor: &str,
+) -> Result<String, FoldError> {
+    use CustomerEvent as E;
+    Ok(match e {
+        E::Registered(reg) => {
+            r.registered = true;
+            r.registered_at = at;
+            r.registered_by = actor.to_owned();
+            r.profile = profile(&reg.profile);
+            r.owner.clone_from(&reg.owner);
+            r.team.clone_from(&reg.team);
+            r.acquisition = reg.acquisition.as_ref().map(|a| AcquisitionRecord {
+                source: a.source.clone(),
+                medium: a.medium.clone(),
+                campaign: a.campaign.map(|c| c.0.into_bytes()),
+            });
+            if let Some(lead) = reg.lead {
+                r.origin_lead.get_or_insert_with(|| LeadOrigin {
+                    lead_id: lead.0.into_bytes(),
+                    ..LeadOrigin::default()
+                });
+            }
+            format!(
+                "Registered {} {}",
+                reg.profile.given_name, reg.profile.family_name
+            )
+        }
+        E::ProfileUpdated(p) => {
+            let mut changed = Vec::new();
+            let pr = &mut r.profile;
+            if let Some(v) = &p.given_name {
+                pr.given_name.clone_from(v);
+                changed.push("given name");
+            }
+            if let Some(v) = &p.family_name {
+                pr.family_name.clone_from(v);
+                changed.push("family name");
+            }
+            if let Some(v) = &p.emails {
+                pr.emails.clone_from(v);
+                changed.push("emails");
+            }
+            if let Some(v) = &p.phones {
+                pr.phones.clone_from(v);
+                changed.push("phones");
+            }
+            if let Some(v) = &p.address {
+                pr.address = v.as_ref().map(address);
+                changed.push("address");
+            }
+            if let Some(v) = &p.language {
+                pr.language.clone_from(v);
+                changed.push("language");
+            }
+            if let Some(v) = &p.country {
+                pr.country.clone_from(v);
+                changed.push("country");
+            }
+            if let Some(v) = &p.external_ids {
+                pr.external_ids.clone_from(v);
+                changed.push("external ids");
+            }
+            if let Some(v) = &p.owner {
+                r.owner.clone_from(v);
+                changed.push("owner");
+            }
+            if let Some(v) = &p.team {
+                r.team.clone_from(v);
+                changed.push("team");
+            }
+            format!("Profile updated: {}", changed.join(", "))
+        }
+        E::ConsentChanged {
+            channel,
+            granted,
+            source,
+        } => {
+            r.consent.insert(
+                consent_name(*channel).to_owned(),
+                ConsentRecord {
+                    granted: *granted,
+                    source: source.clone(),
+                    changed_at: at,
+                },
+            );
+            format!(
+                "{} consent {} ({source})",
+                consent_name(*channel),
+                if *granted { "granted" } else { "withdrawn" }
+            )
+        }
+        E::Tagged { tag } => {
+            r.tags.insert(tag.clone());
+            format!("Tagged {tag}")
+        }
+        E::Untagged { tag } => {
+            r.tags.remove(tag);
+            format!("Untagged {tag}")
+        }
+        E::RelationshipLinked { other, kind } => {
+            r.relationships
+                .insert((relationship_name(*kind).to_owned(), other.0.into_bytes()));
+            format!("Linked as {} of {}", relationship_name(*kind), other.0)
+        }
+        E::InteractionLogged(i) => {
+            let eng = r
+                .engagement
+                .entry(channel_name(i.channel).to_owned())
+                .or_default();
+            eng.last_at = eng.last_at.max(at);
+            match i.direction {
+                crm_domain::Direction::Inbound => eng.inbound += 1,
+                crm_domain::Direction::Outbound => eng.outbound += 1,
+            }
+            *eng.per_day
+                .entry(at.div_euclid(Timestamp::MICROS_PER_DAY))
+                .or_default() += 1;
+            if let Some(s) = i.sentiment {
+                eng.sentiment_sum += i64::from(s);
+                eng.sentiment_count += 1;
+            }
+            format!(
+                "{} {} interaction: {}",
+                match i.direction {
+                    crm_domain::Direction::Inbound => "Inbound",
+                    crm_domain::Direction::Outbound => "Outbound",
+                },
+                channel_name(i.channel),
+                i.subject
+            )
+        }
+        E::OrderPlaced(o) => {
+            let c = &mut r.commerce;
+            c.orders += 1;
+            c.first_order_at = Some(c.first_order_at.map_or(at, |f| f.min(at)));
+            c.last_order_at = Some(c.last_order_at.map_or(at, |l| l.max(at)));
+            let amounts = c
+                .amounts
+                .entry(o.total.currency.as_str().to_owned())
+                .or_default();
+            amounts.orders += 1;
+            amounts.revenue_minor += o.total.minor;
+            amounts.discount_minor += o.discount_minor;
+            let mut categories = BTreeSet::new();
+            for line in &o.lines {
+                c.items += u64::from(line.quantity);
+                let cat = c.categories.entry(line.category.clone()).or_default();
+                cat.units += u64::from(line.quantity);
+                if categories.insert(&line.category) {
+                    cat.orders += 1;
+                }
+            }
+            *c.sales_channels.entry(o.sales_channel.clone()).or_default() += 1;
+            format!(
+                "Order {} placed via {}: {} line(s), {}",
+                o.order_id.0,
+                o.sales_channel,
+                o.lines.len(),
+                money(o.total)
+            )
+        }
+        E::ReturnRecorded(ret) => {
+            let c = &mut r.commerce;
+            c.returns += 1;
+            c.amounts
+                .entry(ret.refund.currency.as_str().to_owned())
+                .or_default()
+                .refunded_minor += ret.refund.minor;
+            format!(
+                "Return for order {}: {} refunded ({})",
+                ret.order_id.0,
+                money(ret.refund),
+                ret.reason
+            )
+        }
+        E::TicketOpened(t) => {
+            r.tickets.insert(
+                t.ticket_id.0.into_bytes(),
+                Ticket {
+                    opened_at: at,
+                    channel: channel_name(t.channel).to_owned(),
+                    category: t.category.clone(),
+                    priority: priority_name(t.priority).to_owned(),
+                    subject: t.subject.clone(),
+                    sla_policy: t.sla.policy.clone(),
+                    first_response_target_mins: t.sla.first_response_mins,
+                    resolution_target_mins: t.sla.resolution_mins,
+                    ..Ticket::default()
+                },
+            );
+            format!(
+                "Ticket opened ({} priority, {}): {}",
+                priority_name(t.priority),
+                t.category,
+                t.subject
+            )
+        }
+        E::TicketAssigned {
+            ticket_id, agent, ..
+        } => {
+            ticket(r, ticket_id.0.into_bytes())?.agent = Some(agent.clone());
+            format!("Ticket assigned to {agent}")
+        }
+        E::TicketResponded {
+            ticket_id,
+            agent,
+            awaiting_customer,
+            ..
+        } => {
+            let t = ticket(r, ticket_id.0.into_bytes())?;
+            t.first_response_at.get_or_insert(at);
+            if *awaiting_customer {
+                t.status = TicketState::AwaitingCustomer;
+                t.awaiting_since.get_or_insert(at);
+            }
+            format!(
+                "{agent} responded to the ticket{}",
+                if *awaiting_customer {
+                    ", waiting on the customer"
+                } else {
+                    ""
+                }
+            )
+        }
+        E::TicketCustomerReplied { ticket_id } => {
+            let t = ticket(r, ticket_id.0.into_bytes())?;
+            resume(t, at);
+            t.status = TicketState::Open;
+            "Customer replied to the ticket".to_owned()
+        }
+        E::TicketResolved {
+            ticket_id,
+            resolution,
+        } => {
+            let t = ticket(r, ticket_id.0.into_bytes())?;
+            resume(t, at);
+            t.status = TicketState::Resolved;
+            t.resolved_at = Some(at);
+            if t.first_resolved_at.is_none() {
+                t.first_resolved_at = Some(at);
+                t.paused_at_first_resolution = t.paused_micros;
+            }
+            format!("Ticket resolved: {resolution}")
+        }
+        E::TicketReopened { ticket_id, reason } => {
+            let t = ticket(r, ticket_id.0.into_bytes())?;
+            t.status = TicketState::Open;
+            t.resolved_at = None;
+            t.reopened += 1;
+            format!("Ticket reopened: {reason}")
+        }
+        E::TicketClosed {
+            ticket_id, csat, ..
+        } => {
+            let t = ticket(r, ticket_id.0.into_bytes())?;
+            resume(t, at);
+            t.status = TicketState::Closed;
+            t.closed_at = Some(at);
+            t.csat = *csat;
+            match csat {
+                Some(c) => format!("Ticket closed, CSAT {c}/5"),
+                None => "Ticket closed".to_owned(),
+            }
+        }
+        E::OpportunityOpened(o) => {
+            r.opportunities.insert(
+                o.opportunity_id.0.into_bytes(),
+                Opportunity {
+                    name: o.name.clone(),
+                    pipeline: o.pipeline.clone(),
+                    stage: o.stage.clone(),
+                    probability_pct: o.probability_pct,
+                    forecast: forecast_name(o.forecast).to_owned(),
+                    amount_minor: o.amount.minor,
+                    currency: o.amount.currency.as_str().to_owned(),
+                    owner: o.owner.clone(),
+                    status: DealStatus::Open,
+                    opened_at: at,
+                    stage_entered_at: at,
+                    closed_at: None,
+                    lost_reason: None,
+                    expected_close: o.expected_close.map(|t| t.0),
+                },
+            );
+            format!(
+                "Opportunity {} opened at {} ({})",
+                o.name,
+                o.stage,
+                money(o.amount)
+            )
+        }
+        E::OpportunityStageMoved {
+            opportunity_id,
+            from_stage,
+            to_stage,
+            probability_pct,
+            forecast,
+        } => {
+            let o = opportunity(r, opportunity_id.0.into_bytes())?;
+            o.stage.clone_from(to_stage);
+            o.probability_pct = *probability_pct;
+            o.forecast = forecast_name(*forecast).to_owned();
+            o.stage_entered_at = at;
+            format!(
+                "Opportunity {} moved from {from_stage} to {to_stage}",
+                o.name
+            )
+        }
+        E::OpportunityWon {
+            opportunity_id,
+            amount,
+        } => {
+            let o = opportunity(r, opportunity_id.0.into_bytes())?;
+            o.status = DealStatus::Won;
+            o.closed_at = Some(at);
+            o.amount_minor = amount.minor;
+            o.currency = amount.currency.as_str().to_owned();
+            o.probability_pct = 100;
+            o.forecast = "closed".into();
+            format!("Opportunity {} won ({})", o.name, money(*amount))
+        }
+        E::OpportunityLost {
+            opportunity_id,
+            reason,
+            ..
+        } => {
+            let o = opportunity(r, opportunity_id.0.into_bytes())?;
+            o.status = DealStatus::Lost;
+            o.closed_at = Some(at);
+            o.lost_reason = Some(reason.clone());
+            o.probability_pct = 0;
+            o.forecast = "omitted".into();
+            format!("Opportunity {} lost: {reason}", o.name)
+        }
+        E::CampaignResponseRecorded {
+            campaign_id,
+            response,
+        } => {
+            let m = &mut r.marketing;
+            let flags = m.responses.entry(campaign_id.0.into_bytes()).or_default();
+            let name = match response {
+                CampaignResponse::Delivered => {
+                    flags.delivered = true;
+                    "delivered"
+                }
+                CampaignResponse::Opened => {
+                    flags.opened = true;
+                    "opened"
+                }
+                CampaignResponse::Clicked => {
+                    flags.clicked = true;
+                    "clicked"
+                }
+                CampaignResponse::Unsubscribed => {
+                    flags.unsubscribed = true;
+                    m.unsubscribes += 1;
+                    "unsubscribed"
+                }
+                CampaignResponse::Converted { revenue, .. } => {
+                    flags.converted = true;
+                    if let Some(rev) = revenue {
+                        *m.attributed_minor
+                            .entry(rev.currency.as_str().to_owned())
+                            .or_default() += rev.minor;
+                    }
+                    "converted"
+                }
+            };
+            if m.last_response_at.is_none_or(|l| l <= at) {
+                m.last_response_at = Some(at);
+                m.last_response = Some(name.to_owned());
+            }
+            format!("Campaign {}: {name}", campaign_id.0)
+        }
+    })
+}
+
+fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Result<(), FoldError> {
+    let key = id_key(keys::LEAD, id);
+    let at = event.envelope.meta.occurred_at.0;
+    match e {
+        LeadEvent::Captured(c) => save(
+            state,
+            &key,
+            &LeadInfo {
+                source: c.source.clone(),
+                campaign: c.campaign.map(|c| c.0.into_bytes()),
+                captured_at: at,
+                converted_to: None,
+            },
+        ),
+        LeadEvent::Converted { customer_id, .. } => {
+            let customer = customer_id.0.into_bytes();
+            let mut info: LeadInfo = load(state, &key)?.unwrap_or_default();
+            info.converted_to = Some(customer);
+            save(state, &key, &info);
+            let ckey = id_key(keys::CUSTOMER, customer);
+            if let Some(mut r) = load::<CustomerRecord>(state, &ckey)? {
+                let origin = r.origin_lead.get_or_insert_with(|| LeadOrigin {
+                    lead_id: id,
+                    ..LeadOrigin::default()
+                });
+                origin.lead_id = id;
+                if !info.source.is_empty() {
+                    origin.source = Some(info.source.clone());
+                    origin.captured_at = Some(info.captured_at);
+                }
+                origin.converted_at = Some(at);
+                save(state, &ckey, &r);
+                timeline(
+                    state,
+                    customer,
+                    event,
+                    format!(
+                        "Converted from lead {} (source: {})",
+                        uuid::Uuid::from_bytes(id),
+                        if info.source.is_empty() {
+                            "unknown"
+                        } else {
+                            &info.source
+                        }
+                    ),
+                );
+            }
+        }
+        LeadEvent::Assigned { .. }
+        | LeadEvent::Contacted { .. }
+        | LeadEvent::Qualified { .. }
+        | LeadEvent::Disqualified { .. } => {}
+    }
+    Ok(())
+}
+
+fn campaign(
+    state: &mut dyn State,
+    event: &Event<'_>,
+    id: Id,
+    e: &CampaignEvent,
+) -> Result<(), FoldError> {
+    let key = id_key(keys::CAMPAIGN, id);
+    match e {
+        CampaignEvent::Created(c) => save(
+            state,
+            &key,
+            &CampaignInfo {
+                name: c.name.clone(),
+                channel: channel_name(c.channel).to_owned(),
+                created_at: event.envelope.meta.occurred_at.0,
+            },
+        ),
+        CampaignEvent::Sent { wave, recipients } => {
+            let info: CampaignInfo = load(state, &key)?.unwrap_or_default();
+            for recipient in recipients {
+                let customer = recipient.0.into_bytes();
+                let ckey = id_key(keys::CUSTOMER, customer);
+                // Sends to customers this model does not know are not the customer's
+                // history: nothing to show.
+                let Some(mut r) = load::<CustomerRecord>(state, &ckey)? else {
+                    continue;
+                };
+                *r.marketing.received.entry(id).or_default() += 1;
+                save(state, &ckey, &r);
+                timeline(
+                    state,
+                    customer,
+                    event,
+                    format!("Received campaign {} (wave {wave})", info.name),
+                );
+            }
+        }
+        CampaignEvent::CostRecorded { .. } => {}
+    }
+    Ok(())
+}
+
+fn timeline(state: &mut dyn State, customer: Id, event: &Event<'_>, summary: String) {
+    let env = event.envelope;
+    let entry = TimelineEntry {
+        seq: event.seq,
+        event_id: env.meta.event_id.into_bytes(),
+        event_type: env.event_type.clone(),
+        source: format!("{}:{}", env.aggregate.kind().name(), env.aggregate.uuid()),
+        version: env.meta.version,
+        occurred_at: env.meta.occurred_at.0,
+        recorded_at: env.meta.recorded_at.0,
+        actor: actor(&env.meta.actor),
+        summary,
+    };
+    save(
+        state,
+        &keys::timeline_key(customer, entry.occurred_at, event.seq),
+        &entry,
+    );
+}
+
+fn ticket(r: &mut CustomerRecord, id: Id) -> Result<&mut Ticket, FoldError> {
+    r.tickets.get_mut(&id).ok_or_else(|| {
+        FoldError::Rejected(format!(
+            "ticket {} was never opened",
+            uuid::Uuid::from_bytes(id)
+        ))
+    })
+}
+
+fn opportunity(r: &mut CustomerRecord, id: Id) -> Result<&mut Opportunity, FoldError> {
+    r.opportunities.get_mut(&id).ok_or_else(|| {
+        FoldError::Rejected(format!(
+            "opportunity {} was never opened",
+            uuid::Uuid::from_bytes(id)
+        ))
+    })
+}
+
+/// Ends a pause of the SLA clocks (time waiting on the customer).
+fn resume(t: &mut Ticket, at: i64) {
+    if let Some(since) = t.awaiting_since.take() {
+        t.paused_micros += (at - since).max(0);
+    }
+}
+
+fn profile(p: &crm_domain::Profile) -> ProfileRecord {
+    ProfileRecord {
+        given_name: p.given_name.clone(),
+        family_name: p.family_name.clone(),
+        emails: p.emails.clone(),
+        phones: p.phones.clone(),
+        address: p.address.as_ref().map(address),
+        language: p.language.clone(),
+        country: p.country.clone(),
+        external_ids: p.external_ids.clone(),
+    }
+}
+
+fn address(a: &crm_domain::Address) -> AddressRecord {
+    AddressRecord {
+        line1: a.line1.clone(),
+        line2: a.line2.clone(),
+        city: a.city.clone(),
+        region: a.region.clone(),
+        postal_code: a.postal_code.clone(),
+        country: a.country.clone(),
+    }
+}
+
+/// `user:alice`, `service:billing`, `import:crm-import`, `automation:rule-7`, `system`.
+#[must_use]
+pub fn actor(a: &Actor) -> String {
+    match a {
+        Actor::User(n) => format!("user:{n}"),
+        Actor::Service(n) => format!("service:{n}"),
+        Actor::Import(n) => format!("import:{n}"),
+        Actor::Automation(n) => format!("automation:{n}"),
+        Actor::System => "system".into(),
+    }
+}
+
+fn money(m: Money) -> String {
+    let sign = if m.minor < 0 { "-" } else { "" };
+    let abs = m.minor.unsigned_abs();
+    format!("{sign}{}.{:02} {}", abs / 100, abs % 100, m.currency)
+}
+
+#[must_use]
+pub const fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+        Channel::Phone => "phone",
+        Channel::Chat => "chat",
+        Channel::Social => "social",
+        Channel::WebForm => "web_form",
+        Channel::Meeting => "meeting",
+        Channel::InPerson => "in_person",
+        Channel::Push => "push",
+        Channel::Post => "post",
+    }
+}
+
+#[must_use]
+pub const fn consent_name(c: ConsentChannel) -> &'static str {
+    match c {
+        ConsentChannel::Email => "email",
+        ConsentChannel::Sms => "sms",
+        ConsentChannel::Phone => "phone",
+        ConsentChannel::Social => "social",
+        ConsentChannel::Push => "push",
+        ConsentChannel::Post => "post",
+    }
+}
+
+const fn priority_name(p: TicketPriority) -> &'static str {
+    match p {
+        TicketPriority::Low => "low",
+        TicketPriority::Normal => "normal",
+        TicketPriority::High => "high",
+        TicketPriority::Urgent => "urgent",
+    }
+}
+
+const fn relationship_name(k: RelationshipKind) -> &'static str {
+    match k {
+        RelationshipKind::Household => "household",
+        RelationshipKind::Referrer => "referrer",
+        RelationshipKind::Referee => "referee",
+        RelationshipKind::EmployedBy => "employed_by",
+        RelationshipKind::Employs => "employs",
+        RelationshipKind::LinkedAccount => "linked_account",
+    }
+}
+
+const fn forecast_name(f: ForecastCategory) -> &'static str {
+    match f {
+        ForecastCategory::Pipeline => "pipeline",
+        ForecastCategory::BestCase => "best_case",
+        ForecastCategory::Commit => "commit",
+        ForecastCategory::Closed => "closed",
+        ForecastCategory::Omitted => "omitted",
+    }
+}

@@ -1,0 +1,255 @@
+//! What the 360 model stores: plain serde structs owned by this crate (the read model's
+//! own format, versioned by [`crate::Customer360`]'s `VERSION`). Ids are raw UUID bytes,
+//! times are microseconds since the epoch (business time, `occurred_at`), amounts are
+//! minor units keyed by ISO currency code.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub type Id = [u8; 16];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    pub id: Id,
+    /// `false` when the registration itself was dead-lettered and the record holds only
+    /// what later events told.
+    pub registered: bool,
+    pub registered_at: i64,
+    /// Who registered the customer (`user:alice`, `import:crm-import`, ...).
+    pub registered_by: String,
+    /// Aggregate version of the customer's last applied event.
+    pub version: u64,
+    /// Stream sequence of the last event that changed this record.
+    pub last_seq: u64,
+    pub updated_at: i64,
+    pub profile: ProfileRecord,
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    pub acquisition: Option<AcquisitionRecord>,
+    pub origin_lead: Option<LeadOrigin>,
+    /// Consent per channel (`email`, `sms`, ...).
+    pub consent: BTreeMap<String, ConsentRecord>,
+    pub tags: BTreeSet<String>,
+    /// `(kind, other customer)`.
+    pub relationships: BTreeSet<(String, Id)>,
+    pub commerce: Commerce,
+    /// Interactions per channel.
+    pub engagement: BTreeMap<String, ChannelEngagement>,
+    pub opportunities: BTreeMap<Id, Opportunity>,
+    pub marketing: Marketing,
+    pub tickets: BTreeMap<Id, Ticket>,
+    /// Stream sequences of this customer's dead-lettered events: the record is incomplete.
+    pub dead_letters: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    pub given_name: String,
+    pub family_name: String,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+    pub address: Option<AddressRecord>,
+    pub language: Option<String>,
+    pub country: Option<String>,
+    pub external_ids: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressRecord {
+    pub line1: String,
+    pub line2: String,
+    pub city: String,
+    pub region: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquisitionRecord {
+    pub source: String,
+    pub medium: String,
+    pub campaign: Option<Id>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadOrigin {
+    pub lead_id: Id,
+    /// From the lead's capture, when the lead's events were seen.
+    pub source: Option<String>,
+    pub captured_at: Option<i64>,
+    pub converted_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub granted: bool,
+    pub source: String,
+    pub changed_at: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commerce {
+    pub orders: u32,
+    pub first_order_at: Option<i64>,
+    pub last_order_at: Option<i64>,
+    /// Per currency.
+    pub amounts: BTreeMap<String, Amounts>,
+    pub returns: u32,
+    pub items: u64,
+    /// Per product category: units and line amount (order currency mixed: see `amounts`
+    /// for money per currency).
+    pub categories: BTreeMap<String, CategoryStats>,
+    pub sales_channels: BTreeMap<String, u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amounts {
+    pub orders: u32,
+    /// Sum of order totals.
+    pub revenue_minor: i64,
+    pub refunded_minor: i64,
+    pub discount_minor: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryStats {
+    pub units: u64,
+    pub orders: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEngagement {
+    pub last_at: i64,
+    pub inbound: u32,
+    pub outbound: u32,
+    /// Interactions per day (days since the epoch): windows are counted against `as_of`.
+    pub per_day: BTreeMap<i64, u32>,
+    pub sentiment_sum: i64,
+    pub sentiment_count: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opportunity {
+    pub name: String,
+    pub pipeline: String,
+    pub stage: String,
+    /// Frozen at stage entry.
+    pub probability_pct: u8,
+    pub forecast: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub owner: Option<String>,
+    pub status: DealStatus,
+    pub opened_at: i64,
+    pub stage_entered_at: i64,
+    pub closed_at: Option<i64>,
+    pub lost_reason: Option<String>,
+    pub expected_close: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DealStatus {
+    #[default]
+    Open,
+    Won,
+    Lost,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marketing {
+    /// Campaign -> send waves that included the customer.
+    pub received: BTreeMap<Id, u32>,
+    /// Campaign -> the responses recorded.
+    pub responses: BTreeMap<Id, ResponseFlags>,
+    pub last_response_at: Option<i64>,
+    pub last_response: Option<String>,
+    pub unsubscribes: u32,
+    /// Revenue attributed to campaign conversions, per currency.
+    pub attributed_minor: BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseFlags {
+    pub delivered: bool,
+    pub opened: bool,
+    pub clicked: bool,
+    pub unsubscribed: bool,
+    pub converted: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub opened_at: i64,
+    pub channel: String,
+    pub category: String,
+    pub priority: String,
+    pub subject: String,
+    pub sla_policy: String,
+    pub first_response_target_mins: u32,
+    pub resolution_target_mins: u32,
+    pub status: TicketState,
+    pub agent: Option<String>,
+    pub first_response_at: Option<i64>,
+    /// Since when the ticket waits on the customer (SLA clocks paused).
+    pub awaiting_since: Option<i64>,
+    /// Total time spent waiting on the customer, excluded from the resolution clock.
+    pub paused_micros: i64,
+    pub first_resolved_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    /// Paused time at the first resolution.
+    pub paused_at_first_resolution: i64,
+    pub reopened: u32,
+    pub closed_at: Option<i64>,
+    pub csat: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TicketState {
+    #[default]
+    Open,
+    AwaitingCustomer,
+    Resolved,
+    Closed,
+}
+
+/// The few numbers population statistics (RFM quintiles) need, kept apart from the record
+/// so a scan over every customer reads little.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerFacts {
+    pub orders: u32,
+    pub last_order_at: Option<i64>,
+    /// Revenue net of refunds in the reporting currency.
+    pub net_revenue_minor: i64,
+}
+
+/// One entry of a customer's timeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub seq: u64,
+    pub event_id: Id,
+    /// `customer.order_placed`, `campaign.sent`, `lead.converted`, ...
+    pub event_type: String,
+    /// The aggregate the event belongs to (`customer:<id>`, `campaign:<id>`, ...).
+    pub source: String,
+    pub version: u64,
+    pub occurred_at: i64,
+    pub recorded_at: i64,
+    pub actor: String,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignInfo {
+    pub name: String,
+    pub channel: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadInfo {
+    pub source: String,
+    pub campaign: Option<Id>,
+    pub captured_at: i64,
+    pub converted_to: Option<Id>,
+}

@@ -1,0 +1,243 @@
+//! The projection runtime and the 360 model against a real nats-server and real sled
+//! files: poison events, determinism, versioned rebuilds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_customer360::{Customer360, CustomerRecord, Queries};
+use crm_domain::{AggregateRef, Command, CustomerId};
+use crm_projection::{ProjectionStore, ReadModel, RunnerConfig};
+use crm_store::{CommandHandler, LogConfig};
+use crm_testkit::NatsServer;
+
+use crate::support::{connect, handler, meta, new_customer_id, register};
+
+/// Writes `customers` customers with a few events each through the real handler;
+/// returns their ids.
+async fn write_customers(h: &CommandHandler, customers: usize) -> Vec<CustomerId> {
+    let mut ids = Vec::new();
+    for i in 0..customers {
+        let id = new_customer_id();
+        h.handle(&register(id), &meta()).await.unwrap();
+        for tag in ["a", "b"].iter().take(1 + i % 2) {
+            h.handle(
+                &Command::TagCustomer {
+                    customer_id: id,
+                    tag: (*tag).into(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+struct Projector {
+    store: Arc<ProjectionStore<Customer360>>,
+    db: sled::Db,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), crm_projection::ProjectionError>>,
+}
+
+impl Projector {
+    async fn start(server: &NatsServer, dir: &std::path::Path, fold: Customer360) -> Self {
+        let db = sled::open(dir).unwrap();
+        let store = Arc::new(ProjectionStore::open(&db, fold, LogConfig::default()).unwrap());
+        let js = async_nats::jetstream::new(connect(&server.url()).await);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crm_projection::run(
+            Arc::clone(&store),
+            js,
+            RunnerConfig {
+                batch_max: 64,
+                ..RunnerConfig::default()
+            },
+            stopped,
+        ));
+        Self {
+            store,
+            db,
+            stop,
+            task,
+        }
+    }
+
+    async fn caught_up(&self, seq: u64) -> ReadModel {
+        let reader = self.store.reader();
+        assert!(
+            reader.wait_for(seq, Duration::from_secs(20)).await,
+            "projector reached {} of {seq}",
+            reader.checkpoint()
+        );
+        reader
+    }
+
+    async fn stop(self) -> sled::Db {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+        self.db
+    }
+}
+
+fn contents(model: &ReadModel) -> Vec<(Vec<u8>, Vec<u8>)> {
+    model
+        .contents()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+async fn last_seq(server: &NatsServer) -> u64 {
+    let js = async_nats::jetstream::new(connect(&server.url()).await);
+    let mut stream = js.get_stream("CRM_EVENTS").await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
+#[tokio::test]
+async fn poison_events_are_dead_lettered_and_the_projector_goes_on() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let ids = write_customers(&h, 3).await;
+    let cfg = LogConfig::default();
+    let client = connect(&server.url()).await;
+    let js = async_nats::jetstream::new(client);
+    // Garbage on a customer's subject (a foreign publisher, no expected sequence), and a
+    // well-formed event of customer 0 published on customer 1's subject.
+    let victim = ids[1];
+    let garbage = js
+        .publish(
+            cfg.subject(AggregateRef::Customer(victim)),
+            bytes::Bytes::from_static(b"not an event"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let first_of_0 = h
+        .log()
+        .read_subject(&cfg.subject(AggregateRef::Customer(ids[0])), 0)
+        .await
+        .unwrap()
+        .remove(0);
+    let misplaced = js
+        .publish(
+            cfg.subject(AggregateRef::Customer(ids[2])),
+            first_of_0.payload.clone(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    // Events after the poison: a new customer registers.
+    let later = new_customer_id();
+    let after = h.handle(&register(later), &meta()).await.unwrap().position;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projector::start(&server, dir.path(), Customer360::default()).await;
+    let model = p.caught_up(after).await;
+    let letters: Vec<_> = model.dead_letters().map(Result::unwrap).collect();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0].seq, garbage);
+    assert!(
+        letters[0].reason.contains("does not decode"),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(
+        letters[0].subject,
+        cfg.subject(AggregateRef::Customer(victim))
+    );
+    assert_eq!(letters[1].seq, misplaced);
+    assert_eq!(
+        letters[1].event_type.as_deref(),
+        Some("customer.registered")
+    );
+    assert_eq!(
+        p.store
+            .stats()
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    let queries = Queries::new(model.clone());
+    let flagged: CustomerRecord = queries.customer(victim.0.into_bytes()).unwrap().unwrap();
+    assert_eq!(flagged.dead_letters, vec![garbage], "the victim is flagged");
+    assert!(flagged.registered, "what was applied stays");
+    let untouched = queries.customer(ids[0].0.into_bytes()).unwrap().unwrap();
+    assert!(untouched.dead_letters.is_empty());
+    let later = queries.customer(later.0.into_bytes()).unwrap();
+    assert!(later.is_some(), "events after the poison were applied");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    write_customers(&h, 40).await;
+    let end = last_seq(&server).await;
+
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let pa = Projector::start(&server, a.path(), Customer360::default()).await;
+    let pb = Projector::start(&server, b.path(), Customer360::default()).await;
+    let (ma, mb) = (pa.caught_up(end).await, pb.caught_up(end).await);
+    let (ca, cb) = (contents(&ma), contents(&mb));
+    assert!(
+        ca.len() > 40 * 3,
+        "customers, facts, timelines, indexes: {}",
+        ca.len()
+    );
+    assert!(ca == cb, "two builds of the same stream differ");
+    let db = pa.stop().await;
+    pb.stop().await;
+
+    // The same code reopens its data and goes on from the checkpoint.
+    let same = ProjectionStore::open(&db, Customer360::default(), LogConfig::default()).unwrap();
+    assert_eq!(same.checkpoint(), end);
+    assert_eq!(
+        same.stats()
+            .rebuilds
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    drop(same);
+    // Another configuration (here the reporting currency) clears it for a rebuild.
+    let other = Customer360 {
+        reporting_currency: "USD".into(),
+    };
+    let store = ProjectionStore::open(&db, other, LogConfig::default()).unwrap();
+    assert_eq!(store.checkpoint(), 0);
+    assert_eq!(
+        store
+            .stats()
+            .rebuilds
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        contents(&store.reader()).len(),
+        1,
+        "only the version metadata is left"
+    );
+    // Every handle on the tree keeps the database (and its file lock) open.
+    drop((store, db, ma, mb));
+    let again = Projector::start(
+        &server,
+        a.path(),
+        Customer360 {
+            reporting_currency: "USD".into(),
+        },
+    )
+    .await;
+    let rebuilt = again.caught_up(end).await;
+    assert_eq!(contents(&rebuilt).len(), ca.len());
+    again.stop().await;
+}
