@@ -1,147 +1,21 @@
 //! `crm serve` end to end: the real binary (with its embedded nats-server), a real tonic
 //! client, generic health and reflection clients.
+//!
+//! Modules: `support` (the service process and one dispatch for every RPC), `commands`
+//! (every command's accepted and rejected paths), `permissions` (every role against every
+//! RPC).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod commands;
+mod permissions;
+mod support;
+
 use std::time::Duration;
 
-use crm_proto::v1::{self, command_service_client::CommandServiceClient};
-use sha2::{Digest, Sha256};
-use tonic::transport::Channel;
+use crm_proto::v1;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-struct Crm {
-    child: Child,
-    addr: String,
-    token: Option<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Crm {
-    fn start(extra: &[&str], dir: tempfile::TempDir) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = None;
-        let mut token = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("crm serving on ") {
-                addr = Some(a.to_owned());
-                if !extra.contains(&"--dev") {
-                    break;
-                }
-            }
-            if let Some(t) = line.strip_prefix("dev admin token: ") {
-                token = Some(t.to_owned());
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            addr: format!("http://{}", addr.expect("crm printed its address")),
-            token,
-            _dir: dir,
-        }
-    }
-
-    fn dev() -> Self {
-        Self::start(&["--dev"], tempfile::tempdir().unwrap())
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.addr.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn client(&self) -> CommandServiceClient<Channel> {
-        CommandServiceClient::new(self.channel().await)
-    }
-
-    /// SIGTERM and wait (asynchronously, so this runtime's client connections close).
-    async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "crm did not stop after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn auth<T>(&self, msg: T) -> Request<T> {
-        with_token(msg, self.token.as_deref().unwrap())
-    }
-}
-
-impl Drop for Crm {
-    /// SIGTERM (so crm stops its embedded nats-server), SIGKILL after 10 s.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
-fn register(command_id: &str, email: &str) -> v1::RegisterCustomerRequest {
-    v1::RegisterCustomerRequest {
-        options: Some(v1::CommandOptions {
-            command_id: command_id.into(),
-            ..Default::default()
-        }),
-        profile: Some(v1::Profile {
-            given_name: "Ada".into(),
-            emails: vec![email.into()],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+use crate::support::{Crm, register, with_token};
 
 #[tokio::test]
 async fn commands_over_grpc_with_idempotency_errors_health_and_reflection() {
@@ -264,153 +138,6 @@ async fn commands_over_grpc_with_idempotency_errors_health_and_reflection() {
     assert!(crm.stop().await.success());
 }
 
-/// Each role against one RPC of every permission: allowed ones get past authorization
-/// (NOT_FOUND on an unknown customer), the others get PERMISSION_DENIED.
-#[tokio::test]
-async fn the_permission_matrix_follows_the_roles() {
-    let dir = tempfile::tempdir().unwrap();
-    let roles = [
-        "admin",
-        "sales",
-        "service",
-        "marketing",
-        "auditor",
-        "analyst",
-        "importer",
-    ];
-    let mut file = String::new();
-    for role in roles {
-        let hash = hex::encode(Sha256::digest(format!("token-{role}").as_bytes()));
-        file.push_str(&format!(
-            "[[principal]]\nname = \"{role}-user\"\nkind = \"user\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
-        ));
-    }
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(&tokens, file).unwrap();
-    let crm = Crm::start(&["--tokens-file", tokens.to_str().unwrap()], dir);
-    let mut client = crm.client().await;
-    let nobody = uuid::Uuid::now_v7().to_string();
-    // (role, customers, interactions, commerce, tickets, sales, leads, marketing) allowed?
-    let expected: [(&str, [bool; 7]); 7] = [
-        ("admin", [true; 7]),
-        ("sales", [true, true, false, false, true, true, false]),
-        ("service", [true, true, true, true, false, false, false]),
-        ("marketing", [true, false, false, false, false, true, true]),
-        ("auditor", [false; 7]),
-        ("analyst", [false; 7]),
-        ("importer", [true; 7]),
-    ];
-    for (role, allowed) in expected {
-        let token = format!("token-{role}");
-        let results = [
-            client
-                .tag_customer(with_token(
-                    v1::TagCustomerRequest {
-                        customer_id: nobody.clone(),
-                        tag: "x".into(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .log_interaction(with_token(
-                    v1::LogInteractionRequest {
-                        customer_id: nobody.clone(),
-                        channel: 1,
-                        direction: 1,
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .place_order(with_token(
-                    v1::PlaceOrderRequest {
-                        customer_id: nobody.clone(),
-                        sales_channel: "web".into(),
-                        currency: "EUR".into(),
-                        lines: vec![v1::OrderLine {
-                            sku: "A".into(),
-                            category: "c".into(),
-                            quantity: 1,
-                            unit_price_minor: 100,
-                        }],
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .resolve_ticket(with_token(
-                    v1::ResolveTicketRequest {
-                        customer_id: nobody.clone(),
-                        ticket_id: nobody.clone(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .lose_opportunity(with_token(
-                    v1::LoseOpportunityRequest {
-                        customer_id: nobody.clone(),
-                        opportunity_id: nobody.clone(),
-                        reason: "price".into(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .qualify_lead(with_token(
-                    v1::QualifyLeadRequest {
-                        lead_id: nobody.clone(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-            client
-                .record_campaign_cost(with_token(
-                    v1::RecordCampaignCostRequest {
-                        campaign_id: nobody.clone(),
-                        amount: Some(v1::Money {
-                            minor: 100,
-                            currency: "EUR".into(),
-                        }),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .err(),
-        ];
-        for (i, (err, allow)) in results.iter().zip(allowed).enumerate() {
-            let code = err.as_ref().map(tonic::Status::code);
-            if allow {
-                assert_eq!(
-                    code,
-                    Some(Code::NotFound),
-                    "{role} permission #{i}: {err:?}"
-                );
-            } else {
-                assert_eq!(
-                    code,
-                    Some(Code::PermissionDenied),
-                    "{role} permission #{i}: {err:?}"
-                );
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn bulk_ingest_answers_every_command_and_keeps_per_aggregate_order() {
     let crm = Crm::dev();
@@ -514,7 +241,7 @@ async fn sigterm_stops_the_service_cleanly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The embedded nats-server is gone too: its pid file's process no longer runs.
-    let pid_file = crm._dir.path().join("data/nats/nats-server.pid");
+    let pid_file = crm.dir.path().join("data/nats/nats-server.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid_file) {
         let pid = pid.trim();
         assert!(

@@ -1,0 +1,513 @@
+//! Authorization over the API: every role against every RPC, with the expected table
+//! written out by hand from the roles' documented meaning (README, "Authentication"), not
+//! derived from the code that grants permissions, so a wrong grant in the code fails here.
+
+use std::collections::BTreeSet;
+
+use crm_proto::v1::{self, command_service_client::CommandServiceClient};
+use sha2::{Digest, Sha256};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::support::{Cmd, Crm, Rpc, call, id, rpc_name, with_authorization};
+
+/// Allowed.
+const A: bool = true;
+/// Denied.
+const D: bool = false;
+
+/// The principals, in the order of the table's columns: one per role, and one with two
+/// roles (it may do what either may).
+const PRINCIPALS: [(&str, &[&str]); 8] = [
+    ("admin", &["admin"]),
+    ("sales", &["sales"]),
+    ("service", &["service"]),
+    ("marketing", &["marketing"]),
+    ("auditor", &["auditor"]),
+    ("analyst", &["analyst"]),
+    ("importer", &["importer"]),
+    ("sales+service", &["sales", "service"]),
+];
+
+/// Who may call what. admin: everything; sales: customers, interactions, leads,
+/// opportunities; service: customers, interactions, tickets, orders and returns;
+/// marketing: campaigns (with their responses), leads, customers; auditor, analyst:
+/// nothing on the write side; importer: everything, including bulk ingest.
+#[rustfmt::skip]
+const EXPECTED: [(&str, [bool; 8]); 30] = [
+    //                          admin sales service marketing auditor analyst importer sales+service
+    ("RegisterCustomer",       [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("UpdateProfile",          [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("SetConsent",             [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("TagCustomer",            [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("UntagCustomer",          [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("LinkCustomers",          [A,    A,    A,      A,        D,      D,      A,       A]),
+    ("LogInteraction",         [A,    A,    A,      D,        D,      D,      A,       A]),
+    ("PlaceOrder",             [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("RecordReturn",           [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("OpenTicket",             [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("AssignTicket",           [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("RespondToTicket",        [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("ResolveTicket",          [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("ReopenTicket",           [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("CloseTicket",            [A,    D,    A,      D,        D,      D,      A,       A]),
+    ("OpenOpportunity",        [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("MoveOpportunityStage",   [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("WinOpportunity",         [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("LoseOpportunity",        [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("CreateLead",             [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("AssignLead",             [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("ContactLead",            [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("QualifyLead",            [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("DisqualifyLead",         [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("ConvertLead",            [A,    A,    D,      A,        D,      D,      A,       A]),
+    ("CreateCampaign",         [A,    D,    D,      A,        D,      D,      A,       D]),
+    ("SendCampaign",           [A,    D,    D,      A,        D,      D,      A,       D]),
+    ("RecordCampaignCost",     [A,    D,    D,      A,        D,      D,      A,       D]),
+    ("RecordCampaignResponse", [A,    D,    D,      A,        D,      D,      A,       D]),
+    ("Ingest",                 [A,    D,    D,      D,        D,      D,      A,       D]),
+];
+
+fn token(principal: &str) -> String {
+    format!("token-{principal}")
+}
+
+fn tokens_file(principals: &[(&str, &[&str])]) -> String {
+    let mut file = String::new();
+    for (name, roles) in principals {
+        let hash = hex::encode(Sha256::digest(token(name).as_bytes()));
+        let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+        file.push_str(&format!(
+            "[[principal]]\nname = \"{name}-user\"\nkind = \"user\"\nroles = [{}]\ntoken_sha256 = \"{hash}\"\n\n",
+            roles.join(", ")
+        ));
+    }
+    file
+}
+
+fn money(minor: i64) -> Option<v1::Money> {
+    Some(v1::Money {
+        minor,
+        currency: "EUR".into(),
+    })
+}
+
+/// One well-formed request per RPC, naming aggregates that do not exist (`nobody`,
+/// `other`) or creating new ones, and the code it gets once authorized: OK for a create,
+/// NOT_FOUND otherwise. (Requests are checked for well-formedness before permissions,
+/// and a malformed one would be INVALID_ARGUMENT for everyone.)
+#[allow(clippy::too_many_lines)]
+fn requests(nobody: &str, other: &str) -> Vec<(Cmd, Code)> {
+    let (n, o) = (|| nobody.to_owned(), || other.to_owned());
+    let found = Code::NotFound;
+    vec![
+        (
+            v1::RegisterCustomerRequest {
+                profile: Some(v1::Profile {
+                    given_name: "Pat".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+            .cmd(),
+            Code::Ok,
+        ),
+        (
+            v1::UpdateProfileRequest {
+                customer_id: n(),
+                given_name: Some("Pat".into()),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::SetConsentRequest {
+                customer_id: n(),
+                channel: v1::ConsentChannel::Email.into(),
+                granted: true,
+                source: "form".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::TagCustomerRequest {
+                customer_id: n(),
+                tag: "vip".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::UntagCustomerRequest {
+                customer_id: n(),
+                tag: "vip".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::LinkCustomersRequest {
+                customer_id: n(),
+                other_customer_id: o(),
+                kind: v1::RelationshipKind::Household.into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::LogInteractionRequest {
+                customer_id: n(),
+                channel: v1::Channel::Email.into(),
+                direction: v1::Direction::Inbound.into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::PlaceOrderRequest {
+                customer_id: n(),
+                sales_channel: "web".into(),
+                currency: "EUR".into(),
+                lines: vec![v1::OrderLine {
+                    sku: "A".into(),
+                    category: "c".into(),
+                    quantity: 1,
+                    unit_price_minor: 100,
+                }],
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::RecordReturnRequest {
+                customer_id: n(),
+                order_id: o(),
+                refund: money(100),
+                reason: "broken".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::OpenTicketRequest {
+                customer_id: n(),
+                channel: v1::Channel::Chat.into(),
+                category: "billing".into(),
+                priority: v1::TicketPriority::Normal.into(),
+                subject: "invoice".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::AssignTicketRequest {
+                customer_id: n(),
+                ticket_id: o(),
+                agent: "alice".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::RespondToTicketRequest {
+                customer_id: n(),
+                ticket_id: o(),
+                agent: "alice".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::ResolveTicketRequest {
+                customer_id: n(),
+                ticket_id: o(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::ReopenTicketRequest {
+                customer_id: n(),
+                ticket_id: o(),
+                reason: "again".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::CloseTicketRequest {
+                customer_id: n(),
+                ticket_id: o(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::OpenOpportunityRequest {
+                customer_id: n(),
+                name: "deal".into(),
+                amount: money(100),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::MoveOpportunityStageRequest {
+                customer_id: n(),
+                opportunity_id: o(),
+                stage: "proposal".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::WinOpportunityRequest {
+                customer_id: n(),
+                opportunity_id: o(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::LoseOpportunityRequest {
+                customer_id: n(),
+                opportunity_id: o(),
+                reason: "price".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::CreateLeadRequest {
+                source: "web-form".into(),
+                email: "pat@example.com".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            Code::Ok,
+        ),
+        (
+            v1::AssignLeadRequest {
+                lead_id: n(),
+                owner: "sam".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::ContactLeadRequest {
+                lead_id: n(),
+                channel: v1::Channel::Phone.into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::QualifyLeadRequest {
+                lead_id: n(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::DisqualifyLeadRequest {
+                lead_id: n(),
+                reason: "spam".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::ConvertLeadRequest {
+                lead_id: n(),
+                into: Some(v1::convert_lead_request::Into::NewCustomerId(String::new())),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::CreateCampaignRequest {
+                name: "spring".into(),
+                channel: v1::Channel::Email.into(),
+                ..Default::default()
+            }
+            .cmd(),
+            Code::Ok,
+        ),
+        (
+            v1::SendCampaignRequest {
+                campaign_id: n(),
+                recipients: vec![o()],
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::RecordCampaignCostRequest {
+                campaign_id: n(),
+                amount: money(100),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::RecordCampaignResponseRequest {
+                customer_id: n(),
+                campaign_id: o(),
+                kind: v1::CampaignResponseKind::Opened.into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+    ]
+}
+
+/// Opens an Ingest stream with one registration in it: OK when the stream is accepted
+/// and the command in it is applied.
+async fn ingest(
+    client: &mut CommandServiceClient<Channel>,
+    authorization: Option<&str>,
+) -> Result<(), Status> {
+    let request = v1::IngestRequest {
+        sequence: 1,
+        command: Some(Cmd::RegisterCustomer(v1::RegisterCustomerRequest {
+            profile: Some(v1::Profile {
+                given_name: "Pat".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    };
+    let stream = tokio_stream::iter(vec![request]);
+    let mut replies = client
+        .ingest(with_authorization(stream, authorization))
+        .await?
+        .into_inner();
+    let reply = replies.message().await?.expect("a reply to the command");
+    match reply.result {
+        Some(v1::ingest_reply::Result::Ok(_)) => Ok(()),
+        Some(v1::ingest_reply::Result::Error(e)) => Err(Status::new(Code::from(e.code), e.message)),
+        None => Err(Status::internal("a reply without result")),
+    }
+}
+
+fn code<T>(result: &Result<T, Status>) -> Code {
+    result.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
+
+/// Each principal against every RPC: allowed ones get past authorization (OK for a
+/// create, NOT_FOUND on an unknown aggregate), the others get PERMISSION_DENIED; without
+/// a valid bearer token every RPC is UNAUTHENTICATED.
+#[tokio::test]
+async fn the_permission_matrix_follows_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, tokens_file(&PRINCIPALS)).unwrap();
+    let crm = Crm::start(&["--tokens-file", tokens.to_str().unwrap()], dir);
+    let mut client = crm.client().await;
+    let (nobody, other) = (id(), id());
+
+    // The table and the requests cover the same RPCs: all of them.
+    let requests = requests(&nobody, &other);
+    let covered: BTreeSet<&str> = requests.iter().map(|(c, _)| rpc_name(c)).collect();
+    let tabled: BTreeSet<&str> = EXPECTED.iter().map(|(rpc, _)| *rpc).collect();
+    assert_eq!(covered.len(), 29, "one request per unary RPC");
+    assert_eq!(tabled.len(), EXPECTED.len(), "one row per RPC");
+    assert_eq!(
+        tabled.difference(&covered).collect::<Vec<_>>(),
+        vec![&"Ingest"],
+        "the table has a row for every unary RPC and Ingest"
+    );
+
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (rpc, allowed) in EXPECTED {
+        let request = requests.iter().find(|(c, _)| rpc_name(c) == rpc);
+        for ((principal, _), allow) in PRINCIPALS.iter().zip(allowed) {
+            let authorization = format!("Bearer {}", token(principal));
+            let (got, message) = match request {
+                Some((cmd, _)) => {
+                    let r = call(&mut client, cmd.clone(), Some(&authorization)).await;
+                    (code(&r), r.err().map(|s| s.message().to_owned()))
+                }
+                None => {
+                    let r = ingest(&mut client, Some(&authorization)).await;
+                    (code(&r), r.err().map(|s| s.message().to_owned()))
+                }
+            };
+            let want = match (allow, request) {
+                (false, _) => Code::PermissionDenied,
+                (true, Some((_, code))) => *code,
+                (true, None) => Code::Ok,
+            };
+            checked += 1;
+            if got != want {
+                wrong.push(format!(
+                    "{principal} {rpc}: {got:?}, expected {want:?} ({})",
+                    message.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} role/RPC pairs wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+
+    // No valid bearer token: UNAUTHENTICATED, whatever the RPC.
+    let unauthenticated = [
+        None,
+        Some("Bearer nope"),
+        Some("Bearer "),
+        Some("token-admin"),
+        Some("Basic dG9rZW4tYWRtaW4="),
+    ];
+    for authorization in unauthenticated {
+        for (cmd, _) in &requests {
+            let got = call(&mut client, cmd.clone(), authorization).await;
+            assert_eq!(
+                code(&got),
+                Code::Unauthenticated,
+                "{} with authorization {authorization:?}: {got:?}",
+                rpc_name(cmd)
+            );
+        }
+        let got = ingest(&mut client, authorization).await;
+        assert_eq!(
+            code(&got),
+            Code::Unauthenticated,
+            "Ingest with authorization {authorization:?}: {got:?}"
+        );
+    }
+    drop(client);
+    assert!(crm.stop().await.success());
+}

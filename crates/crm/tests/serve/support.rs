@@ -1,0 +1,248 @@
+//! What the tests share: the `crm serve` process, authenticated requests, and one
+//! dispatch for every RPC of `CommandService` (a request of any RPC is a [`Cmd`], the
+//! `IngestRequest` oneof, which has one variant per RPC).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crm_proto::v1::{self, command_service_client::CommandServiceClient};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// A request of any unary RPC.
+pub(crate) type Cmd = v1::ingest_request::Command;
+
+pub(crate) struct Crm {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) token: Option<String>,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Crm {
+    pub(crate) fn start(extra: &[&str], dir: tempfile::TempDir) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crm");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = None;
+        let mut token = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("crm serving on ") {
+                addr = Some(a.to_owned());
+                if !extra.contains(&"--dev") {
+                    break;
+                }
+            }
+            if let Some(t) = line.strip_prefix("dev admin token: ") {
+                token = Some(t.to_owned());
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr: format!("http://{}", addr.expect("crm printed its address")),
+            token,
+            dir,
+        }
+    }
+
+    pub(crate) fn dev() -> Self {
+        Self::start(&["--dev"], tempfile::tempdir().unwrap())
+    }
+
+    pub(crate) async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn client(&self) -> CommandServiceClient<Channel> {
+        CommandServiceClient::new(self.channel().await)
+    }
+
+    /// The client URL of the embedded nats-server (from the configuration `crm serve`
+    /// wrote for it), to look at the event log directly.
+    pub(crate) fn embedded_nats_url(&self) -> String {
+        let conf = std::fs::read_to_string(self.dir.path().join("data/nats/nats.conf"))
+            .expect("the embedded nats-server's configuration");
+        let listen = conf
+            .lines()
+            .find_map(|l| l.strip_prefix("listen: "))
+            .expect("a listen line");
+        format!("nats://{}", listen.trim_matches('"'))
+    }
+
+    /// SIGTERM and wait (asynchronously, so this runtime's client connections close).
+    pub(crate) async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "crm did not stop after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) fn auth<T>(&self, msg: T) -> Request<T> {
+        with_token(msg, self.token.as_deref().unwrap())
+    }
+}
+
+impl Drop for Crm {
+    /// SIGTERM (so crm stops its embedded nats-server), SIGKILL after 10 s.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn with_token<T>(msg: T, token: &str) -> Request<T> {
+    with_authorization(msg, Some(&format!("Bearer {token}")))
+}
+
+/// A request with this `authorization` header (none when `None`).
+pub(crate) fn with_authorization<T>(msg: T, authorization: Option<&str>) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Some(value) = authorization {
+        r.metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    r
+}
+
+pub(crate) fn register(command_id: &str, email: &str) -> v1::RegisterCustomerRequest {
+    v1::RegisterCustomerRequest {
+        options: Some(v1::CommandOptions {
+            command_id: command_id.into(),
+            ..Default::default()
+        }),
+        profile: Some(v1::Profile {
+            given_name: "Ada".into(),
+            emails: vec![email.into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A fresh id (UUIDv7, canonical text).
+pub(crate) fn id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A request message of one RPC.
+pub(crate) trait Rpc {
+    fn cmd(self) -> Cmd;
+}
+
+/// One line per RPC: its `Cmd` variant and request message, client method, and primary
+/// aggregate (the one the reply names) with the request field that holds its id.
+macro_rules! rpcs {
+    ($($variant:ident($request:ident) => $method:ident, $kind:ident . $field:ident;)*) => {
+        $(
+            impl Rpc for v1::$request {
+                fn cmd(self) -> Cmd {
+                    Cmd::$variant(self)
+                }
+            }
+        )*
+
+        /// The RPC's name as in the proto.
+        pub(crate) const fn rpc_name(cmd: &Cmd) -> &'static str {
+            match cmd {
+                $(Cmd::$variant(_) => stringify!($variant),)*
+            }
+        }
+
+        /// The aggregate the reply names, and its id as the request gives it (empty when
+        /// the server derives it).
+        pub(crate) fn primary(cmd: &Cmd) -> (v1::AggregateType, &str) {
+            match cmd {
+                $(Cmd::$variant(r) => (v1::AggregateType::$kind, r.$field.as_str()),)*
+            }
+        }
+
+        /// Calls the RPC of `cmd` with this `authorization` header.
+        pub(crate) async fn call(
+            client: &mut CommandServiceClient<Channel>,
+            cmd: Cmd,
+            authorization: Option<&str>,
+        ) -> Result<v1::CommandReply, Status> {
+            match cmd {
+                $(Cmd::$variant(r) => client.$method(with_authorization(r, authorization)).await,)*
+            }
+            .map(tonic::Response::into_inner)
+        }
+    };
+}
+
+rpcs! {
+    RegisterCustomer(RegisterCustomerRequest) => register_customer, Customer.customer_id;
+    UpdateProfile(UpdateProfileRequest) => update_profile, Customer.customer_id;
+    SetConsent(SetConsentRequest) => set_consent, Customer.customer_id;
+    TagCustomer(TagCustomerRequest) => tag_customer, Customer.customer_id;
+    UntagCustomer(UntagCustomerRequest) => untag_customer, Customer.customer_id;
+    LinkCustomers(LinkCustomersRequest) => link_customers, Customer.customer_id;
+    LogInteraction(LogInteractionRequest) => log_interaction, Customer.customer_id;
+    PlaceOrder(PlaceOrderRequest) => place_order, Customer.customer_id;
+    RecordReturn(RecordReturnRequest) => record_return, Customer.customer_id;
+    OpenTicket(OpenTicketRequest) => open_ticket, Customer.customer_id;
+    AssignTicket(AssignTicketRequest) => assign_ticket, Customer.customer_id;
+    RespondToTicket(RespondToTicketRequest) => respond_to_ticket, Customer.customer_id;
+    ResolveTicket(ResolveTicketRequest) => resolve_ticket, Customer.customer_id;
+    ReopenTicket(ReopenTicketRequest) => reopen_ticket, Customer.customer_id;
+    CloseTicket(CloseTicketRequest) => close_ticket, Customer.customer_id;
+    OpenOpportunity(OpenOpportunityRequest) => open_opportunity, Customer.customer_id;
+    MoveOpportunityStage(MoveOpportunityStageRequest) => move_opportunity_stage, Customer.customer_id;
+    WinOpportunity(WinOpportunityRequest) => win_opportunity, Customer.customer_id;
+    LoseOpportunity(LoseOpportunityRequest) => lose_opportunity, Customer.customer_id;
+    CreateLead(CreateLeadRequest) => create_lead, Lead.lead_id;
+    AssignLead(AssignLeadRequest) => assign_lead, Lead.lead_id;
+    ContactLead(ContactLeadRequest) => contact_lead, Lead.lead_id;
+    QualifyLead(QualifyLeadRequest) => qualify_lead, Lead.lead_id;
+    DisqualifyLead(DisqualifyLeadRequest) => disqualify_lead, Lead.lead_id;
+    ConvertLead(ConvertLeadRequest) => convert_lead, Lead.lead_id;
+    CreateCampaign(CreateCampaignRequest) => create_campaign, Campaign.campaign_id;
+    SendCampaign(SendCampaignRequest) => send_campaign, Campaign.campaign_id;
+    RecordCampaignCost(RecordCampaignCostRequest) => record_campaign_cost, Campaign.campaign_id;
+    RecordCampaignResponse(RecordCampaignResponseRequest) => record_campaign_response, Customer.customer_id;
+}
