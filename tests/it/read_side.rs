@@ -241,3 +241,62 @@ async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
     assert_eq!(contents(&rebuilt).len(), ca.len());
     again.stop().await;
 }
+
+/// Polls `cond` for up to 20 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn lag_is_the_distance_from_the_checkpoint_to_the_stream_head() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    write_customers(&h, 4).await;
+    let head = last_seq(&server).await;
+    assert!(head >= 4, "{head}");
+
+    // A store nobody feeds: its lag is the whole stream, seen from the stream's state.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("idle")).unwrap();
+    let idle = ProjectionStore::open(&db, Customer360::default(), LogConfig::default()).unwrap();
+    let stats = Arc::clone(idle.stats());
+    assert_eq!(stats.lag(), 0, "nothing known about the stream yet");
+    let js = async_nats::jetstream::new(connect(&server.url()).await);
+    let tracker = tokio::spawn(crm_projection::track_stream_head(
+        js,
+        "CRM_EVENTS".into(),
+        Arc::clone(&stats),
+        Duration::from_millis(50),
+    ));
+    eventually("the idle store's lag to show the stream", || {
+        stats.lag() == head
+    })
+    .await;
+    // More events: the stalled store's lag grows with them.
+    write_customers(&h, 1).await;
+    let head2 = last_seq(&server).await;
+    assert!(head2 > head);
+    eventually("the lag to grow", || stats.lag() == head2).await;
+    tracker.abort();
+
+    // A running projector catches up: lag 0, head and checkpoint equal the stream's end.
+    let p = Projector::start(&server, &dir.path().join("live"), Customer360::default()).await;
+    p.caught_up(head2).await;
+    let live = Arc::clone(p.store.stats());
+    eventually("the live lag to reach 0", || live.lag() == 0).await;
+    assert_eq!(
+        live.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
+        head2
+    );
+    assert_eq!(
+        live.stream_head.load(std::sync::atomic::Ordering::Relaxed),
+        head2
+    );
+    p.stop().await;
+}

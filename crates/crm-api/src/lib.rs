@@ -6,6 +6,7 @@
 //!   status codes with `google.rpc` error details.
 
 pub mod auth;
+pub mod metrics;
 pub mod query;
 pub mod server;
 pub mod service;

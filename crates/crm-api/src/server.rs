@@ -13,6 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::Authenticator;
+use crate::metrics::RequestMetrics;
 use crate::query::QueryApi;
 use crate::service::{Commands, IngestLimits};
 
@@ -35,6 +36,8 @@ pub struct ApiConfig {
     /// After shutdown is requested, how long requests in flight may take to finish
     /// before the server stops anyway (a client that never closes cannot block it).
     pub shutdown_grace: std::time::Duration,
+    /// Where calls are counted and timed (export it with [`RequestMetrics::register`]).
+    pub request_metrics: RequestMetrics,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +48,7 @@ impl Default for ApiConfig {
             tls: None,
             ingest: IngestLimits::default(),
             shutdown_grace: std::time::Duration::from_secs(10),
+            request_metrics: RequestMetrics::default(),
         }
     }
 }
@@ -123,6 +127,7 @@ pub async fn serve(
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopping = stop.clone();
     let server = builder
+        .layer(cfg.request_metrics.layer())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Role, ServeConfig};
 use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -192,16 +193,47 @@ async fn serve_with_log(
         );
         let queries = Arc::new(Queries::new(store.reader()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let runner = tokio::spawn(crm_projection::run(
-            Arc::clone(&store),
-            js,
-            RunnerConfig {
-                stream: config.stream.clone(),
-                ..RunnerConfig::default()
-            },
-            stopped,
-        ));
-        Some((db, queries, stop, runner))
+        let stats = Arc::clone(store.stats());
+        let runner_config = RunnerConfig {
+            stream: config.stream.clone(),
+            ..RunnerConfig::default()
+        };
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let runner = tokio::spawn(async move {
+            let result = crm_projection::run(store, js, runner_config, stopped).await;
+            let _ = done.send(());
+            result
+        });
+        Some((db, queries, stop, runner, stats, Some(finished)))
+    };
+    let request_metrics = crm_api::metrics::RequestMetrics::default();
+    let metrics = Arc::new(Metrics::new(
+        &request_metrics,
+        commands.as_ref().map(|h| Arc::clone(h.stats())),
+        read_side
+            .iter()
+            .map(|(_, _, _, _, stats, _)| ("customer360", Arc::clone(stats)))
+            .collect(),
+    ));
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RunError::Listen { addr, source })?;
+            tracing::info!(addr = %bound, "Prometheus metrics at http://{bound}/metrics");
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                async move {
+                    let _ = metrics_stopped.await;
+                },
+            )))
+        }
+        None => None,
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -219,15 +251,44 @@ async fn serve_with_log(
         max_concurrent_requests: config.max_concurrent_requests,
         max_message_bytes: config.max_message_bytes,
         tls,
+        request_metrics,
         ..ApiConfig::default()
     };
+    let mut read_side = read_side;
     let services = Services {
         commands,
-        queries: read_side.as_ref().map(|(_, q, _, _)| Arc::clone(q)),
+        queries: read_side.as_ref().map(|(_, q, _, _, _, _)| Arc::clone(q)),
     };
-    let served = serve(listener, services, Arc::new(auth), api, shutdown).await;
+    // A projector that stops on its own (its sled storage failed) stops the process: the
+    // query service must not go on answering from a read model that no longer advances.
+    let runner_finished = read_side
+        .as_mut()
+        .and_then(|(_, _, _, _, _, finished)| finished.take());
+    let stop_serving = async move {
+        let projector_stopped = async {
+            match runner_finished {
+                Some(finished) => {
+                    let _ = finished.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = projector_stopped => tracing::error!("the projector stopped; shutting down"),
+        }
+    };
+    let served = serve(listener, services, Arc::new(auth), api, stop_serving).await;
     tracing::info!("crm API stopped");
-    if let Some((db, _, stop, runner)) = read_side {
+    let _ = metrics_stop.send(());
+    if let Some(task) = metrics_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics endpoint failed"),
+            Err(e) => tracing::warn!(error = %e, "metrics task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    if let Some((db, _, stop, runner, _, _)) = read_side {
         let _ = stop.send(true);
         match runner.await {
             Ok(result) => result?,

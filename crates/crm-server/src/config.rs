@@ -32,6 +32,7 @@
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
+//! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 
 use std::fmt;
 use std::io;
@@ -129,6 +130,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics over HTTP at http://ADDR/metrics [default: not served].
+    #[arg(long, env = "CRM_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// NATS server URLs (repeat or comma-separate); none = run the embedded nats-server.
     #[arg(
         long = "nats-url",
@@ -210,6 +215,8 @@ pub struct ServeArgs {
 pub struct ServeConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// Prometheus metrics address (`/metrics` over HTTP); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
     /// NATS server URLs; empty means: run the embedded nats-server ([`crate::EmbeddedNats`]).
     pub nats_urls: Vec<String>,
     /// Data directory: `<data_dir>/nats/` holds the embedded server's config, store and log.
@@ -246,6 +253,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: DEFAULT_LISTEN,
+            metrics_listen: None,
             nats_urls: Vec::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             stream: DEFAULT_STREAM.to_owned(),
@@ -317,6 +325,7 @@ impl ServeConfig {
         let d = ServeConfig::default();
         ServeConfig {
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             nats_urls: args
                 .nats_urls
                 .map(clean_urls)
@@ -358,6 +367,18 @@ impl ServeConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
 
+        if let Some(metrics) = self.metrics_listen
+            && metrics.port() != 0
+            && metrics.port() == self.listen.port()
+            && (metrics.ip() == self.listen.ip()
+                || metrics.ip().is_unspecified()
+                || self.listen.ip().is_unspecified())
+        {
+            p.push(format!(
+                "metrics_listen ({metrics}) must not be the gRPC listen address ({})",
+                self.listen
+            ));
+        }
         if ![1, 3, 5].contains(&self.replicas) {
             p.push(format!(
                 "replicas must be 1, 3 or 5 (got {})",
@@ -539,6 +560,7 @@ fn clean_urls(urls: Vec<String>) -> Vec<String> {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     nats_urls: Option<UrlList>,
     data_dir: Option<PathBuf>,
     stream: Option<String>,
@@ -627,6 +649,21 @@ mod tests {
 
     fn problems_of(config: &ServeConfig) -> Vec<String> {
         config.problems()
+    }
+
+    #[test]
+    fn metrics_listen_must_differ_from_listen() {
+        let config = ServeConfig::load(flags(&["--metrics-listen=127.0.0.1:9464"])).unwrap();
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let err = ServeConfig::load(flags(&[
+            "--listen=127.0.0.1:7000",
+            "--metrics-listen=0.0.0.0:7000",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("metrics_listen"), "{err}");
     }
 
     #[test]

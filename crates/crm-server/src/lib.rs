@@ -37,6 +37,7 @@ pub mod app;
 pub mod config;
 pub mod embedded;
 pub mod lock;
+pub mod metrics;
 pub mod nats_binary;
 
 pub use app::{OnReady, RunError, run};

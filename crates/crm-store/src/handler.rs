@@ -291,7 +291,7 @@ impl CommandHandler {
     }
 
     #[must_use]
-    pub fn stats(&self) -> &HandlerStats {
+    pub fn stats(&self) -> &Arc<HandlerStats> {
         &self.stats
     }
 

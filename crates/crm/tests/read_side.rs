@@ -497,3 +497,131 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
         "no kill landed mid-stream: the test proved nothing"
     );
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over plain HTTP/1.1: the body's sample lines as (series, value).
+fn scrape(port: u16) -> Vec<(String, f64)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/openmetrics-text"), "{text}");
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            (series.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .unwrap_or_else(|| panic!("no {series} in {samples:#?}"))
+        .1
+}
+
+#[tokio::test]
+async fn prometheus_metrics_count_commands_calls_and_projection_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(dir.path());
+    let port = free_port();
+    let metrics = format!("--metrics-listen=127.0.0.1:{port}");
+    let crm = Proc::start(&dir.path().join("data"), &tokens, &[&metrics]);
+    let channel = crm.channel().await;
+    let mut commands = CommandServiceClient::new(channel.clone());
+    let mut queries = QueryServiceClient::new(channel);
+
+    let id = "0193a000-0000-7000-8000-00000000a001";
+    commands
+        .register_customer(auth(register(id, "Ada"), "admin"))
+        .await
+        .unwrap();
+    let mut position = 0;
+    for price in [100, 200, 300] {
+        position = commands
+            .place_order(auth(order(id, price), "admin"))
+            .await
+            .unwrap()
+            .into_inner()
+            .position;
+    }
+    let unknown = commands
+        .place_order(auth(
+            order("0193a000-0000-7000-8000-00000000a0ff", 1),
+            "admin",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    queries
+        .get_customer360(auth(
+            v1::GetCustomer360Request {
+                customer_id: id.into(),
+                consistency: consistency(position),
+                ..Default::default()
+            },
+            "admin",
+        ))
+        .await
+        .unwrap();
+
+    let m = tokio::task::spawn_blocking(move || scrape(port))
+        .await
+        .unwrap();
+    assert_eq!(sample(&m, r#"crm_commands_total{outcome="applied"}"#), 4.0);
+    assert_eq!(sample(&m, r#"crm_commands_total{outcome="rejected"}"#), 1.0);
+    assert_eq!(sample(&m, "crm_events_appended_total"), 4.0);
+    assert_eq!(sample(&m, "crm_append_conflicts_total"), 0.0);
+    let p = r#"{projection="customer360"}"#;
+    #[allow(clippy::cast_precision_loss)]
+    let at = position as f64;
+    assert_eq!(sample(&m, &format!("crm_projection_checkpoint{p}")), at);
+    assert_eq!(
+        sample(&m, &format!("crm_projection_events_applied_total{p}")),
+        4.0
+    );
+    assert_eq!(
+        sample(&m, &format!("crm_projection_dead_letters_total{p}")),
+        0.0
+    );
+    assert_eq!(sample(&m, &format!("crm_projection_lag_events{p}")), 0.0);
+    assert!(sample(&m, &format!("crm_projection_batches_total{p}")) >= 1.0);
+    let place = "/crm.v1.CommandService/PlaceOrder";
+    assert_eq!(
+        sample(
+            &m,
+            &format!(r#"crm_grpc_requests_total{{method="{place}",code="OK"}}"#)
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!(r#"crm_grpc_requests_total{{method="{place}",code="NOT_FOUND"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!(r#"crm_grpc_request_duration_seconds_count{{method="{place}"}}"#)
+        ),
+        4.0
+    );
+    crm.stop().await;
+}

@@ -17,7 +17,7 @@ mod runner;
 mod state;
 mod store;
 
-pub use runner::{RunnerConfig, run};
+pub use runner::{RunnerConfig, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
     BatchOutcome, DeadLetter, Entries, ProjectionStats, ProjectionStore, RawEvent, ReadModel,

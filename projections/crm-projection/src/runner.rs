@@ -20,6 +20,8 @@ pub struct RunnerConfig {
     pub batch_max: usize,
     /// Pause before re-creating the consumer after the server went away.
     pub retry_pause: Duration,
+    /// How often the stream's last sequence is read for the lag metric.
+    pub head_interval: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -28,6 +30,7 @@ impl Default for RunnerConfig {
             stream: "CRM_EVENTS".into(),
             batch_max: 1000,
             retry_pause: Duration::from_millis(500),
+            head_interval: Duration::from_secs(2),
         }
     }
 }
@@ -41,13 +44,54 @@ pub async fn run<P: Projection>(
     cfg: RunnerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
+    // The stream's head, looked at now and then, so lag shows even when no message
+    // arrives (a stalled consumer, a server away).
+    let head = tokio::spawn(track_stream_head(
+        js.clone(),
+        cfg.stream.clone(),
+        Arc::clone(store.stats()),
+        cfg.head_interval,
+    ));
+    let result = project(&store, &js, &cfg, &mut shutdown).await;
+    head.abort();
+    result
+}
+
+/// Keeps `stats.stream_head` up to date with the stream's last sequence, reading it every
+/// `every`, so [`crate::ProjectionStats::lag`] shows a projector that is stuck or not
+/// running. [`run`] runs this itself; it never returns.
+pub async fn track_stream_head(
+    js: jetstream::Context,
+    stream: String,
+    stats: Arc<crate::ProjectionStats>,
+    every: Duration,
+) {
+    loop {
+        match js.get_stream(&stream).await {
+            Ok(s) => {
+                stats
+                    .stream_head
+                    .fetch_max(s.cached_info().state.last_sequence, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the stream's state"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn project<P: Projection>(
+    store: &Arc<ProjectionStore<P>>,
+    js: &jetstream::Context,
+    cfg: &RunnerConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ProjectionError> {
     loop {
         if *shutdown.borrow() {
             break;
         }
         let start = store.checkpoint() + 1;
         let messages = tokio::select! {
-            m = open(&js, &cfg.stream, start) => m,
+            m = open(js, &cfg.stream, start) => m,
             _ = shutdown.changed() => break,
         };
         let messages = match messages {
@@ -90,9 +134,12 @@ pub async fn run<P: Projection>(
                     break;
                 }
             }
-            store.apply_batch(&batch)?;
-            if let Some(lag) = lag {
-                store.stats().lag.store(lag, Ordering::Relaxed);
+            let out = store.apply_batch(&batch)?;
+            if let Some(pending) = lag {
+                store
+                    .stats()
+                    .stream_head
+                    .fetch_max(out.checkpoint + pending, Ordering::Relaxed);
             }
             if let Some(e) = failed {
                 tracing::warn!(projection = P::NAME, error = %e, "stream read failed; re-creating the consumer");

@@ -68,10 +68,22 @@ pub struct ProjectionStats {
     pub batch_micros_total: AtomicU64,
     pub last_batch_micros: AtomicU64,
     pub last_batch_events: AtomicU64,
-    /// Messages in the stream after the checkpoint, as last reported by the server.
-    pub lag: AtomicU64,
+    /// The last stored stream sequence (mirrors the checkpoint, for metrics).
+    pub checkpoint: AtomicU64,
+    /// The stream's last sequence as last seen (from delivered messages and a periodic
+    /// look at the stream's state); `lag()` is the distance to the checkpoint.
+    pub stream_head: AtomicU64,
     /// Times the data was cleared because it was built by another version.
     pub rebuilds: AtomicU64,
+}
+
+impl ProjectionStats {
+    /// Events in the stream not yet applied: stream last sequence - checkpoint.
+    pub fn lag(&self) -> u64 {
+        self.stream_head
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.checkpoint.load(Ordering::Relaxed))
+    }
 }
 
 /// A projection and its sled tree.
@@ -132,6 +144,8 @@ impl<P: Projection> ProjectionStore<P> {
             ),
             None => 0,
         };
+        stats.checkpoint.store(checkpoint, Ordering::Relaxed);
+        stats.stream_head.fetch_max(checkpoint, Ordering::Relaxed);
         Ok(Self {
             projection,
             tree,
@@ -224,6 +238,8 @@ impl<P: Projection> ProjectionStore<P> {
         self.checkpoint.send_replace(out.checkpoint);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let s = &self.stats;
+        s.checkpoint.store(out.checkpoint, Ordering::Relaxed);
+        s.stream_head.fetch_max(out.checkpoint, Ordering::Relaxed);
         s.events_applied.fetch_add(out.applied, Ordering::Relaxed);
         s.dead_lettered
             .fetch_add(out.dead_lettered, Ordering::Relaxed);

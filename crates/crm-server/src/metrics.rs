@@ -1,0 +1,282 @@
+//! Prometheus metrics of `crm serve`, served as text at `http://<metrics_listen>/metrics`.
+//!
+//! The write side's and the projectors' counters live in their libraries as plain atomics
+//! ([`HandlerStats`], [`ProjectionStats`]); collectors here read them at each scrape, so the
+//! hot paths pay nothing for metrics. gRPC calls are counted and timed by
+//! [`crm_api::metrics::RequestMetrics`]. Every name starts with `crm_`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crm_api::metrics::RequestMetrics;
+use crm_projection::ProjectionStats;
+use crm_store::HandlerStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+/// The registry of one `crm serve` process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// A registry exporting the gRPC request metrics, the command handler's counters (if
+    /// this process runs the command side) and each projector's (name, stats).
+    pub fn new(
+        requests: &RequestMetrics,
+        commands: Option<Arc<HandlerStats>>,
+        projections: Vec<(&'static str, Arc<ProjectionStats>)>,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("crm");
+        requests.register(&mut registry);
+        if let Some(stats) = commands {
+            registry.register_collector(Box::new(WriteSide(stats)));
+        }
+        if !projections.is_empty() {
+            registry.register_collector(Box::new(ReadSide(projections)));
+        }
+        Self { registry }
+    }
+
+    /// The OpenMetrics text of the current values.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    labels: &[(&str, &str)],
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    let mut m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+    if labels.is_empty() {
+        c.encode(m)
+    } else {
+        c.encode(m.encode_family(&labels)?)
+    }
+}
+
+#[derive(Debug)]
+struct WriteSide(Arc<HandlerStats>);
+
+impl Collector for WriteSide {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        {
+            let mut m = encoder.encode_descriptor(
+                "commands",
+                "Commands handled, by outcome: applied (events appended), noop (nothing to \
+                 change), repeated (a known command id: the original outcome returned), \
+                 rejected (validation or business rule)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (outcome, value) in [
+                ("applied", get(&s.commands_applied)),
+                ("noop", get(&s.commands_noop)),
+                ("repeated", get(&s.commands_repeated)),
+                ("rejected", get(&s.commands_rejected)),
+            ] {
+                ConstCounter::new(value).encode(m.encode_family(&[("outcome", outcome)])?)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "events_appended",
+            "Events appended to the event log",
+            &[],
+            get(&s.events_appended),
+        )?;
+        counter(
+            &mut encoder,
+            "append_conflicts",
+            "Appends refused because the aggregate moved on (expected sequence mismatch); \
+             the command is re-decided, up to its retry limit",
+            &[],
+            get(&s.conflicts),
+        )?;
+        counter(
+            &mut encoder,
+            "ambiguous_appends",
+            "Appends whose outcome was unknown (lost ack) and had to be checked in the log",
+            &[],
+            get(&s.ambiguous_appends),
+        )?;
+        counter(
+            &mut encoder,
+            "aggregate_loads",
+            "Aggregates read from the event log (command cache misses)",
+            &[],
+            get(&s.aggregate_loads),
+        )?;
+        counter(
+            &mut encoder,
+            "aggregate_messages_read",
+            "Event-log messages read to load aggregates",
+            &[],
+            get(&s.messages_read),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct ReadSide(Vec<(&'static str, Arc<ProjectionStats>)>);
+
+impl ReadSide {
+    fn counters(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: impl Fn(&ProjectionStats) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = encoder.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (projection, stats) in &self.0 {
+            ConstCounter::new(value(stats))
+                .encode(m.encode_family(&[("projection", *projection)])?)?;
+        }
+        Ok(())
+    }
+
+    fn gauges(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: impl Fn(&ProjectionStats) -> f64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = encoder.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (projection, stats) in &self.0 {
+            ConstGauge::new(value(stats))
+                .encode(m.encode_family(&[("projection", *projection)])?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for ReadSide {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        self.counters(
+            &mut encoder,
+            "projection_events_applied",
+            "Events applied to the read model",
+            |s| get(&s.events_applied),
+        )?;
+        self.counters(
+            &mut encoder,
+            "projection_dead_letters",
+            "Events that could not be applied (undecodable or rejected by the fold), \
+             recorded in the dead-letter tree and skipped",
+            |s| get(&s.dead_lettered),
+        )?;
+        self.counters(
+            &mut encoder,
+            "projection_batches",
+            "Sled batches written (changes and checkpoint together)",
+            |s| get(&s.batches),
+        )?;
+        self.counters(
+            &mut encoder,
+            "projection_rebuilds",
+            "Times the stored read model was cleared because another code version or \
+             configuration built it",
+            |s| get(&s.rebuilds),
+        )?;
+        {
+            let mut m = encoder.encode_descriptor(
+                "projection_batch_seconds",
+                "Time spent applying batches (rate / rate(batches) = mean batch time)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (projection, stats) in &self.0 {
+                ConstCounter::new(f(get(&stats.batch_micros_total)) / 1e6)
+                    .encode(m.encode_family(&[("projection", *projection)])?)?;
+            }
+        }
+        self.gauges(
+            &mut encoder,
+            "projection_checkpoint",
+            "Last stream sequence applied to the read model",
+            |s| f(get(&s.checkpoint)),
+        )?;
+        self.gauges(
+            &mut encoder,
+            "projection_stream_head",
+            "The stream's last sequence as last seen by the projector",
+            |s| f(get(&s.stream_head)),
+        )?;
+        self.gauges(
+            &mut encoder,
+            "projection_lag_events",
+            "Events in the stream not yet applied (stream head - checkpoint); during a \
+             rebuild, checkpoint / stream head is its progress",
+            |s| f(s.lag()),
+        )?;
+        self.gauges(
+            &mut encoder,
+            "projection_last_batch_seconds",
+            "Duration of the last batch",
+            |s| f(get(&s.last_batch_micros)) / 1e6,
+        )?;
+        self.gauges(
+            &mut encoder,
+            "projection_last_batch_events",
+            "Events in the last batch",
+            |s| f(get(&s.last_batch_events)),
+        )
+    }
+}
