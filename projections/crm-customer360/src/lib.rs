@@ -13,12 +13,14 @@
 //! is complete. An event that depends on the lost one (a reply to a ticket whose opening
 //! was lost) is dead-lettered in turn.
 
+pub mod as_of;
 mod fold;
 pub mod keys;
 mod query;
 mod record;
 pub mod view;
 
+pub use as_of::{Cut, PointInTime, reconstruct};
 pub use fold::Customer360;
 pub use query::{
     Classes, CustomerSort, ListFilter, ListPage, Listed, Queries, QueryError, TimelineFilter,
