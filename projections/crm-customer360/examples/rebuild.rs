@@ -4,9 +4,11 @@
 //! Writes `events` well-formed events (12 per customer: registration, tag, three orders,
 //! three interactions, a ticket opened, answered, resolved and closed; customers
 //! interleaved as in real traffic) straight to the stream, then measures side by side:
-//! the raw ordered-consumer read of the whole stream, and the rebuild of the 360 model
-//! into a fresh sled directory (events/s, on-disk size), and finally in-process
-//! GetCustomer360 reads (record + facts + classification) p50/p99.
+//! the raw ordered-consumer read of the whole stream, the fold alone (decode + apply into
+//! memory), sled alone (the fold's write pattern and sizes, no fold), the rebuild of the
+//! 360 model into a fresh sled directory (events/s, on-disk size; `BATCH_MAX` sets the
+//! runner's batch limit), and finally in-process GetCustomer360 reads (record + facts +
+//! classification) p50/p99.
 //! `cargo xtask bench` (a later issue) will own these figures.
 
 use std::sync::Arc;
@@ -212,8 +214,10 @@ async fn main() {
         .await
         .expect("messages");
     let mut read = 0;
+    let mut raw = Vec::with_capacity(written);
     while read < written {
-        messages.next().await.expect("message").expect("ok");
+        let m = messages.next().await.expect("message").expect("ok");
+        raw.push(m);
         read += 1;
     }
     let raw_secs = started.elapsed().as_secs_f64();
@@ -221,6 +225,65 @@ async fn main() {
         "raw ordered-consumer read: {read} events in {raw_secs:.2} s ({})",
         rate(read, raw_secs)
     );
+
+    // The fold alone: decode + apply into memory, no sled (what the storage adds is the
+    // rest of the rebuild's time).
+    let started = Instant::now();
+    let fold = Customer360::default();
+    let mut mem = crm_projection::MemState::default();
+    for (i, m) in raw.iter().enumerate() {
+        let envelope = crm_events::decode(&m.payload).expect("decode");
+        mem.apply(
+            &fold,
+            &crm_projection::Event {
+                seq: i as u64 + 1,
+                subject: &m.subject,
+                envelope: &envelope,
+            },
+        )
+        .expect("apply");
+    }
+    let fold_secs = started.elapsed().as_secs_f64();
+    println!(
+        "fold alone (decode + apply into memory): {read} events in {fold_secs:.2} s ({}), {} keys",
+        rate(read, fold_secs),
+        mem.entries.len()
+    );
+    // Sled alone, with the fold's write pattern and sizes but no fold: per event, the
+    // customer's record (its real encoded size) is rewritten, one timeline entry and the
+    // facts are written; batches of 128. This bounds what any fold over sled can reach.
+    let record_bytes: usize = mem
+        .entries
+        .iter()
+        .filter(|(k, _)| k.first() == Some(&crm_customer360::keys::CUSTOMER))
+        .map(|(_, v)| v.len())
+        .sum::<usize>()
+        / customers;
+    let sled_dir = tempfile::tempdir().expect("tempdir");
+    let sled_db = sled::open(sled_dir.path()).expect("sled");
+    let tree = sled_db.open_tree("bench").expect("tree");
+    let started = Instant::now();
+    for chunk in (0..read).collect::<Vec<_>>().chunks(128) {
+        let mut batch = sled::Batch::default();
+        for &i in chunk {
+            let c = (i % customers) as u64;
+            let mut k = vec![b'c'];
+            k.extend_from_slice(&c.to_be_bytes());
+            batch.insert(k.clone(), vec![7u8; record_bytes]);
+            k[0] = b'f';
+            batch.insert(k.clone(), vec![1u8; 30]);
+            k[0] = b't';
+            k.extend_from_slice(&(i as u64).to_be_bytes());
+            batch.insert(k, vec![2u8; 80]);
+        }
+        tree.apply_batch(batch).expect("apply");
+    }
+    let sled_secs = started.elapsed().as_secs_f64();
+    println!(
+        "sled alone (3 writes per event: {record_bytes}-byte record, 30-byte facts, 80-byte timeline entry; batches of 128): {read} events in {sled_secs:.2} s ({})",
+        rate(read, sled_secs)
+    );
+    drop((mem, raw, tree, sled_db));
 
     // Rebuild.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -232,7 +295,13 @@ async fn main() {
     let task = tokio::spawn(crm_projection::run(
         Arc::clone(&store),
         js.clone(),
-        RunnerConfig::default(),
+        RunnerConfig {
+            batch_max: std::env::var("BATCH_MAX")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(RunnerConfig::default().batch_max),
+            ..RunnerConfig::default()
+        },
         stopped,
     ));
     let reader = store.reader();
