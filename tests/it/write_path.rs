@@ -9,7 +9,7 @@ use async_nats::jetstream::stream::{Config, StorageType};
 use bytes::Bytes;
 use crm_domain::{
     AggregateRef, Command, CommandId, ConversionOpportunity, ConvertInto, Currency, CustomerEvent,
-    DomainEvent, LeadCaptured, LeadId, Money,
+    DomainEvent, LeadCaptured, LeadId, Money, RejectionKind,
 };
 use crm_events::{ChainVerifier, EventHash, EventMeta, decode, encode};
 use crm_store::{EventLog, HandleError, LogConfig, OutgoingMessage, StoreError, desired_config};
@@ -235,6 +235,38 @@ async fn a_repeated_command_id_returns_the_original_outcome_inside_the_dedupe_wi
 }
 
 #[tokio::test]
+async fn a_command_id_reused_for_another_aggregate_is_refused_naming_the_id() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let (c1, c2) = (new_customer_id(), new_customer_id());
+    h.handle(&register(c1), &meta()).await.unwrap();
+    h.handle(&register(c2), &meta()).await.unwrap();
+    let m = meta();
+    h.handle(&tag(c1, "vip"), &m).await.unwrap();
+    let before = h.log().last_sequence().await.unwrap();
+    // The same id for a different command on another customer, inside the dedupe
+    // window: JetStream calls it a duplicate; the id's commit is not on c2.
+    let err = h.handle(&tag(c2, "vip"), &m).await.unwrap_err();
+    let HandleError::Rejected(r) = &err else {
+        panic!("expected a rejection, got {err:?}");
+    };
+    assert_eq!(r.kind, RejectionKind::Invalid);
+    assert_eq!(r.first().field, "options.command_id");
+    assert_eq!(r.first().rule, "reused");
+    assert!(
+        r.first().message.contains(&m.command_id.to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        h.log().last_sequence().await.unwrap(),
+        before,
+        "nothing appended"
+    );
+    // The customer can still be tagged with a new id.
+    h.handle(&tag(c2, "vip"), &meta()).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_repeated_command_id_returns_the_original_outcome_after_the_dedupe_window() {
     let server = NatsServer::start();
     let cfg = LogConfig {
@@ -266,7 +298,7 @@ async fn a_repeated_command_id_returns_the_original_outcome_after_the_dedupe_win
     // Registering the same customer with a new command id is a real conflict of intent.
     let dup = fresh.handle(&register(c), &meta()).await.unwrap_err();
     assert!(
-        matches!(dup, HandleError::Rejected(ref r) if r.kind == crm_domain::RejectionKind::AlreadyExists),
+        matches!(dup, HandleError::Rejected(ref r) if r.kind == RejectionKind::AlreadyExists),
         "{dup}"
     );
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crm_domain::{
     Actor, AggregateRef, Campaign, Command, CommandId, Customer, DecideContext, DomainConfig,
-    DomainEvent, Lead, Timestamp, World, decide,
+    DomainEvent, Lead, Rejection, RejectionKind, Timestamp, World, decide,
 };
 use crm_events::{EncodedEvent, EventHash, EventMeta, decode, encode};
 use lru::LruCache;
@@ -446,6 +446,9 @@ impl CommandHandler {
             occurred_at,
         };
         let mut stale = false;
+        // JetStream called a commit of this command a duplicate (its message id, derived
+        // from the command id, was seen within the dedupe window): where it landed.
+        let mut duplicate_of: Option<String> = None;
         let mut attempt = 0;
         while attempt < self.cfg.max_attempts {
             attempt += 1;
@@ -482,6 +485,20 @@ impl CommandHandler {
                     "repeated command id: original outcome"
                 );
                 return Ok(outcome);
+            }
+            if let Some(original) = duplicate_of.take() {
+                // The id's earlier commit is not on this command's aggregates: the id was
+                // used for a different command. Never append under a reused id.
+                self.stats.commands_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(HandleError::Rejected(Rejection::new(
+                    RejectionKind::Invalid,
+                    "options.command_id",
+                    "reused",
+                    format!(
+                        "command id {} was already used for a different command ({original}); a new command needs a new command id",
+                        meta.command_id
+                    ),
+                )));
             }
             if let Some(expected) = meta.expected_version {
                 let actual = Self::loaded(targets, primary).version;
@@ -564,11 +581,27 @@ impl CommandHandler {
                     return Ok(outcome);
                 }
                 Ok(AppendAck {
-                    duplicate: true, ..
-                })
-                | Err(AppendError::Duplicate(_)) => {
+                    duplicate: true,
+                    last_seq,
+                    ..
+                }) => {
                     // Landed before (a retry inside the dedupe window): re-read, and the
                     // idempotency check above returns the original outcome.
+                    Self::move_back(targets, &mut world);
+                    stale = true;
+                    // Ours (a lost answer), and the re-read will find it; or another
+                    // command's, elsewhere: the id was reused.
+                    let subject = self
+                        .log
+                        .subject_at(last_seq)
+                        .await
+                        .map_err(|e| Self::read_failure(e, unanswered_commit.is_some()))?;
+                    duplicate_of = (!targets.iter().any(|t| t.write && t.subject == subject))
+                        .then(|| format!("stream position {last_seq}, on {subject}"));
+                }
+                Err(AppendError::Duplicate(_)) => {
+                    // A batch refused as a duplicate: re-read, and the idempotency check
+                    // above returns the original outcome.
                     Self::move_back(targets, &mut world);
                     stale = true;
                 }

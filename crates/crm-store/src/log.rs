@@ -486,6 +486,20 @@ impl EventLog {
         }
     }
 
+    /// The subject of the message stored at `seq` (read through the stream's leader).
+    pub async fn subject_at(&self, seq: u64) -> Result<String, StoreError> {
+        let stream = self
+            .js
+            .get_stream(&self.cfg.stream)
+            .await
+            .map_err(|e| StoreError::unavailable("get stream", e))?;
+        let message = stream
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| StoreError::unavailable("get message", e))?;
+        Ok(message.subject.to_string())
+    }
+
     /// The stream's last sequence (0 when empty).
     pub async fn last_sequence(&self) -> Result<u64, StoreError> {
         let mut stream = self
