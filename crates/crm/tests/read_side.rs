@@ -625,3 +625,73 @@ async fn prometheus_metrics_count_commands_calls_and_projection_progress() {
     );
     crm.stop().await;
 }
+
+#[tokio::test]
+async fn a_generated_business_ingests_without_a_refusal_and_the_360_agrees_with_its_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(dir.path());
+    let crm = Proc::start(&dir.path().join("data"), &tokens, &[]);
+    let channel = crm.channel().await;
+    let mut params = crm_datagen::Params::new(2026, 250);
+    params.days = 365;
+    let data = crm_datagen::generate(&params).unwrap();
+    let requests: Vec<_> = data.requests().map(Ok::<_, String>).collect();
+    let report = crm_datagen::ingest::ingest(
+        channel.clone(),
+        "token-importer",
+        requests.into_iter(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.failures);
+    assert_eq!(report.ok, data.summary.commands);
+    assert_eq!(report.repeated, 0);
+
+    let mut queries = QueryServiceClient::new(channel);
+    let mut listed = 0;
+    let mut token = String::new();
+    loop {
+        let page = queries
+            .list_customers(auth(
+                v1::ListCustomersRequest {
+                    page_size: 100,
+                    page_token: token,
+                    consistency: consistency(report.max_position),
+                    ..Default::default()
+                },
+                "analyst",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        listed += page.customers.len();
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(listed, 250);
+    for truth in data.truth.iter().step_by(10) {
+        let view = queries
+            .get_customer360(auth(
+                v1::GetCustomer360Request {
+                    customer_id: truth.customer_id.clone(),
+                    consistency: consistency(report.max_position),
+                    ..Default::default()
+                },
+                "analyst",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            view.commerce.unwrap().orders,
+            truth.orders,
+            "customer {}",
+            truth.customer_id
+        );
+        assert_eq!(view.origin_lead.is_some(), truth.came_from_lead);
+    }
+    crm.stop().await;
+}
