@@ -3,6 +3,8 @@
 //! - `cargo xtask nats-server`: obtain the pinned nats-server and print its absolute path.
 //! - `cargo xtask test [-- <cargo test args>]`: fmt check, clippy, then the whole test suite
 //!   against the pinned nats-server (exported as `CRM_NATS_SERVER`).
+//! - `cargo xtask demo [-- <crm-demo args>]`: build, start the embedded services, load a
+//!   realistic data set through the bulk API and show what the read models say.
 
 use std::ffi::OsString;
 use std::fs;
@@ -50,6 +52,16 @@ enum Cmd {
     },
     /// Obtain the pinned nats-server (2.15.1) and print its absolute path.
     NatsServer,
+    /// Build, start `crm serve` on the embedded default, load a realistic two-year business
+    /// through the bulk API and show what the read models say, then stop (or keep serving
+    /// with `--serve`). Other arguments go to `crm-demo` (`--customers N`, `--seed S`, ...).
+    Demo {
+        /// Keep the service running after the demo, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        #[arg(last = true)]
+        demo_args: Vec<OsString>,
+    },
     /// Build and run `crm serve --dev` on the embedded default (data in `./data`).
     /// Arguments after `--` go to `crm serve`.
     Up {
@@ -64,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::Test { cargo_test_args } => run_tests(&cargo_test_args),
         Cmd::NatsServer => ensure_nats_server().map(|path| println!("{}", path.display())),
         Cmd::Up { serve_args } => up(&serve_args),
+        Cmd::Demo { serve, demo_args } => demo(serve, &demo_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +147,40 @@ fn up(serve_args: &[OsString]) -> Result<()> {
         &extra,
         Some(&server),
     )
+}
+
+/// `cargo xtask demo`: the pinned nats-server, release builds of `crm` and `crm-demo`,
+/// then `crm-demo`, which starts `crm serve`, loads the data and prints the read models.
+fn demo(serve: bool, demo_args: &[OsString]) -> Result<()> {
+    let root = workspace_root();
+    let server = ensure_nats_server()?;
+    step("cargo build --release -p crm -p crm-datagen");
+    run_cargo(
+        &root,
+        &["build", "--release", "-p", "crm", "-p", "crm-datagen"],
+        &[],
+        None,
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target.join("release");
+    step("crm-demo");
+    let mut cmd = Command::new(release.join("crm-demo"));
+    cmd.current_dir(&root)
+        .arg("--crm-bin")
+        .arg(release.join("crm"))
+        .arg("--data-dir")
+        .arg(target.join("demo"))
+        .args(demo_args)
+        .env(ENV_SERVER, &server);
+    if serve {
+        cmd.arg("--serve");
+    }
+    let status = cmd.status().context("could not run crm-demo")?;
+    if !status.success() {
+        bail!("crm-demo failed ({status})");
+    }
+    Ok(())
 }
 
 fn step(title: &str) {

@@ -1,0 +1,551 @@
+//! `crm-demo`: what `cargo xtask demo` runs. It starts `crm serve` (embedded nats-server,
+//! a fresh data directory, an importer and an admin token) or uses a running service
+//! (`--addr`, `--token`), generates a realistic business ending today, ingests it through
+//! the bulk API with a progress bar, waits until the read models have applied all of it,
+//! and prints what the read models say: the customer base by lifecycle and value class,
+//! the most valuable customers, and a few customers' 360° views with their latest events.
+//! Then it stops the service, or with `--serve` keeps it running and prints how to connect.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use crm_datagen::{DAY, Params, generate, ingest};
+use crm_proto::v1::{self, query_service_client::QueryServiceClient};
+use tonic::Request;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Use this running service instead of starting one.
+    #[arg(long, requires = "token")]
+    addr: Option<String>,
+    /// With --addr: a bearer token with the admin role.
+    #[arg(long, env = "CRM_TOKEN")]
+    token: Option<String>,
+    /// The `crm` binary to start.
+    #[arg(long, default_value = "target/release/crm", conflicts_with = "addr")]
+    crm_bin: PathBuf,
+    /// Data directory of the started service (emptied first).
+    #[arg(long, default_value = "target/demo", conflicts_with = "addr")]
+    data_dir: PathBuf,
+    /// gRPC address of the started service.
+    #[arg(long, default_value = "127.0.0.1:50051", conflicts_with = "addr")]
+    listen: String,
+    /// Keep the started service running after the demo (until Ctrl-C).
+    #[arg(long, conflicts_with = "addr")]
+    serve: bool,
+    /// Customers in the generated business.
+    #[arg(long, default_value_t = 2_000)]
+    customers: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Length of the period, ending today, in days.
+    #[arg(long, default_value_t = 730)]
+    days: u32,
+}
+
+fn authed<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(r)
+}
+
+fn consistency(position: u64) -> Option<v1::Consistency> {
+    Some(v1::Consistency {
+        min_position: position,
+    })
+}
+
+fn date(t: Option<&prost_types::Timestamp>) -> String {
+    let Some(t) = t else { return "-".into() };
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = t.seconds.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn eur(m: &[v1::Money]) -> String {
+    let parts: Vec<String> = m
+        .iter()
+        .map(|m| format!("{:.2} {}", m.minor as f64 / 100.0, m.currency))
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A `crm serve` child process, stopped with SIGTERM on drop.
+struct Service {
+    child: Child,
+    addr: String,
+}
+
+impl Service {
+    /// Starts `crm serve` on a fresh data directory with two principals: `demo-importer`
+    /// (loads the history, attributed as an import) and `demo-admin` (reads everything).
+    fn start(cli: &Cli) -> anyhow::Result<(Self, String, String)> {
+        if cli.data_dir.exists() {
+            std::fs::remove_dir_all(&cli.data_dir)
+                .with_context(|| format!("cannot empty {}", cli.data_dir.display()))?;
+        }
+        std::fs::create_dir_all(&cli.data_dir)?;
+        let token = || format!("crm-demo-{}", uuid::Uuid::new_v4().simple());
+        let (importer, admin) = (token(), token());
+        let mut file = String::new();
+        for (name, role, t) in [
+            ("demo-importer", "importer", &importer),
+            ("demo-admin", "admin", &admin),
+        ] {
+            let hash: String = Sha256::digest(t.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            file.push_str(&format!(
+                "[[principal]]\nname = \"{name}\"\nkind = \"service\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
+            ));
+        }
+        let tokens = cli.data_dir.join("tokens.toml");
+        std::fs::write(&tokens, file)?;
+        let mut child = Command::new(&cli.crm_bin)
+            .arg("serve")
+            .arg("--listen")
+            .arg(&cli.listen)
+            .arg("--data-dir")
+            .arg(cli.data_dir.join("data"))
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", cli.crm_bin.display()))?;
+        let stdout = child.stdout.take().context("crm stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(line) => {
+                    if let Some(a) = line?.strip_prefix("crm serving on ") {
+                        break a.to_owned();
+                    }
+                }
+                None => bail!("crm serve exited before it was ready"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Ok((
+            Self {
+                child,
+                addr: format!("http://{addr}"),
+            },
+            importer,
+            admin,
+        ))
+    }
+
+    fn stop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (mut service, addr, import_token, read_token) = match (&cli.addr, &cli.token) {
+        (Some(addr), Some(token)) => (None, addr.clone(), token.clone(), token.clone()),
+        _ => {
+            let (service, importer, admin) = Service::start(&cli)?;
+            let addr = service.addr.clone();
+            println!(
+                "started crm serve on {addr} (data in {})",
+                cli.data_dir.display()
+            );
+            (Some(service), addr, importer, admin)
+        }
+    };
+    let channel = Channel::from_shared(addr.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    show(&cli, channel, &import_token, &read_token).await?;
+    if let Some(service) = service.as_mut() {
+        if cli.serve {
+            println!(
+                "\n== Serving on {addr} until Ctrl-C\n  admin token:    {read_token}\n  importer token: {import_token}\n  try: grpcurl -plaintext -H 'authorization: Bearer {read_token}' {} list",
+                addr.trim_start_matches("http://")
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        println!("stopping crm serve");
+        service.stop();
+    }
+    Ok(())
+}
+
+async fn show(
+    cli: &Cli,
+    channel: Channel,
+    import_token: &str,
+    read_token: &str,
+) -> anyhow::Result<()> {
+    // A business whose history ends today (midnight UTC).
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros();
+    let today = i64::try_from(now)? / DAY * DAY;
+    let mut params = Params::new(cli.seed, cli.customers);
+    params.days = cli.days;
+    params.start = today - i64::from(cli.days) * DAY;
+
+    println!("== Data");
+    let started = Instant::now();
+    let data = generate(&params)?;
+    let s = &data.summary;
+    println!(
+        "generated a {}-day B2C business in {:.1}s: {} customers, {} orders, {} returns, {} interactions, {} tickets, {} opportunities, {} leads, {} campaigns with {} responses, {} relationships: {} commands",
+        params.days,
+        started.elapsed().as_secs_f64(),
+        s.customers,
+        s.orders,
+        s.returns,
+        s.interactions,
+        s.tickets,
+        s.opportunities,
+        s.leads,
+        s.campaigns,
+        s.campaign_responses,
+        s.relationships,
+        s.commands
+    );
+
+    let bar = indicatif::ProgressBar::new(s.commands);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "ingest {bar:40} {pos}/{len} commands, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let requests: Vec<_> = data.requests().map(Ok::<_, String>).collect();
+    let report = ingest::ingest(channel.clone(), import_token, requests.into_iter(), |n| {
+        bar.set_position(n);
+    })
+    .await?;
+    bar.finish_and_clear();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = report.ok as f64 / report.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "ingested {} commands through the bulk API in {:.1}s ({rate:.0} commands/s): {} accepted ({} already present), {} refused",
+        report.sent,
+        report.elapsed.as_secs_f64(),
+        report.ok,
+        report.repeated,
+        report.failed
+    );
+    for f in report.failures.iter().take(5) {
+        println!("  refused #{}: {}", f.sequence, f.message);
+    }
+    if report.failed > 0 {
+        bail!("{} commands were refused", report.failed);
+    }
+
+    // Read your writes: every query below waits for the last position.
+    let waited = Instant::now();
+    let mut q = QueryServiceClient::new(channel);
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = q
+            .list_customers(authed(
+                v1::ListCustomersRequest {
+                    page_size: 1000,
+                    page_token: token,
+                    sort: v1::CustomerSort::Value as i32,
+                    consistency: consistency(report.max_position),
+                    ..Default::default()
+                },
+                read_token,
+            )?)
+            .await?
+            .into_inner();
+        if items.is_empty() {
+            println!(
+                "\n== Read models: caught up with position {} ({:.1}s after the last command was acknowledged)",
+                page.read.as_ref().map_or(0, |r| r.position),
+                waited.elapsed().as_secs_f64()
+            );
+        }
+        items.extend(page.customers);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+
+    println!(
+        "\n== The customer base today: {} customers with orders ({} registered, never ordered)",
+        items.len(),
+        data.summary.customers.saturating_sub(items.len() as u64)
+    );
+    let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut lifecycles: BTreeMap<String, usize> = BTreeMap::new();
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &items {
+        let cl = c.classification.clone().unwrap_or_default();
+        *by.entry((cl.lifecycle.clone(), cl.value_class.clone()))
+            .or_default() += 1;
+        *lifecycles.entry(cl.lifecycle).or_default() += 1;
+        *classes.entry(cl.value_class).or_default() += 1;
+    }
+    let class_names: Vec<&String> = classes.keys().collect();
+    print!("{:<12}", "lifecycle");
+    for c in &class_names {
+        print!("{c:>12}");
+    }
+    println!("{:>10}", "total");
+    for (l, total) in &lifecycles {
+        print!("{l:<12}");
+        for c in &class_names {
+            let n = by.get(&(l.clone(), (*c).clone())).copied().unwrap_or(0);
+            print!("{n:>12}");
+        }
+        println!("{total:>10}");
+    }
+
+    println!("\n== Most valuable customers (net revenue)");
+    println!(
+        "{:<24} {:>6} {:>11} {:<10} {:<11} {:<10}",
+        "customer", "orders", "last order", "lifecycle", "value class", "segment"
+    );
+    for c in items.iter().take(5) {
+        let cl = c.classification.clone().unwrap_or_default();
+        println!(
+            "{:<24} {:>6} {:>11} {:<10} {:<11} {:<10}",
+            c.display_name,
+            c.orders,
+            date(c.last_order_at.as_ref()),
+            cl.lifecycle,
+            cl.value_class,
+            cl.segment
+        );
+    }
+
+    // Three customers worth a look: the most valuable, a dormant or churned one, and one
+    // with the most service history.
+    let mut picks = Vec::new();
+    if let Some(top) = items.first() {
+        picks.push(("the most valuable customer", top.customer_id.clone()));
+    }
+    if let Some(lost) = items.iter().find(|c| {
+        c.classification
+            .as_ref()
+            .is_some_and(|cl| cl.lifecycle == "churned" && c.orders >= 3)
+    }) {
+        picks.push((
+            "a churned customer who used to buy",
+            lost.customer_id.clone(),
+        ));
+    }
+    let from_leads = data.truth.iter().find(|t| t.came_from_lead && t.orders > 0);
+    if let Some(t) = from_leads {
+        picks.push(("a customer won through a lead", t.customer_id.clone()));
+    }
+    for (why, id) in picks {
+        let v = q
+            .get_customer360(authed(
+                v1::GetCustomer360Request {
+                    customer_id: id.clone(),
+                    consistency: consistency(report.max_position),
+                    ..Default::default()
+                },
+                read_token,
+            )?)
+            .await?
+            .into_inner();
+        print_360(why, &v);
+        let timeline = q
+            .get_timeline(authed(
+                v1::GetTimelineRequest {
+                    customer_id: id,
+                    newest_first: true,
+                    page_size: 5,
+                    consistency: consistency(report.max_position),
+                    ..Default::default()
+                },
+                read_token,
+            )?)
+            .await?
+            .into_inner();
+        println!("  latest events:");
+        for e in timeline.entries {
+            println!(
+                "    {} {:<26} {}",
+                date(e.occurred_at.as_ref()),
+                e.event_type,
+                e.summary
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_360(why: &str, v: &v1::Customer360) {
+    let p = v.profile.clone().unwrap_or_default();
+    let cl = v.classification.clone().unwrap_or_default();
+    println!(
+        "\n== 360° view: {why}\n  {} {} <{}>, {}, registered {} by {}",
+        p.given_name,
+        p.family_name,
+        p.emails.first().cloned().unwrap_or_default(),
+        p.country,
+        date(v.registered_at.as_ref()),
+        v.registered_by
+    );
+    if let Some(o) = &v.origin_lead {
+        println!(
+            "  came from a {} lead captured {}",
+            o.source,
+            date(o.captured_at.as_ref())
+        );
+    }
+    let consents: Vec<String> = v
+        .consent
+        .iter()
+        .map(|c| format!("{} {}", c.channel, if c.granted { "yes" } else { "no" }))
+        .collect();
+    println!(
+        "  consent: {}; tags: {}",
+        if consents.is_empty() {
+            "none".into()
+        } else {
+            consents.join(", ")
+        },
+        if v.tags.is_empty() {
+            "none".into()
+        } else {
+            v.tags.join(", ")
+        }
+    );
+    println!(
+        "  lifecycle {}, value class {} (RFM {}-{}-{}, segment {}), {} days since the last order",
+        cl.lifecycle,
+        cl.value_class,
+        cl.recency_score,
+        cl.frequency_score,
+        cl.monetary_score,
+        cl.segment,
+        cl.days_since_last_order
+            .map_or_else(|| "-".into(), |d| d.to_string())
+    );
+    if let Some(c) = &v.commerce {
+        let amounts: Vec<String> = c
+            .amounts
+            .iter()
+            .map(|a| {
+                format!(
+                    "revenue {:.2} {} (average {:.2}, refunded {:.2})",
+                    a.revenue_minor as f64 / 100.0,
+                    a.currency,
+                    a.average_order_minor as f64 / 100.0,
+                    a.refunded_minor as f64 / 100.0
+                )
+            })
+            .collect();
+        let top: Vec<&str> = c
+            .top_categories
+            .iter()
+            .take(3)
+            .map(|t| t.category.as_str())
+            .collect();
+        println!(
+            "  commerce: {} orders ({} repeat, {} returns) from {} to {}, {}; top categories {}",
+            c.orders,
+            c.repeat_orders,
+            c.returns,
+            date(c.first_order_at.as_ref()),
+            date(c.last_order_at.as_ref()),
+            amounts.join("; "),
+            top.join(", ")
+        );
+    }
+    if let Some(e) = &v.engagement {
+        println!(
+            "  engagement: {} interactions in the last 90 days ({} the 90 before), trend {:+} over 30 days, on {}",
+            e.interactions_last_90d,
+            e.interactions_previous_90d,
+            e.trend_30d,
+            e.channels
+                .iter()
+                .map(|c| c.channel.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(s) = &v.sales {
+        println!(
+            "  sales: {} open (weighted pipeline {}), {} won ({}), {} lost",
+            s.open,
+            eur(&s.weighted_pipeline),
+            s.won,
+            eur(&s.won_amount),
+            s.lost
+        );
+    }
+    if let Some(m) = &v.marketing {
+        println!(
+            "  marketing: {} campaigns received, {} answered, last response {}, attributed revenue {}",
+            m.campaigns_received,
+            m.campaigns_responded,
+            if m.last_response.is_empty() {
+                "-"
+            } else {
+                &m.last_response
+            },
+            eur(&m.attributed_revenue)
+        );
+    }
+    if let Some(s) = &v.service {
+        println!(
+            "  service: {} tickets, {} open, {} SLA breaches, median first response {}, average CSAT {}",
+            s.tickets.len(),
+            s.open_tickets,
+            s.first_response_breaches + s.resolution_breaches,
+            s.median_first_response_mins
+                .map_or_else(|| "-".into(), |m| format!("{m:.0} min")),
+            s.average_csat
+                .map_or_else(|| "-".into(), |c| format!("{c:.1}"))
+        );
+    }
+}
