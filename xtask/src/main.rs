@@ -62,6 +62,13 @@ enum Cmd {
         #[arg(last = true)]
         demo_args: Vec<OsString>,
     },
+    /// Measure the project against raw JetStream baselines of the same run (release
+    /// builds; figures printed as a table and written to `target/bench/latest.json`).
+    /// Arguments after `--` go to `crm-bench` (`--customers`, `--seconds`, `--full`).
+    Bench {
+        #[arg(last = true)]
+        bench_args: Vec<OsString>,
+    },
     /// Build and run `crm serve --dev` on the embedded default (data in `./data`).
     /// Arguments after `--` go to `crm serve`.
     Up {
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
         Cmd::NatsServer => ensure_nats_server().map(|path| println!("{}", path.display())),
         Cmd::Up { serve_args } => up(&serve_args),
         Cmd::Demo { serve, demo_args } => demo(serve, &demo_args),
+        Cmd::Bench { bench_args } => bench(&bench_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +187,38 @@ fn demo(serve: bool, demo_args: &[OsString]) -> Result<()> {
     let status = cmd.status().context("could not run crm-demo")?;
     if !status.success() {
         bail!("crm-demo failed ({status})");
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`: the pinned nats-server, release builds of `crm` and `crm-bench`,
+/// then `crm-bench`.
+fn bench(bench_args: &[OsString]) -> Result<()> {
+    let root = workspace_root();
+    let server = ensure_nats_server()?;
+    step("cargo build --release -p crm -p crm-bench");
+    run_cargo(
+        &root,
+        &["build", "--release", "-p", "crm", "-p", "crm-bench"],
+        &[],
+        None,
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target.join("release");
+    step("crm-bench");
+    let status = Command::new(release.join("crm-bench"))
+        .current_dir(&root)
+        .arg("--crm-bin")
+        .arg(release.join("crm"))
+        .arg("--out")
+        .arg(target.join("bench").join("latest.json"))
+        .args(bench_args)
+        .env(ENV_SERVER, &server)
+        .status()
+        .context("could not run crm-bench")?;
+    if !status.success() {
+        bail!("crm-bench failed ({status})");
     }
     Ok(())
 }

@@ -1,0 +1,787 @@
+//! `cargo xtask bench`: one run, one nats-server per durability mode, the project's figures
+//! next to raw JetStream baselines measured in the same run, each project figure reported
+//! as a ratio to its baseline.
+//!
+//! Per mode (durable: fsync before ack; lazy: the server's default fsync):
+//! 1. **raw publish**: pipelined async-nats publishes with
+//!    `Nats-Expected-Last-Subject-Sequence`, one subject per customer, event-sized payloads;
+//! 2. **bulk ingest**: a generated business through `Ingest` (client -> gRPC -> decide ->
+//!    JetStream ack -> reply), and **unary** PlaceOrder with 64 calls in flight (p50/p99);
+//! 3. **projection lag**: PlaceOrder at a fixed rate, commit-to-visible p50/p99 measured with
+//!    consistency-token queries on every 10th command.
+//!
+//! Once (durable run): the **raw ordered-consumer read** of the whole stream and the full
+//! **rebuild** of the 360 model from it; **GetCustomer360** at a fixed rate (p50/p99) and its
+//! maximum with 64 in flight; **memory**: the service's peak RSS and the on-disk size per
+//! million events.
+//!
+//! `crm serve` runs as a child process (`--nats-url` the bench's server), so its RSS is its
+//! own; the load generator shares the machine's cores with it, as a co-located client would.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use crm_proto::v1::{
+    self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
+};
+use crm_testkit::{Durability, NatsServer};
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tonic::Request;
+use tonic::transport::Channel;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub crm_bin: PathBuf,
+    /// Customers of the generated business (bulk ingest).
+    pub customers: usize,
+    /// Unary commands and raw publishes per mode.
+    pub unary: usize,
+    /// Seconds of each fixed-rate phase.
+    pub seconds: u64,
+    pub lag_rate_durable: u64,
+    pub lag_rate_lazy: u64,
+    pub query_rate: u64,
+    pub out_json: Option<PathBuf>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            crm_bin: PathBuf::from("target/release/crm"),
+            customers: 5_000,
+            unary: 20_000,
+            seconds: 20,
+            lag_rate_durable: 2_000,
+            lag_rate_lazy: 5_000,
+            query_rate: 2_000,
+            out_json: None,
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut v: Vec<Duration>) -> Self {
+        if v.is_empty() {
+            return Self::default();
+        }
+        v.sort();
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e3;
+        Self {
+            samples: v.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: v[v.len() - 1].as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// Figures of one durability mode.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModeFigures {
+    pub mode: String,
+    pub raw_publish_per_s: f64,
+    pub bulk_ingest_commands: u64,
+    pub bulk_ingest_per_s: f64,
+    pub bulk_ingest_ratio: f64,
+    pub unary_per_s: f64,
+    pub unary_ratio: f64,
+    pub unary_latency: Latency,
+    pub lag_rate: u64,
+    pub lag_achieved_per_s: f64,
+    pub lag: Latency,
+    pub lag_errors: u64,
+}
+
+/// Figures measured once.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Shared {
+    pub stream_events: u64,
+    pub raw_read_per_s: f64,
+    pub rebuild_per_s: f64,
+    pub rebuild_ratio: f64,
+    pub query_rate: u64,
+    pub query_latency: Latency,
+    pub query_max_per_s: f64,
+    pub service_peak_rss_mib: f64,
+    pub stream_mib_per_million_events: f64,
+    pub read_model_mib_per_million_events: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub machine: String,
+    pub config: BTreeMap<String, String>,
+    pub modes: Vec<ModeFigures>,
+    pub shared: Shared,
+}
+
+/// A `crm serve` child on an existing NATS server, with one admin token.
+struct Service {
+    child: Child,
+    addr: String,
+    token: String,
+    data_dir: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(bin: &Path, nats_url: &str) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let hash: String = Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let tokens = data_dir.path().join("tokens.toml");
+        std::fs::write(
+            &tokens,
+            format!(
+                "[[principal]]\nname = \"bench\"\nkind = \"service\"\nroles = [\"admin\"]\ntoken_sha256 = \"{hash}\"\n"
+            ),
+        )?;
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--nats-url", nats_url])
+            .arg("--data-dir")
+            .arg(data_dir.path().join("data"))
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .args(["--max-concurrent-requests", "4096"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(line) => {
+                    if let Some(a) = line?.strip_prefix("crm serving on ") {
+                        break format!("http://{a}");
+                    }
+                }
+                None => bail!("crm serve exited before it was ready"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self {
+            child,
+            addr,
+            token,
+            data_dir,
+        })
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    fn stop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Pipelined publishes with expected subject sequence 0 over `n` subjects.
+async fn raw_publish(url: &str, n: usize, size: usize) -> anyhow::Result<f64> {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.>".into()],
+        ..Default::default()
+    })
+    .await?;
+    let payload = bytes::Bytes::from(vec![7u8; size]);
+    let start = Instant::now();
+    let mut acks = futures::stream::FuturesUnordered::new();
+    for i in 0..n {
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(payload.clone())
+            .expected_last_subject_sequence(0);
+        acks.push(
+            js.send_publish(format!("raw.{i}"), publish)
+                .await?
+                .into_future(),
+        );
+        while acks.len() > 1024 {
+            acks.next().await.context("ack")??;
+        }
+    }
+    while let Some(a) = acks.next().await {
+        a?;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn order(customer: &str, i: usize) -> v1::PlaceOrderRequest {
+    v1::PlaceOrderRequest {
+        customer_id: customer.to_owned(),
+        sales_channel: "web".into(),
+        currency: "EUR".into(),
+        lines: vec![v1::OrderLine {
+            sku: format!("SKU-{}", i % 50),
+            category: ["books", "games", "garden"][i % 3].into(),
+            quantity: 1,
+            #[allow(clippy::cast_possible_wrap)]
+            unit_price_minor: 500 + (i as i64 % 40) * 100,
+        }],
+        ..Default::default()
+    }
+}
+
+/// Unary PlaceOrder, `in_flight` at a time: commands/s and latency.
+async fn unary(
+    channel: &Channel,
+    token: &str,
+    ids: &[String],
+    n: usize,
+    in_flight: usize,
+) -> anyhow::Result<(f64, Latency)> {
+    let start = Instant::now();
+    let calls = futures::stream::iter(0..n).map(|i| {
+        let mut client = CommandServiceClient::new(channel.clone());
+        let customer = ids[(i * 7919) % ids.len()].clone();
+        let token = token.to_owned();
+        async move {
+            let t = Instant::now();
+            client
+                .place_order(authed(order(&customer, i), &token))
+                .await
+                .map(|_| t.elapsed())
+        }
+    });
+    let latencies: Vec<Duration> = calls
+        .buffer_unordered(in_flight)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    #[allow(clippy::cast_precision_loss)]
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, Latency::of(latencies)))
+}
+
+/// When an open-loop request's latency starts: its scheduled time when the sender fell
+/// more than 2 ms behind (a stall is not hidden), else when it was sent (tokio's 1 ms
+/// timer would add up to a millisecond of sleep overshoot to every sample).
+fn origin(scheduled: Instant) -> Instant {
+    let now = Instant::now();
+    if now.duration_since(scheduled) > Duration::from_millis(2) {
+        scheduled
+    } else {
+        now
+    }
+}
+
+/// PlaceOrder at `rate` for `seconds`; every 10th acknowledged command is followed by a
+/// GetCustomer360 with its position as consistency token: time from ack to answer.
+async fn lag(
+    channel: &Channel,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: u64,
+    seconds: u64,
+) -> (f64, Latency, u64) {
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = rate * seconds;
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let scheduled = started + period.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (channel, token, ids) = (channel.clone(), token.to_owned(), ids.clone());
+        let (samples, errors) = (samples.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            #[allow(clippy::cast_possible_truncation)]
+            let customer = ids[(i as usize * 7919) % ids.len()].clone();
+            let reply = CommandServiceClient::new(channel.clone())
+                .place_order(authed(order(&customer, i as usize), &token))
+                .await;
+            let acked = Instant::now();
+            let Ok(reply) = reply else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            if i % 10 != 0 {
+                return;
+            }
+            let position = reply.into_inner().position;
+            let visible = QueryServiceClient::new(channel)
+                .get_customer360(authed(
+                    v1::GetCustomer360Request {
+                        customer_id: customer,
+                        consistency: Some(v1::Consistency {
+                            min_position: position,
+                        }),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await;
+            if visible.is_ok() {
+                samples.lock().await.push(acked.elapsed());
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let achieved = total as f64 / started.elapsed().as_secs_f64();
+    let samples = std::mem::take(&mut *samples.lock().await);
+    (
+        achieved,
+        Latency::of(samples),
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+/// GetCustomer360 at `rate` for `seconds` (open loop), then the maximum with 64 in flight.
+async fn queries(
+    channel: &Channel,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: u64,
+    seconds: u64,
+) -> (Latency, f64) {
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = rate * seconds;
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(
+        usize::try_from(total).unwrap_or(0),
+    )));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let scheduled = started + period.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (channel, token, ids, samples) = (
+            channel.clone(),
+            token.to_owned(),
+            ids.clone(),
+            samples.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let sent = origin(scheduled);
+            #[allow(clippy::cast_possible_truncation)]
+            let customer = ids[(i as usize * 104_729) % ids.len()].clone();
+            let r = QueryServiceClient::new(channel)
+                .get_customer360(authed(
+                    v1::GetCustomer360Request {
+                        customer_id: customer,
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await;
+            if r.is_ok() {
+                samples.lock().await.push(sent.elapsed());
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let latency = Latency::of(std::mem::take(&mut *samples.lock().await));
+
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds.min(10));
+    let mut workers = Vec::new();
+    for w in 0..64usize {
+        let (channel, token, ids, done) =
+            (channel.clone(), token.to_owned(), ids.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut client = QueryServiceClient::new(channel);
+            let mut k = w;
+            while Instant::now() < until {
+                k = (k + 7919) % ids.len();
+                let ok = client
+                    .get_customer360(authed(
+                        v1::GetCustomer360Request {
+                            customer_id: ids[k].clone(),
+                            ..Default::default()
+                        },
+                        &token,
+                    ))
+                    .await
+                    .is_ok();
+                if ok {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let max = done.load(Ordering::Relaxed) as f64 / seconds.min(10) as f64;
+    (latency, max)
+}
+
+/// The raw ordered-consumer read of the stream, then the full rebuild of the 360 model.
+async fn rebuild(url: &str) -> anyhow::Result<(u64, f64, f64)> {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    let mut stream = js.get_stream("CRM_EVENTS").await?;
+    let last = stream.info().await?.state.last_sequence;
+    let started = Instant::now();
+    let mut messages = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await?
+        .messages()
+        .await?;
+    let mut read = 0u64;
+    while read < last {
+        messages.next().await.context("stream ended")??;
+        read += 1;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let raw = read as f64 / started.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir()?;
+    let db = sled::open(dir.path())?;
+    let store = Arc::new(crm_projection::ProjectionStore::open(
+        &db,
+        crm_customer360::Customer360::default(),
+        crm_store::LogConfig::default(),
+    )?);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let task = tokio::spawn(crm_projection::run(
+        Arc::clone(&store),
+        js,
+        crm_projection::RunnerConfig::default(),
+        stopped,
+    ));
+    if !store
+        .reader()
+        .wait_for(last, Duration::from_secs(3600))
+        .await
+    {
+        bail!("the rebuild did not finish");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rebuilt = last as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    task.await??;
+    Ok((last, raw, rebuilt))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores, {cpu}, {mem:.0} GiB")
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let z = i64::try_from(secs / 86_400).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Runs the whole bench; `log` receives one line per finished step.
+///
+/// # Errors
+/// A step could not run (a server did not start, a call failed).
+pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report> {
+    let mut report = Report {
+        date: today(),
+        machine: machine(),
+        config: BTreeMap::from([
+            ("customers".into(), cfg.customers.to_string()),
+            ("unary".into(), cfg.unary.to_string()),
+            ("seconds".into(), cfg.seconds.to_string()),
+        ]),
+        ..Report::default()
+    };
+    let data = crm_datagen::generate(&crm_datagen::Params::new(42, cfg.customers))?;
+    let requests: Vec<v1::IngestRequest> = data.requests().collect();
+    let ids: Arc<Vec<String>> =
+        Arc::new(data.truth.iter().map(|t| t.customer_id.clone()).collect());
+    for (mode, durability, lag_rate) in [
+        ("durable", Durability::Always, cfg.lag_rate_durable),
+        ("lazy", Durability::Lazy, cfg.lag_rate_lazy),
+    ] {
+        let server = NatsServer::builder().durability(durability).start();
+        let url = server.url();
+        let mut f = ModeFigures {
+            mode: mode.into(),
+            lag_rate,
+            ..ModeFigures::default()
+        };
+        // Event-sized payloads: the mean encoded size of the generated commands' events is
+        // close to the mean request size.
+        f.raw_publish_per_s = raw_publish(&url, cfg.unary, 400).await?;
+        log(&format!(
+            "{mode}: raw publish {:.0} msgs/s",
+            f.raw_publish_per_s
+        ));
+
+        let mut service = Service::start(&cfg.crm_bin, &url)?;
+        let channel = Channel::from_shared(service.addr.clone())?
+            .connect()
+            .await?;
+        let r = crm_datagen::ingest::ingest(
+            channel.clone(),
+            &service.token,
+            requests.clone().into_iter().map(Ok::<_, String>),
+            |_| {},
+        )
+        .await?;
+        if r.failed > 0 {
+            bail!(
+                "{} generated commands were refused: {:?}",
+                r.failed,
+                r.failures.first()
+            );
+        }
+        f.bulk_ingest_commands = r.ok;
+        #[allow(clippy::cast_precision_loss)]
+        {
+            f.bulk_ingest_per_s = r.ok as f64 / r.elapsed.as_secs_f64();
+        }
+        f.bulk_ingest_ratio = f.bulk_ingest_per_s / f.raw_publish_per_s;
+        log(&format!(
+            "{mode}: bulk ingest {:.0} commands/s",
+            f.bulk_ingest_per_s
+        ));
+
+        let (rate, latency) = unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
+        f.unary_per_s = rate;
+        f.unary_ratio = rate / f.raw_publish_per_s;
+        f.unary_latency = latency;
+        log(&format!("{mode}: unary {rate:.0} commands/s"));
+
+        let (achieved, lag_latency, errors) =
+            lag(&channel, &service.token, &ids, lag_rate, cfg.seconds).await;
+        f.lag_achieved_per_s = achieved;
+        f.lag = lag_latency;
+        f.lag_errors = errors;
+        log(&format!(
+            "{mode}: lag at {lag_rate}/s: p99 {:.1} ms",
+            f.lag.p99_ms
+        ));
+
+        if mode == "durable" {
+            let s = &mut report.shared;
+            s.query_rate = cfg.query_rate;
+            (s.query_latency, s.query_max_per_s) =
+                queries(&channel, &service.token, &ids, cfg.query_rate, cfg.seconds).await;
+            log(&format!(
+                "GetCustomer360 at {}/s: p99 {:.2} ms; max {:.0}/s",
+                cfg.query_rate, s.query_latency.p99_ms, s.query_max_per_s
+            ));
+            s.service_peak_rss_mib = service.peak_rss_mib();
+            let (events, raw, rebuilt) = rebuild(&url).await?;
+            s.stream_events = events;
+            s.raw_read_per_s = raw;
+            s.rebuild_per_s = rebuilt;
+            s.rebuild_ratio = rebuilt / raw;
+            log(&format!(
+                "rebuild {rebuilt:.0} events/s (raw read {raw:.0}/s)"
+            ));
+            service.stop();
+            #[allow(clippy::cast_precision_loss)]
+            let per_million = |bytes: u64| bytes as f64 / 1024.0 / 1024.0 / (events as f64 / 1e6);
+            s.stream_mib_per_million_events = per_million(dir_size(&server.store_dir()));
+            s.read_model_mib_per_million_events = per_million(dir_size(
+                &service.data_dir.path().join("data").join("read-models"),
+            ));
+        }
+        service.stop();
+        report.modes.push(f);
+    }
+    if let Some(path) = &cfg.out_json {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
+    }
+    Ok(report)
+}
+
+/// The report as a Markdown table (the README's performance table).
+#[must_use]
+pub fn table(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Measured {} on {} by `cargo xtask bench` ({} customers).\n",
+        r.date,
+        r.machine,
+        r.config.get("customers").map_or("", String::as_str)
+    );
+    let _ = writeln!(t, "| figure | durable | lazy | target |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let m = |f: &dyn Fn(&ModeFigures) -> String| -> Vec<String> { r.modes.iter().map(f).collect() };
+    let row = |t: &mut String, name: &str, v: Vec<String>, target: &str| {
+        let _ = writeln!(t, "| {name} | {} | {target} |", v.join(" | "));
+    };
+    row(
+        &mut t,
+        "raw publish with expected sequence (msgs/s)",
+        m(&|f| format!("{:.0}", f.raw_publish_per_s)),
+        "baseline",
+    );
+    row(
+        &mut t,
+        "bulk ingest (commands/s, ratio to raw)",
+        m(&|f| format!("{:.0} ({:.2}x)", f.bulk_ingest_per_s, f.bulk_ingest_ratio)),
+        ">= 0.5x",
+    );
+    row(
+        &mut t,
+        "unary, 64 in flight (commands/s, ratio)",
+        m(&|f| format!("{:.0} ({:.2}x)", f.unary_per_s, f.unary_ratio)),
+        ">= 0.25x",
+    );
+    row(
+        &mut t,
+        "unary latency p50 / p99 (ms)",
+        m(&|f| {
+            format!(
+                "{:.1} / {:.1}",
+                f.unary_latency.p50_ms, f.unary_latency.p99_ms
+            )
+        }),
+        "",
+    );
+    row(
+        &mut t,
+        "projection lag p50 / p99 (ms) at rate",
+        m(&|f| {
+            format!(
+                "{:.1} / {:.1} at {}/s ({:.0}/s achieved, {} errors)",
+                f.lag.p50_ms, f.lag.p99_ms, f.lag_rate, f.lag_achieved_per_s, f.lag_errors
+            )
+        }),
+        "p99 <= 20 ms",
+    );
+    let s = &r.shared;
+    let _ = writeln!(t, "\n| figure | value | target |");
+    let _ = writeln!(t, "|---|---|---|");
+    let _ = writeln!(
+        t,
+        "| raw ordered-consumer read ({} events) | {:.0} events/s | baseline |",
+        s.stream_events, s.raw_read_per_s
+    );
+    let _ = writeln!(
+        t,
+        "| 360 rebuild | {:.0} events/s ({:.2}x) | >= 0.5x |",
+        s.rebuild_per_s, s.rebuild_ratio
+    );
+    let _ = writeln!(
+        t,
+        "| GetCustomer360 at {}/s p50 / p99 | {:.2} / {:.2} ms | p99 <= 1 ms |",
+        s.query_rate, s.query_latency.p50_ms, s.query_latency.p99_ms
+    );
+    let _ = writeln!(
+        t,
+        "| GetCustomer360 max, 64 in flight | {:.0}/s | |",
+        s.query_max_per_s
+    );
+    let _ = writeln!(
+        t,
+        "| service peak RSS | {:.0} MiB | < 1.5 GiB at 1M customers |",
+        s.service_peak_rss_mib
+    );
+    let _ = writeln!(
+        t,
+        "| on disk per million events | stream {:.0} MiB, read model {:.0} MiB | |",
+        s.stream_mib_per_million_events, s.read_model_mib_per_million_events
+    );
+    t
+}

@@ -1,0 +1,60 @@
+//! `crm-bench`: see the library. `cargo xtask bench` builds and runs it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use crm_bench::{BenchConfig, run, table};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The project's figures next to raw JetStream baselines of the same run"
+)]
+struct Cli {
+    /// The `crm` binary (release build).
+    #[arg(long, default_value = "target/release/crm")]
+    crm_bin: PathBuf,
+    /// Customers of the generated business loaded through bulk ingest.
+    #[arg(long)]
+    customers: Option<usize>,
+    /// Unary commands (and raw publishes) per mode.
+    #[arg(long)]
+    unary: Option<usize>,
+    /// Seconds of each fixed-rate phase.
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// The large run: 1,000,000 customers (~19M commands; hours on 2 cores).
+    #[arg(long)]
+    full: bool,
+    /// Where the figures go as JSON.
+    #[arg(long, default_value = "target/bench/latest.json")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let d = BenchConfig::default();
+    let cfg = BenchConfig {
+        crm_bin: cli.crm_bin,
+        customers: cli
+            .customers
+            .unwrap_or(if cli.full { 1_000_000 } else { d.customers }),
+        unary: cli.unary.unwrap_or(d.unary),
+        seconds: cli.seconds.unwrap_or(d.seconds),
+        out_json: Some(cli.out.clone()),
+        ..d
+    };
+    let started = std::time::Instant::now();
+    let report = run(&cfg, |line| {
+        println!("[{:>5.0}s] {line}", started.elapsed().as_secs_f64());
+    })
+    .await?;
+    println!("\n{}", table(&report));
+    println!(
+        "figures written to {} ({:.0}s in all)",
+        cli.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
