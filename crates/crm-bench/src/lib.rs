@@ -107,6 +107,8 @@ pub struct ModeFigures {
     pub bulk_ingest_commands: u64,
     pub bulk_ingest_per_s: f64,
     pub bulk_ingest_ratio: f64,
+    /// Seconds the read model needed after the ingest's last acknowledgement.
+    pub ingest_catch_up_s: f64,
     pub unary_per_s: f64,
     pub unary_ratio: f64,
     pub unary_latency: Latency,
@@ -302,7 +304,7 @@ async fn unary(
     ids: &[String],
     n: usize,
     in_flight: usize,
-) -> anyhow::Result<(f64, Latency)> {
+) -> anyhow::Result<(f64, Latency, u64)> {
     let start = Instant::now();
     let calls = futures::stream::iter(0..n).map(|i| {
         let mut client = CommandServiceClient::new(channel.clone());
@@ -313,10 +315,10 @@ async fn unary(
             client
                 .place_order(authed(order(&customer, i), &token))
                 .await
-                .map(|_| t.elapsed())
+                .map(|r| (t.elapsed(), r.into_inner().position))
         }
     });
-    let latencies: Vec<Duration> = calls
+    let replies: Vec<(Duration, u64)> = calls
         .buffer_unordered(in_flight)
         .collect::<Vec<_>>()
         .await
@@ -324,7 +326,42 @@ async fn unary(
         .collect::<Result<_, _>>()?;
     #[allow(clippy::cast_precision_loss)]
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    Ok((rate, Latency::of(latencies)))
+    let position = replies.iter().map(|(_, p)| *p).max().unwrap_or(0);
+    Ok((
+        rate,
+        Latency::of(replies.into_iter().map(|(d, _)| d).collect()),
+        position,
+    ))
+}
+
+/// Waits until the service's read model has applied `position`, so a phase does not
+/// measure the previous phase's backlog. Returns how long that took.
+async fn caught_up(channel: &Channel, token: &str, position: u64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut q = QueryServiceClient::new(channel.clone());
+    loop {
+        let r = q
+            .list_customers(authed(
+                v1::ListCustomersRequest {
+                    page_size: 1,
+                    consistency: Some(v1::Consistency {
+                        min_position: position,
+                    }),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await;
+        match r {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                if started.elapsed() > Duration::from_secs(3600) {
+                    bail!("the read model did not reach position {position} within an hour");
+                }
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
 }
 
 /// When an open-loop request's latency starts: its scheduled time when the sender fell
@@ -347,18 +384,19 @@ async fn lag(
     ids: &Arc<Vec<String>>,
     rate: u64,
     seconds: u64,
-) -> (f64, Latency, u64) {
+) -> (f64, Latency, u64, u64) {
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let total = rate * seconds;
     let samples = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicU64::new(0));
+    let last = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..total {
         let scheduled = started + period.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled.into()).await;
         let (channel, token, ids) = (channel.clone(), token.to_owned(), ids.clone());
-        let (samples, errors) = (samples.clone(), errors.clone());
+        let (samples, errors, last) = (samples.clone(), errors.clone(), last.clone());
         tasks.push(tokio::spawn(async move {
             #[allow(clippy::cast_possible_truncation)]
             let customer = ids[(i as usize * 7919) % ids.len()].clone();
@@ -370,10 +408,11 @@ async fn lag(
                 errors.fetch_add(1, Ordering::Relaxed);
                 return;
             };
+            let position = reply.into_inner().position;
+            last.fetch_max(position, Ordering::Relaxed);
             if i % 10 != 0 {
                 return;
             }
-            let position = reply.into_inner().position;
             let visible = QueryServiceClient::new(channel)
                 .get_customer360(authed(
                     v1::GetCustomer360Request {
@@ -403,6 +442,7 @@ async fn lag(
         achieved,
         Latency::of(samples),
         errors.load(Ordering::Relaxed),
+        last.load(Ordering::Relaxed),
     )
 }
 
@@ -637,15 +677,24 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             "{mode}: bulk ingest {:.0} commands/s",
             f.bulk_ingest_per_s
         ));
+        let waited = caught_up(&channel, &service.token, r.max_position).await?;
+        f.ingest_catch_up_s = waited.as_secs_f64();
+        log(&format!(
+            "{mode}: read model caught up {:.1}s after the ingest",
+            f.ingest_catch_up_s
+        ));
 
-        let (rate, latency) = unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
+        let (rate, latency, position) =
+            unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
         f.unary_per_s = rate;
         f.unary_ratio = rate / f.raw_publish_per_s;
         f.unary_latency = latency;
         log(&format!("{mode}: unary {rate:.0} commands/s"));
+        caught_up(&channel, &service.token, position).await?;
 
-        let (achieved, lag_latency, errors) =
+        let (achieved, lag_latency, errors, position) =
             lag(&channel, &service.token, &ids, lag_rate, cfg.seconds).await;
+        caught_up(&channel, &service.token, position).await?;
         f.lag_achieved_per_s = achieved;
         f.lag = lag_latency;
         f.lag_errors = errors;
