@@ -773,6 +773,12 @@ pub fn table(r: &Report) -> String {
     );
     row(
         &mut t,
+        "read model caught up after bulk ingest (s)",
+        m(&|f| format!("{:.1}", f.ingest_catch_up_s)),
+        "",
+    );
+    row(
+        &mut t,
         "unary, 64 in flight (commands/s, ratio)",
         m(&|f| format!("{:.0} ({:.2}x)", f.unary_per_s, f.unary_ratio)),
         ">= 0.25x",
