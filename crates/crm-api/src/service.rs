@@ -228,6 +228,48 @@ fn ingest_error(sequence: u64, status: &Status) -> v1::IngestReply {
 
 type Done = Shared<BoxFuture<'static, ()>>;
 
+/// A command in an ingest stream: its completion and whether it has finished.
+type Tracked = (Done, Arc<AtomicBool>);
+
+fn unfinished((done, finished): &Tracked) -> Option<Done> {
+    (!finished.load(Ordering::Acquire)).then(|| done.clone())
+}
+
+/// The commands of one ingest stream an aggregate's next command may have to wait for:
+/// its last writer, and the readers since.
+#[derive(Default)]
+struct Pending {
+    write: Option<Tracked>,
+    reads: Vec<Tracked>,
+}
+
+impl Pending {
+    /// Records `me` as the aggregate's newest command; returns what it must wait for.
+    fn follow(&mut self, me: Tracked, write: bool) -> Vec<Done> {
+        let mut wait: Vec<Done> = self
+            .write
+            .as_ref()
+            .and_then(unfinished)
+            .into_iter()
+            .collect();
+        if write {
+            wait.extend(self.reads.drain(..).filter_map(|r| unfinished(&r)));
+            self.write = Some(me);
+        } else {
+            self.reads.retain(|r| !r.1.load(Ordering::Acquire));
+            self.reads.push(me);
+        }
+        wait
+    }
+
+    fn unfinished(&self) -> bool {
+        self.write
+            .as_ref()
+            .is_some_and(|w| !w.1.load(Ordering::Acquire))
+            || self.reads.iter().any(|r| !r.1.load(Ordering::Acquire))
+    }
+}
+
 #[tonic::async_trait]
 impl CommandService for Commands {
     async fn register_customer(
@@ -410,8 +452,10 @@ impl CommandService for Commands {
 
     /// Reads commands as fast as `in_flight` allows (back-pressure: the stream is not
     /// read while the limit is reached), answers each one as it completes, and keeps
-    /// the sent order for commands that share an aggregate: a command waits for the
-    /// earlier commands of every aggregate it touches.
+    /// the sent order for commands that share an aggregate: a command that writes an
+    /// aggregate waits for every earlier command touching it; a command that only reads
+    /// one (a campaign response reads its campaign) waits for the earlier writes of it,
+    /// not for the other readers, so the responses to one campaign run side by side.
     async fn ingest(
         &self,
         request: Request<Streaming<v1::IngestRequest>>,
@@ -441,7 +485,7 @@ impl CommandService for Commands {
             // The completion of the latest command of each aggregate.
             // (A shared future only completes once polled, so finished commands are
             // tracked with a flag, not by peeking at the future.)
-            let mut last: BTreeMap<AggregateRef, (Done, Arc<AtomicBool>)> = BTreeMap::new();
+            let mut last: BTreeMap<AggregateRef, Pending> = BTreeMap::new();
             let principal = Arc::new(principal);
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -469,28 +513,24 @@ impl CommandService for Commands {
                         continue;
                     }
                 };
-                let targets: Vec<AggregateRef> = parsed
-                    .command
-                    .targets()
-                    .iter()
-                    .map(|t| t.aggregate)
-                    .collect();
-                let before: Vec<Done> = targets
-                    .iter()
-                    .filter_map(|a| last.get(a))
-                    .filter(|(_, finished)| !finished.load(Ordering::Acquire))
-                    .map(|(d, _)| d.clone())
-                    .collect();
                 let (done_tx, done_rx) = oneshot::channel::<()>();
-                let done: Done = done_rx.map(|_| ()).boxed().shared();
-                let finished = Arc::new(AtomicBool::new(false));
-                for a in &targets {
-                    last.insert(*a, (done.clone(), finished.clone()));
+                let me: Tracked = (
+                    done_rx.map(|_| ()).boxed().shared(),
+                    Arc::new(AtomicBool::new(false)),
+                );
+                let finished = me.1.clone();
+                let mut before: Vec<Done> = Vec::new();
+                for t in parsed.command.targets() {
+                    before.extend(
+                        last.entry(t.aggregate)
+                            .or_default()
+                            .follow(me.clone(), t.write),
+                    );
                 }
                 if last.len() > in_flight * 4 {
-                    // Forget aggregates whose last command has finished (the map stays a
-                    // few times the in-flight limit, so this is amortized O(1)).
-                    last.retain(|_, (_, f)| !f.load(Ordering::Acquire));
+                    // Forget aggregates with nothing unfinished (the map stays a few
+                    // times the in-flight limit, so this is amortized O(1)).
+                    last.retain(|_, p| p.unfinished());
                 }
                 let (handler, principal, tx) = (handler.clone(), principal.clone(), tx.clone());
                 tokio::spawn(async move {

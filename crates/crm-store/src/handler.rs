@@ -257,7 +257,13 @@ struct Target {
     aggregate: AggregateRef,
     write: bool,
     subject: String,
-    guard: SlotGuard,
+    /// The slot, locked for the whole command for a written aggregate. A read-only
+    /// reference does not hold it: its state is copied out, re-read from the log on
+    /// every attempt anyway, and offered back to the cache afterwards, so commands that
+    /// only read an aggregate (every response to one campaign) do not queue behind
+    /// each other.
+    guard: Option<SlotGuard>,
+    slot: Arc<tokio::sync::Mutex<Slot>>,
     /// Taken out of the slot for the duration of the command and put back only when the
     /// command ends cleanly: a dropped (cancelled) command leaves the slot empty, so the
     /// aggregate is re-read instead of trusting a half-updated cache entry.
@@ -386,13 +392,20 @@ impl CommandHandler {
         order.dedup_by_key(|t| t.aggregate);
         let mut targets = Vec::with_capacity(order.len());
         for t in order {
-            let mut guard = self.slot(t.aggregate).lock_owned().await;
-            let loaded = guard.loaded.take();
+            let slot = self.slot(t.aggregate);
+            let mut guard = slot.clone().lock_owned().await;
+            let (guard, loaded) = if t.write {
+                let loaded = guard.loaded.take();
+                (Some(guard), loaded)
+            } else {
+                (None, guard.loaded.clone())
+            };
             targets.push(Target {
                 aggregate: t.aggregate,
                 write: t.write,
                 subject: self.log.config().subject(t.aggregate),
                 guard,
+                slot,
                 loaded,
                 fresh: false,
             });
@@ -411,7 +424,21 @@ impl CommandHandler {
                     | HandleError::Conflict { .. })
         ) {
             for t in targets.iter_mut() {
-                t.guard.loaded = t.loaded.take();
+                let loaded = t.loaded.take();
+                if let Some(guard) = t.guard.as_mut() {
+                    guard.loaded = loaded;
+                } else if let (Some(loaded), Ok(mut cached)) = (loaded, t.slot.try_lock()) {
+                    // A read-only copy goes back only if it is newer than what the
+                    // cache holds; a busy slot is left alone (never wait while
+                    // holding other slots).
+                    if cached
+                        .loaded
+                        .as_ref()
+                        .is_none_or(|c| c.last_seq < loaded.last_seq)
+                    {
+                        cached.loaded = Some(loaded);
+                    }
+                }
             }
         }
         match result {

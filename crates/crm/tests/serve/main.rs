@@ -215,6 +215,101 @@ async fn bulk_ingest_answers_every_command_and_keeps_per_aggregate_order() {
     assert!(crm.stop().await.success());
 }
 
+/// Campaign responses only read their campaign: they must still come after the
+/// campaign's earlier writes, and a later write of the campaign after them, while the
+/// responses to one campaign need not wait for each other.
+#[tokio::test]
+async fn bulk_ingest_orders_readers_of_an_aggregate_against_its_writers() {
+    use v1::ingest_request::Command as C;
+    let crm = Crm::dev();
+    let mut client = crm.client().await;
+    const CUSTOMERS: usize = 60;
+    let campaign_id = uuid::Uuid::now_v7().to_string();
+    let customers: Vec<String> = (0..CUSTOMERS)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let mut commands = Vec::new();
+    for (c, customer_id) in customers.iter().enumerate() {
+        commands.push(C::RegisterCustomer(v1::RegisterCustomerRequest {
+            customer_id: customer_id.clone(),
+            ..register(
+                &uuid::Uuid::now_v7().to_string(),
+                &format!("r{c}@example.com"),
+            )
+        }));
+    }
+    commands.push(C::CreateCampaign(v1::CreateCampaignRequest {
+        campaign_id: campaign_id.clone(),
+        name: "Winter sale".into(),
+        channel: v1::Channel::Email.into(),
+        ..Default::default()
+    }));
+    // A response to a campaign that has not been sent is refused: these are accepted
+    // only if they wait for the send before them.
+    commands.push(C::SendCampaign(v1::SendCampaignRequest {
+        campaign_id: campaign_id.clone(),
+        recipients: customers.clone(),
+        ..Default::default()
+    }));
+    let response = |customer_id: &String, kind: v1::CampaignResponseKind| {
+        C::RecordCampaignResponse(v1::RecordCampaignResponseRequest {
+            customer_id: customer_id.clone(),
+            campaign_id: campaign_id.clone(),
+            kind: kind.into(),
+            ..Default::default()
+        })
+    };
+    let first = commands.len();
+    for c in &customers {
+        commands.push(response(c, v1::CampaignResponseKind::Opened));
+    }
+    let wave = commands.len();
+    commands.push(C::SendCampaign(v1::SendCampaignRequest {
+        campaign_id: campaign_id.clone(),
+        recipients: customers.clone(),
+        ..Default::default()
+    }));
+    for c in &customers {
+        commands.push(response(c, v1::CampaignResponseKind::Clicked));
+    }
+    let requests: Vec<v1::IngestRequest> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| v1::IngestRequest {
+            sequence: i as u64,
+            command: Some(command),
+        })
+        .collect();
+    let total = requests.len();
+    let mut replies = client
+        .ingest(crm.auth(tokio_stream::iter(requests)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut position = vec![0u64; total];
+    while let Some(r) = replies.message().await.unwrap() {
+        match r.result.unwrap() {
+            v1::ingest_reply::Result::Ok(ok) => position[r.sequence as usize] = ok.position,
+            v1::ingest_reply::Result::Error(e) => panic!("command {} refused: {e:?}", r.sequence),
+        }
+    }
+    assert!(position.iter().all(|&p| p > 0), "every command answered");
+    let before = &position[first..wave];
+    let after = &position[wave + 1..];
+    assert!(
+        before.iter().all(|&p| p < position[wave]),
+        "the second send waited for the responses sent before it: {before:?} vs {}",
+        position[wave]
+    );
+    assert!(
+        after.iter().all(|&p| p > position[wave]),
+        "the responses sent after the second send came after it: {after:?} vs {}",
+        position[wave]
+    );
+    drop((client, replies));
+    assert!(crm.stop().await.success());
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_service_cleanly() {
     let mut crm = Crm::dev();
