@@ -87,6 +87,10 @@ pub struct Queries {
     /// than `population_ttl`.
     population_ttl: Duration,
     population: Mutex<Option<(u64, Instant, Arc<Population>)>>,
+    /// Held by the one caller recomputing the population; the others keep using the
+    /// cached one meanwhile (or, before there is one, wait for it) instead of all
+    /// scanning the model at once.
+    recomputing: Mutex<()>,
     /// A list page examines at most this many candidates and then returns what it has,
     /// with a cursor to continue.
     pub max_scan: u64,
@@ -100,6 +104,7 @@ impl Queries {
             policy: LifecyclePolicy::default(),
             population_ttl: Duration::from_secs(30),
             population: Mutex::new(None),
+            recomputing: Mutex::new(()),
             max_scan: 100_000,
         }
     }
@@ -126,15 +131,44 @@ impl Queries {
         self.model.get(key)?.map(|v| decode(key, &v)).transpose()
     }
 
-    /// The RFM population (every customer with an order), cached.
+    /// The RFM population (every customer with an order), cached. When it is due for
+    /// a refresh, one caller recomputes it and the others answer from the cached one
+    /// (at most `population_ttl` behind) rather than all scanning the model together.
     pub fn population(&self) -> Result<Arc<Population>, QueryError> {
         let checkpoint = self.model.checkpoint();
-        if let Ok(guard) = self.population.lock()
-            && let Some((at, when, p)) = guard.as_ref()
-            && (*at == checkpoint || when.elapsed() < self.population_ttl)
-        {
-            return Ok(Arc::clone(p));
+        let cached = |checkpoint: u64| -> (Option<Arc<Population>>, bool) {
+            let guard = self
+                .population
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match guard.as_ref() {
+                Some((at, when, p)) => (
+                    Some(Arc::clone(p)),
+                    *at == checkpoint || when.elapsed() < self.population_ttl,
+                ),
+                None => (None, false),
+            }
+        };
+        let (stale, fresh) = cached(checkpoint);
+        if fresh && let Some(p) = stale {
+            return Ok(p);
         }
+        let _recomputing = match (stale, self.recomputing.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (_, Err(std::sync::TryLockError::Poisoned(e))) => e.into_inner(),
+            (Some(p), Err(std::sync::TryLockError::WouldBlock)) => return Ok(p),
+            (None, Err(std::sync::TryLockError::WouldBlock)) => {
+                let guard = self
+                    .recomputing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // The caller that held it has most likely just computed it.
+                if let (Some(p), _) = cached(checkpoint) {
+                    return Ok(p);
+                }
+                guard
+            }
+        };
         let mut p = Population::default();
         for entry in self.model.scan(&[keys::FACTS], None, false) {
             let (k, v) = entry?;
