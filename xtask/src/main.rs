@@ -157,21 +157,12 @@ fn up(serve_args: &[OsString]) -> Result<()> {
     )
 }
 
-/// `cargo xtask demo`: the pinned nats-server, release builds of `crm` and `crm-demo`,
+/// `cargo xtask demo`: the pinned nats-server, release builds (see [`release_tools`]),
 /// then `crm-demo`, which starts `crm serve`, loads the data and prints the read models.
 fn demo(serve: bool, demo_args: &[OsString]) -> Result<()> {
     let root = workspace_root();
     let server = ensure_nats_server()?;
-    step("cargo build --release -p crm -p crm-datagen");
-    run_cargo(
-        &root,
-        &["build", "--release", "-p", "crm", "-p", "crm-datagen"],
-        &[],
-        None,
-    )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target.join("release");
+    let (target, release) = release_tools(&root)?;
     step("crm-demo");
     let mut cmd = Command::new(release.join("crm-demo"));
     cmd.current_dir(&root)
@@ -191,21 +182,12 @@ fn demo(serve: bool, demo_args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench`: the pinned nats-server, release builds of `crm` and `crm-bench`,
+/// `cargo xtask bench`: the pinned nats-server, release builds (see [`release_tools`]),
 /// then `crm-bench`.
 fn bench(bench_args: &[OsString]) -> Result<()> {
     let root = workspace_root();
     let server = ensure_nats_server()?;
-    step("cargo build --release -p crm -p crm-bench");
-    run_cargo(
-        &root,
-        &["build", "--release", "-p", "crm", "-p", "crm-bench"],
-        &[],
-        None,
-    )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target.join("release");
+    let (target, release) = release_tools(&root)?;
     step("crm-bench");
     let status = Command::new(release.join("crm-bench"))
         .current_dir(&root)
@@ -221,6 +203,33 @@ fn bench(bench_args: &[OsString]) -> Result<()> {
         bail!("crm-bench failed ({status})");
     }
     Ok(())
+}
+
+/// Release builds of `crm`, `crm-datagen` (with `crm-demo`) and `crm-bench` in ONE cargo
+/// invocation: demo and bench building different package sets would unify dependency
+/// features differently and rebuild most of the tree each time one follows the other.
+/// Returns the target and release directories.
+fn release_tools(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    step("cargo build --release -p crm -p crm-datagen -p crm-bench");
+    run_cargo(
+        root,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "crm",
+            "-p",
+            "crm-datagen",
+            "-p",
+            "crm-bench",
+        ],
+        &[],
+        None,
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target.join("release");
+    Ok((target, release))
 }
 
 fn step(title: &str) {

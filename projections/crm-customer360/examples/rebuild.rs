@@ -9,7 +9,7 @@
 //! 360 model into a fresh sled directory (events/s, on-disk size; `BATCH_MAX` sets the
 //! runner's batch limit), and finally in-process GetCustomer360 reads (record + facts +
 //! classification) p50/p99.
-//! `cargo xtask bench` (a later issue) will own these figures.
+//! `cargo xtask bench` owns the end-to-end figures; this isolates one layer.
 
 use std::sync::Arc;
 use std::time::Instant;
