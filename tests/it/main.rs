@@ -2,6 +2,7 @@
 //! log starts its own throwaway nats-server (free port, temporary store).
 
 mod fixtures;
+mod message_fixtures;
 mod read_side;
 mod support;
 mod write_path;

@@ -300,3 +300,151 @@ async fn lag_is_the_distance_from_the_checkpoint_to_the_stream_head() {
     );
     p.stop().await;
 }
+
+/// A command's several events on one customer are one stored message: the projector
+/// applies all of them (each with its own timeline entry), and a group one of whose events
+/// the fold refuses is dead-lettered whole (a commit is never half applied).
+#[tokio::test]
+async fn a_grouped_commit_projects_every_event_and_a_refused_group_is_dead_lettered_whole() {
+    use crm_domain::{ConsentChannel, CustomerEvent, DomainEvent, TicketId};
+    use crm_events::{EventMeta, decode_message, encode, encode_message};
+
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let cfg = LogConfig::default();
+    let grouped = new_customer_id();
+    let Command::RegisterCustomer(mut r) = register(grouped) else {
+        unreachable!()
+    };
+    r.consents = vec![(ConsentChannel::Email, true)];
+    r.consent_source = "signup-form".into();
+    r.tags = vec!["vip".into(), "gold".into()];
+    let out = h
+        .handle(&Command::RegisterCustomer(r), &meta())
+        .await
+        .unwrap();
+    assert_eq!(out.appended, 4);
+    let stored = h
+        .log()
+        .read_subject(&cfg.subject(AggregateRef::Customer(grouped)), 0)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "four events, one message");
+
+    // A forged group on another customer: a valid tag, then a ticket it never opened.
+    let victim = new_customer_id();
+    h.handle(&register(victim), &meta()).await.unwrap();
+    let subject = cfg.subject(AggregateRef::Customer(victim));
+    let last = h.log().read_subject(&subject, 0).await.unwrap().remove(0);
+    let head = decode_message(&last.payload).unwrap().remove(0);
+    let command = crm_domain::CommandId::new_v7();
+    let mut prev = head.hash;
+    let encoded: Vec<_> = [
+        CustomerEvent::Tagged {
+            tag: "forged".into(),
+        },
+        CustomerEvent::TicketAssigned {
+            ticket_id: TicketId(uuid::Uuid::now_v7()),
+            agent: "mallory".into(),
+            rule: None,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, e)| {
+        let m = EventMeta {
+            event_id: uuid::Uuid::now_v7(),
+            version: 2 + i as u64,
+            command_id: command,
+            commit_index: u16::try_from(i).unwrap(),
+            commit_size: 2,
+            prev_hash: prev,
+            ..head.meta.clone()
+        };
+        let enc = encode(&m, &DomainEvent::Customer(victim, e));
+        prev = enc.hash;
+        enc
+    })
+    .collect();
+    let js = async_nats::jetstream::new(connect(&server.url()).await);
+    let poison = js
+        .publish(subject.clone(), encode_message(&encoded).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let after = h
+        .handle(&register(new_customer_id()), &meta())
+        .await
+        .unwrap()
+        .position;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projector::start(&server, dir.path(), Customer360::default()).await;
+    let model = p.caught_up(after).await;
+    let queries = Queries::new(model.clone());
+
+    let record: CustomerRecord = queries.customer(grouped.0.into_bytes()).unwrap().unwrap();
+    assert_eq!(record.version, 4);
+    assert_eq!(record.last_seq, out.position);
+    assert!(record.consent.contains_key("email"), "{:?}", record.consent);
+    assert_eq!(
+        record.tags.iter().map(String::as_str).collect::<Vec<_>>(),
+        vec!["gold", "vip"]
+    );
+    let timeline = queries
+        .timeline(
+            grouped.0.into_bytes(),
+            &crm_customer360::TimelineFilter::default(),
+            None,
+            100,
+        )
+        .unwrap();
+    assert_eq!(
+        timeline
+            .entries
+            .iter()
+            .map(|e| (e.seq, e.index, e.version))
+            .collect::<Vec<_>>(),
+        (0..4u16)
+            .map(|i| (out.position, i, u64::from(i) + 1))
+            .collect::<Vec<_>>(),
+        "one timeline entry per event of the group"
+    );
+    // Paging through the group one entry at a time visits each event once.
+    let mut cursor = None;
+    let mut paged = Vec::new();
+    loop {
+        let page = queries
+            .timeline(
+                grouped.0.into_bytes(),
+                &crm_customer360::TimelineFilter::default(),
+                cursor.as_deref(),
+                1,
+            )
+            .unwrap();
+        paged.extend(page.entries.iter().map(|e| e.index));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(paged, vec![0, 1, 2, 3]);
+
+    let letters: Vec<_> = model.dead_letters().map(Result::unwrap).collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].seq, poison);
+    assert!(
+        letters[0].reason.contains("event 1 of the 2-event group"),
+        "{}",
+        letters[0].reason
+    );
+    let victim: CustomerRecord = queries.customer(victim.0.into_bytes()).unwrap().unwrap();
+    assert!(
+        !victim.tags.contains("forged"),
+        "the group's first event was rolled back with the refused one"
+    );
+    assert_eq!(victim.dead_letters, vec![poison]);
+    p.stop().await;
+}

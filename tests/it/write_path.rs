@@ -11,7 +11,7 @@ use crm_domain::{
     AggregateRef, Command, CommandId, ConversionOpportunity, ConvertInto, Currency, CustomerEvent,
     DomainEvent, LeadCaptured, LeadId, Money, RejectionKind,
 };
-use crm_events::{ChainVerifier, EventHash, EventMeta, decode, encode};
+use crm_events::{ChainVerifier, EventHash, EventMeta, decode, decode_message, encode};
 use crm_store::{EventLog, HandleError, LogConfig, OutgoingMessage, StoreError, desired_config};
 use crm_testkit::NatsServer;
 
@@ -350,21 +350,25 @@ async fn convert_lead_commits_lead_and_customer_events_atomically() {
     let customer = customer_messages(h.log(), c).await;
     let lead_subject = h.log().config().subject(AggregateRef::Lead(lead_id));
     let lead_msgs = h.log().read_subject(&lead_subject, 0).await.unwrap();
-    assert_eq!((customer.len(), lead_msgs.len()), (2, 3));
-    // One commit: consecutive sequences, same command, indexes 0..3 of 3.
+    // The customer's two events are one grouped message; the lead's conversion is the
+    // third message on its subject. Together they are one atomic batch of two messages.
+    assert_eq!((customer.len(), lead_msgs.len()), (1, 3));
     let mut all: Vec<_> = customer.iter().chain(lead_msgs.last()).collect();
     all.sort_by_key(|m| m.seq);
-    let envs: Vec<_> = all.iter().map(|m| decode(&m.payload).unwrap()).collect();
-    assert_eq!(all[2].seq - all[0].seq, 2);
-    assert_eq!(all[2].seq, out.position);
+    assert_eq!(all[1].seq - all[0].seq, 1);
+    assert_eq!(all[1].seq, out.position);
+    let envs: Vec<_> = all
+        .iter()
+        .flat_map(|m| decode_message(&m.payload).unwrap())
+        .collect();
+    assert_eq!(envs.len(), 3);
     assert!(
         envs.iter()
             .all(|e| e.meta.command_id == envs[0].meta.command_id && e.meta.commit_size == 3)
     );
-    assert_eq!(
-        envs.iter().map(|e| e.meta.commit_index).collect::<Vec<_>>(),
-        vec![0, 1, 2]
-    );
+    let mut indexes: Vec<_> = envs.iter().map(|e| e.meta.commit_index).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, vec![0, 1, 2]);
 }
 
 /// A two-aggregate commit whose second subject fails its sequence check stores nothing,
@@ -839,4 +843,59 @@ async fn a_tiny_cache_still_serves_concurrent_commands_correctly() {
     for c in &ids {
         assert_eq!(customer_messages(h.log(), *c).await.len(), 6);
     }
+}
+
+/// A command's several events on one aggregate are stored as one message (a group), so
+/// they need no JetStream batch; the group is a normal part of the hash chain, and a
+/// handler with a cold cache loads it, continues it, and recognises the command again.
+#[tokio::test]
+async fn several_events_on_one_aggregate_are_one_message_that_loads_and_chains() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let c = new_customer_id();
+    let Command::RegisterCustomer(mut r) = register(c) else {
+        unreachable!()
+    };
+    r.consents = vec![
+        (crm_domain::ConsentChannel::Email, true),
+        (crm_domain::ConsentChannel::Sms, false),
+    ];
+    r.consent_source = "signup-form".into();
+    r.tags = vec!["vip".into()];
+    let command = Command::RegisterCustomer(r);
+    let m = meta();
+    let out = h.handle(&command, &m).await.unwrap();
+    assert_eq!(out.appended, 4);
+    assert_eq!(out.aggregates, vec![(AggregateRef::Customer(c), 4)]);
+    let stored = customer_messages(h.log(), c).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].seq, out.position);
+    let events = decode_message(&stored[0].payload).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.meta.version, e.meta.commit_index, e.meta.commit_size))
+            .collect::<Vec<_>>(),
+        vec![(1, 0, 4), (2, 1, 4), (3, 2, 4), (4, 3, 4)]
+    );
+
+    // A cold handler: loads the group, then appends after it with the right version and
+    // previous hash.
+    let cold = handler(&server).await;
+    let again = cold.handle(&command, &m).await.unwrap();
+    assert!(again.repeated);
+    assert_eq!(again.position, out.position);
+    assert_eq!(again.aggregates, out.aggregates);
+    let tagged = cold.handle(&tag(c, "gold"), &meta()).await.unwrap();
+    assert_eq!(tagged.aggregates, vec![(AggregateRef::Customer(c), 5)]);
+    let mut chain = ChainVerifier::new(AggregateRef::Customer(c));
+    for m in customer_messages(h.log(), c).await {
+        for e in decode_message(&m.payload).unwrap() {
+            chain.push(&e).unwrap();
+        }
+    }
+    assert_eq!(chain.len(), 5);
+    // The warm handler's cache continues the chain too.
+    let warm = h.handle(&tag(c, "silver"), &meta()).await.unwrap();
+    assert_eq!(warm.aggregates, vec![(AggregateRef::Customer(c), 6)]);
 }

@@ -97,7 +97,12 @@ fn main() -> ExitCode {
 
 /// The workspace root (the parent of this crate's directory).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets CARGO_MANIFEST_DIR for the process: prefer it to the path compiled
+    // in, which is stale when two checkouts share one target directory (the xtask
+    // binary of the other checkout would otherwise test and build that checkout).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives inside the workspace")
         .to_path_buf()

@@ -1,6 +1,6 @@
 //! The envelope around every event, its canonical bytes and the per-aggregate hash chain.
 //!
-//! A stored message body is
+//! An event's body is
 //!
 //! ```text
 //! [format: u8 = 1] [postcard(EnvelopeV1)] [sha256 of everything before: 32 bytes]
@@ -9,6 +9,19 @@
 //! The hash covers the exact stored bytes (never a re-encoding), and `EnvelopeV1`
 //! carries the previous event's hash of the same aggregate, so each aggregate's
 //! history is a hash chain an auditor can verify without trusting the writer.
+//!
+//! A stored **message** is either one event's body (format 1), or a **group**: the
+//! consecutive events one command appends to one aggregate, stored as one message so
+//! they land atomically without a JetStream batch:
+//!
+//! ```text
+//! [format: u8 = 2] [postcard(Vec<event body>)] [sha256 of everything before: 32 bytes]
+//! ```
+//!
+//! Every event inside a group is a complete format-1 body with its own hash, so the hash
+//! chain (and each event's identity) does not depend on how events were grouped. A group
+//! holds at least two events of one aggregate and one command, with consecutive versions
+//! linked by `prev_hash`. Read stored messages with [`decode_message`].
 
 use std::fmt;
 
@@ -21,6 +34,8 @@ use crate::payload::{PayloadError, decode_payload, encode_payload};
 
 /// The first byte of every body: the envelope format.
 pub const ENVELOPE_FORMAT_V1: u8 = 1;
+/// The first byte of a grouped message (several events of one aggregate and command).
+pub const MESSAGE_FORMAT_GROUP: u8 = 2;
 const HASH_LEN: usize = 32;
 
 /// A SHA-256 digest.
@@ -118,6 +133,10 @@ pub enum DecodeError {
     UnknownActor(u8),
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    #[error("a grouped message of several events: read it with decode_message")]
+    Grouped,
+    #[error("malformed event group: {0}")]
+    Group(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -238,6 +257,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let body = &bytes[..bytes.len() - HASH_LEN];
     match body[0] {
         ENVELOPE_FORMAT_V1 => {}
+        MESSAGE_FORMAT_GROUP => return Err(DecodeError::Grouped),
         other => return Err(DecodeError::UnknownFormat(other)),
     }
     let (env, rest): (EnvelopeV1<'_>, _) =
@@ -272,6 +292,80 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         event,
         hash,
     })
+}
+
+/// The stored message of consecutive events of one aggregate from one command: the
+/// event's own body for one event, a group (format 2) for several.
+///
+/// # Panics
+/// If `events` is empty.
+#[must_use]
+pub fn encode_message(events: &[EncodedEvent]) -> Vec<u8> {
+    match events {
+        [] => panic!("a message holds at least one event"),
+        [one] => one.bytes.clone(),
+        many => {
+            let bodies: Vec<&[u8]> = many.iter().map(|e| e.bytes.as_slice()).collect();
+            let len: usize = many.iter().map(|e| e.bytes.len() + 3).sum();
+            let mut bytes = Vec::with_capacity(len + 4 + HASH_LEN);
+            bytes.push(MESSAGE_FORMAT_GROUP);
+            bytes = postcard::to_extend(&bodies, bytes).expect("postcard encodes byte slices");
+            let hash: [u8; 32] = Sha256::digest(&bytes).into();
+            bytes.extend_from_slice(&hash);
+            bytes
+        }
+    }
+}
+
+/// Decodes a stored message into its events, in order: one for an event body (format
+/// 1), several for a group (format 2). A group must hold at least two events of one
+/// aggregate and one command, each following the previous one in the hash chain.
+pub fn decode_message(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
+    if bytes.first() != Some(&MESSAGE_FORMAT_GROUP) {
+        return decode(bytes).map(|e| vec![e]);
+    }
+    verify_hash(bytes)?;
+    let body = &bytes[1..bytes.len() - HASH_LEN];
+    let (bodies, rest): (Vec<&[u8]>, _) =
+        postcard::take_from_bytes(body).map_err(DecodeError::Envelope)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    if bodies.len() < 2 {
+        return Err(DecodeError::Group(format!(
+            "{} events (a group holds at least two)",
+            bodies.len()
+        )));
+    }
+    let mut out: Vec<Envelope> = Vec::with_capacity(bodies.len());
+    for (i, b) in bodies.into_iter().enumerate() {
+        let env = decode(b).map_err(|e| match e {
+            DecodeError::Grouped => DecodeError::Group(format!("event {i} is itself a group")),
+            other => other,
+        })?;
+        if let Some(prev) = out.last() {
+            let problem = if env.aggregate != prev.aggregate {
+                Some(format!(
+                    "event {i} belongs to {}, not {}",
+                    env.aggregate, prev.aggregate
+                ))
+            } else if env.meta.command_id != prev.meta.command_id {
+                Some(format!("event {i} was written by another command"))
+            } else if env.meta.version != prev.meta.version + 1 || env.meta.prev_hash != prev.hash {
+                Some(format!(
+                    "event {i} does not follow event {} in the hash chain",
+                    i - 1
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                return Err(DecodeError::Group(p));
+            }
+        }
+        out.push(env);
+    }
+    Ok(out)
 }
 
 /// A break in an aggregate's hash chain.

@@ -1,7 +1,9 @@
 //! The one owner of the persisted event format.
 //!
-//! - [`encode`] / [`decode`]: an event and its [`EventMeta`] to and from the bytes stored
-//!   in the log (envelope, postcard payload, SHA-256 over the stored bytes).
+//! - [`encode`] / [`decode`]: an event and its [`EventMeta`] to and from its body
+//!   (envelope, postcard payload, SHA-256 over the stored bytes).
+//! - [`encode_message`] / [`decode_message`]: a stored message holds one event body or a
+//!   group of a command's consecutive events on one aggregate.
 //! - [`ChainVerifier`]: checks an aggregate's history is an unbroken hash chain.
 //! - `payload`: versioned payload encoding; every event type and schema version ever
 //!   written decodes forever (old versions are upcast to the current domain event).
@@ -15,6 +17,6 @@ mod wire;
 
 pub use envelope::{
     ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope, EventHash,
-    EventMeta, decode, encode, verify_hash,
+    EventMeta, MESSAGE_FORMAT_GROUP, decode, decode_message, encode, encode_message, verify_hash,
 };
 pub use payload::{PayloadError, decode_payload, encode_payload, schema_versions};

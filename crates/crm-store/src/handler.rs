@@ -6,7 +6,9 @@
 //!   of the aggregate state it was decided against; a commit that lost a race stores
 //!   nothing and is re-decided on fresh state (up to `max_attempts` times).
 //! - **Atomic commits**: a command's events, even across two aggregates, land together
-//!   or not at all.
+//!   or not at all. Consecutive events on one aggregate travel as one grouped message,
+//!   so a command writing one aggregate is a single publish; only commands writing two
+//!   aggregates (lead conversion, linking customers) need a JetStream atomic batch.
 //! - **Durable idempotency**: every event records its command id, and loading an
 //!   aggregate indexes them, so the same command id (minutes or months later) returns
 //!   the original outcome and appends nothing.
@@ -28,7 +30,7 @@ use crm_domain::{
     Actor, AggregateRef, Campaign, Command, CommandId, Customer, DecideContext, DomainConfig,
     DomainEvent, Lead, Rejection, RejectionKind, Timestamp, World, decide,
 };
-use crm_events::{EncodedEvent, EventHash, EventMeta, decode, encode};
+use crm_events::{EncodedEvent, EventHash, EventMeta, decode_message, encode, encode_message};
 use lru::LruCache;
 use tokio::sync::OwnedMutexGuard;
 use tracing::Instrument;
@@ -162,7 +164,8 @@ impl Loaded {
         }
     }
 
-    /// Folds one stored message, checking it continues the hash chain.
+    /// Folds one stored message (one event or a group), checking it continues the hash
+    /// chain.
     fn apply_stored(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
         let aggregate = self.aggregate;
         let corrupt = |reason: String| StoreError::Corrupt {
@@ -170,40 +173,42 @@ impl Loaded {
             seq: m.seq,
             reason,
         };
-        let env = decode(&m.payload).map_err(|e| corrupt(e.to_string()))?;
-        if env.aggregate != self.aggregate {
-            return Err(corrupt(format!(
-                "event of {} stored on this subject",
-                env.aggregate
-            )));
+        let envelopes = decode_message(&m.payload).map_err(|e| corrupt(e.to_string()))?;
+        for env in envelopes {
+            if env.aggregate != self.aggregate {
+                return Err(corrupt(format!(
+                    "event of {} stored on this subject",
+                    env.aggregate
+                )));
+            }
+            if env.meta.version != self.version + 1 {
+                return Err(corrupt(format!(
+                    "version {} follows version {}",
+                    env.meta.version, self.version
+                )));
+            }
+            if env.meta.prev_hash != self.last_hash {
+                return Err(corrupt(format!(
+                    "hash chain broken: prev_hash {} but the previous event hashes to {}",
+                    env.meta.prev_hash, self.last_hash
+                )));
+            }
+            let mut world = World::default();
+            self.move_into(&mut world);
+            let applied = world.apply(&env.event);
+            self.move_back(&mut world);
+            applied.map_err(|e| corrupt(e.to_string()))?;
+            self.version = env.meta.version;
+            self.last_seq = m.seq;
+            self.last_hash = env.hash;
+            self.commands.insert(
+                env.meta.command_id,
+                Applied {
+                    version: self.version,
+                    seq: m.seq,
+                },
+            );
         }
-        if env.meta.version != self.version + 1 {
-            return Err(corrupt(format!(
-                "version {} follows version {}",
-                env.meta.version, self.version
-            )));
-        }
-        if env.meta.prev_hash != self.last_hash {
-            return Err(corrupt(format!(
-                "hash chain broken: prev_hash {} but the previous event hashes to {}",
-                env.meta.prev_hash, self.last_hash
-            )));
-        }
-        let mut world = World::default();
-        self.move_into(&mut world);
-        let applied = world.apply(&env.event);
-        self.move_back(&mut world);
-        applied.map_err(|e| corrupt(e.to_string()))?;
-        self.version = env.meta.version;
-        self.last_seq = m.seq;
-        self.last_hash = env.hash;
-        self.commands.insert(
-            env.meta.command_id,
-            Applied {
-                version: self.version,
-                seq: m.seq,
-            },
-        );
         Ok(())
     }
 
@@ -251,6 +256,18 @@ pub struct CommandHandler {
     cfg: Arc<HandlerConfig>,
     cache: Arc<Mutex<LruCache<AggregateRef, Arc<tokio::sync::Mutex<Slot>>>>>,
     stats: Arc<HandlerStats>,
+}
+
+/// A group's encoded size beyond which a run of events on one aggregate is split into
+/// several messages (NATS refuses messages over its `max_payload`, 1 MiB by default).
+const MAX_GROUP_BYTES: usize = 256 * 1024;
+
+/// A command's events, encoded and packed into messages.
+struct EncodedCommit {
+    messages: Vec<OutgoingMessage>,
+    encoded: Vec<EncodedEvent>,
+    /// For each event, the index of the message that holds it.
+    message_of: Vec<u64>,
 }
 
 struct Target {
@@ -575,15 +592,14 @@ impl CommandHandler {
                 self.stats.commands_noop.fetch_add(1, Ordering::Relaxed);
                 return Ok(self.outcome(targets, meta.command_id, 0, false));
             }
-            let (messages, encoded) = match self.encode_commit(targets, &events, meta, occurred_at)
-            {
-                Ok(m) => m,
+            let commit = match self.encode_commit(targets, &events, meta, occurred_at) {
+                Ok(c) => c,
                 Err(e) => {
                     Self::move_back(targets, &mut world);
                     return Err(e);
                 }
             };
-            match self.log.append(&messages).await {
+            match self.log.append(&commit.messages).await {
                 Ok(AppendAck {
                     duplicate: false,
                     first_seq,
@@ -593,7 +609,7 @@ impl CommandHandler {
                         world.apply(e).map_err(StoreError::from)?;
                     }
                     Self::move_back(targets, &mut world);
-                    Self::advance(targets, &events, &encoded, meta.command_id, first_seq);
+                    Self::advance(targets, &events, &commit, meta.command_id, first_seq);
                     self.stats.commands_applied.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .events_appended
@@ -716,13 +732,17 @@ impl CommandHandler {
         }
     }
 
+    /// Encodes the events of a commit into messages: each run of consecutive events on
+    /// one aggregate becomes one message (a group when it holds several), so a command
+    /// that writes one aggregate is always a single message and needs no JetStream
+    /// batch.
     fn encode_commit(
         &self,
         targets: &[Target],
         events: &[DomainEvent],
         meta: &CommandMeta,
         occurred_at: Timestamp,
-    ) -> Result<(Vec<OutgoingMessage>, Vec<EncodedEvent>), HandleError> {
+    ) -> Result<EncodedCommit, HandleError> {
         if events.len() > MAX_BATCH {
             return Err(HandleError::TooLarge(format!(
                 "the command produces {} events; one commit holds at most {MAX_BATCH}",
@@ -739,11 +759,12 @@ impl CommandHandler {
                 (t.aggregate, (l.version, l.last_hash, false))
             })
             .collect();
-        let mut messages = Vec::with_capacity(events.len());
         let mut encoded = Vec::with_capacity(events.len());
+        // Runs of consecutive events on one aggregate: (aggregate, first event, bytes).
+        let mut runs: Vec<(AggregateRef, usize, usize)> = Vec::new();
         for (i, event) in events.iter().enumerate() {
             let aggregate = event.aggregate();
-            let Some((version, prev_hash, seen)) = heads.get_mut(&aggregate) else {
+            let Some((version, prev_hash, _)) = heads.get_mut(&aggregate) else {
                 return Err(HandleError::Store(StoreError::Corrupt {
                     aggregate,
                     seq: 0,
@@ -766,21 +787,41 @@ impl CommandHandler {
             };
             let enc = encode(&em, event);
             *prev_hash = enc.hash;
-            let expected = if *seen {
+            match runs.last_mut() {
+                Some((a, _, bytes))
+                    if *a == aggregate && *bytes + enc.bytes.len() <= MAX_GROUP_BYTES =>
+                {
+                    *bytes += enc.bytes.len();
+                }
+                _ => runs.push((aggregate, i, enc.bytes.len())),
+            }
+            encoded.push(enc);
+        }
+        let mut messages = Vec::with_capacity(runs.len());
+        let mut message_of = Vec::with_capacity(events.len());
+        for (m, &(aggregate, first, _)) in runs.iter().enumerate() {
+            let end = runs.get(m + 1).map_or(events.len(), |r| r.1);
+            message_of.extend(std::iter::repeat_n(m as u64, end - first));
+            let head = heads.get_mut(&aggregate).expect("declared");
+            // The first message of each aggregate carries the sequence it was decided at.
+            let expected = if head.2 {
                 None
             } else {
-                *seen = true;
+                head.2 = true;
                 Some(Self::loaded(targets, aggregate).last_seq)
             };
             messages.push(OutgoingMessage {
                 subject: self.log.config().subject(aggregate),
-                payload: enc.bytes.clone().into(),
-                msg_id: format!("{}:{i}", meta.command_id.0.as_simple()),
+                payload: encode_message(&encoded[first..end]).into(),
+                msg_id: format!("{}:{m}", meta.command_id.0.as_simple()),
                 expected_last_subject_seq: expected,
             });
-            encoded.push(enc);
         }
-        Ok((messages, encoded))
+        Ok(EncodedCommit {
+            messages,
+            encoded,
+            message_of,
+        })
     }
 
     /// Records a successful commit in the loaded aggregates (states were already
@@ -788,12 +829,12 @@ impl CommandHandler {
     fn advance(
         targets: &mut [Target],
         events: &[DomainEvent],
-        encoded: &[EncodedEvent],
+        commit: &EncodedCommit,
         command_id: CommandId,
         first_seq: u64,
     ) {
-        for (i, (event, enc)) in events.iter().zip(encoded).enumerate() {
-            let seq = first_seq + i as u64;
+        for ((event, enc), m) in events.iter().zip(&commit.encoded).zip(&commit.message_of) {
+            let seq = first_seq + m;
             let t = targets
                 .iter_mut()
                 .find(|t| t.aggregate == event.aggregate())

@@ -27,33 +27,48 @@ fn main() -> anyhow::Result<()> {
     let Cmd::Serve(args) = Cli::parse().command;
     let config = ServeConfig::load(args).context("invalid configuration")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(crm_server::run(
-        config,
-        shutdown_signal(),
-        Box::new(|addr, dev_token| {
-            println!("crm serving on {addr}");
-            if let Some(token) = dev_token {
-                println!("dev admin token: {token}");
-                println!("try: grpcurl -plaintext -H 'authorization: Bearer {token}' {addr} list");
-            }
-        }),
-    ))?;
+    runtime.block_on(async {
+        // Installed before anything starts: a signal that arrives while the service is
+        // still starting (or before the shutdown future is first polled) must not kill
+        // the process with the default action.
+        let shutdown = shutdown_signal().context("installing signal handlers")?;
+        crm_server::run(
+            config,
+            shutdown,
+            Box::new(|addr, dev_token| {
+                println!("crm serving on {addr}");
+                if let Some(token) = dev_token {
+                    println!("dev admin token: {token}");
+                    println!(
+                        "try: grpcurl -plaintext -H 'authorization: Bearer {token}' {addr} list"
+                    );
+                }
+            }),
+        )
+        .await?;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on either.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutdown requested: finishing requests in flight");
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested: finishing requests in flight");
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested: finishing requests in flight");
+    })
 }

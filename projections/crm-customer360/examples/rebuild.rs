@@ -237,6 +237,7 @@ async fn main() {
             &fold,
             &crm_projection::Event {
                 seq: i as u64 + 1,
+                index: 0,
                 subject: &m.subject,
                 envelope: &envelope,
             },

@@ -47,8 +47,8 @@ pub struct PointInTime {
     pub applied: u64,
     /// Events left out by the cut.
     pub cut_off: u64,
-    /// Events the fold refused, with the reason (as the live projector would dead-letter
-    /// them).
+    /// Messages the fold refused (by stream sequence), with the reason (as the live
+    /// projector would dead-letter them: a group of events is refused whole).
     pub rejected: Vec<(u64, String)>,
 }
 
@@ -66,16 +66,28 @@ pub fn reconstruct<'a>(
 ) -> Result<PointInTime, FoldError> {
     let mut state = MemState::default();
     let (mut applied, mut cut_off, mut rejected) = (0, 0, Vec::new());
+    // The events of one stored message (same `seq`) apply whole or not at all, as live.
+    let mut message: Vec<Event<'a>> = Vec::new();
+    let mut flush = |state: &mut MemState, message: &mut Vec<Event<'a>>| {
+        if let Some(first) = message.first() {
+            match state.apply_message(fold, message) {
+                Ok(()) => applied += message.len() as u64,
+                Err(e) => rejected.push((first.seq, e.to_string())),
+            }
+        }
+        message.clear();
+    };
     for event in events {
         if !cut.keeps(&event) {
             cut_off += 1;
             continue;
         }
-        match state.apply(fold, &event) {
-            Ok(()) => applied += 1,
-            Err(e) => rejected.push((event.seq, e.to_string())),
+        if message.first().is_some_and(|m| m.seq != event.seq) {
+            flush(&mut state, &mut message);
         }
+        message.push(event);
     }
+    flush(&mut state, &mut message);
     let record = load::<CustomerRecord>(&mut state, &keys::id_key(keys::CUSTOMER, id))?;
     let facts =
         load::<CustomerFacts>(&mut state, &keys::id_key(keys::FACTS, id))?.unwrap_or_default();

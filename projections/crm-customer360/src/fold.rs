@@ -34,7 +34,8 @@ impl Default for Customer360 {
 
 impl Projection for Customer360 {
     const NAME: &'static str = "customer360";
-    const VERSION: u32 = 1;
+    // 2: timeline keys and entries carry the event's index in its message.
+    const VERSION: u32 = 2;
 
     fn fingerprint(&self) -> String {
         format!("reporting_currency={}", self.reporting_currency)
@@ -655,6 +656,7 @@ fn timeline(state: &mut dyn State, customer: Id, event: &Event<'_>, summary: Str
     let env = event.envelope;
     let entry = TimelineEntry {
         seq: event.seq,
+        index: event.index,
         event_id: env.meta.event_id.into_bytes(),
         event_type: env.event_type.clone(),
         source: format!("{}:{}", env.aggregate.kind().name(), env.aggregate.uuid()),
@@ -666,7 +668,7 @@ fn timeline(state: &mut dyn State, customer: Id, event: &Event<'_>, summary: Str
     };
     save(
         state,
-        &keys::timeline_key(customer, entry.occurred_at, event.seq),
+        &keys::timeline_key(customer, entry.occurred_at, event.seq, event.index),
         &entry,
     );
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `c` | customer id | [`crate::CustomerRecord`] |
 //! | `f` | customer id | [`crate::CustomerFacts`] (compact, for population statistics) |
-//! | `t` | customer id, occurred_at, seq | [`crate::TimelineEntry`] |
+//! | `t` | customer id, occurred_at, seq, index in message | [`crate::TimelineEntry`] |
 //! | `g` | campaign id | [`crate::CampaignInfo`] |
 //! | `l` | lead id | [`crate::LeadInfo`] |
 //! | `it` | tag, 0, customer id | empty: customers by tag |
@@ -37,10 +37,11 @@ pub fn time_bytes(t: i64) -> [u8; 8] {
 }
 
 #[must_use]
-pub fn timeline_key(customer: [u8; 16], occurred_at: i64, seq: u64) -> Vec<u8> {
+pub fn timeline_key(customer: [u8; 16], occurred_at: i64, seq: u64, index: u16) -> Vec<u8> {
     let mut k = id_key(TIMELINE, customer);
     k.extend_from_slice(&time_bytes(occurred_at));
     k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
     k
 }
 

@@ -226,10 +226,12 @@ impl Queries {
                     .any(|t| e.event_type.starts_with(t.as_str()));
             if in_range && type_ok {
                 if page.entries.len() == limit {
+                    let last = page.entries.last();
                     page.next_cursor = Some(keys::timeline_key(
                         id,
-                        page.entries.last().map_or(0, |l| l.occurred_at),
-                        page.entries.last().map_or(0, |l| l.seq),
+                        last.map_or(0, |l| l.occurred_at),
+                        last.map_or(0, |l| l.seq),
+                        last.map_or(0, |l| l.index),
                     ));
                     break;
                 }

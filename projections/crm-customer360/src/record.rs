@@ -226,7 +226,10 @@ pub struct CustomerFacts {
 /// One entry of a customer's timeline.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
+    /// Where the event is stored: the stream sequence of its message and its position
+    /// in the message (0 unless the message groups several events of one command).
     pub seq: u64,
+    pub index: u16,
     pub event_id: Id,
     /// `customer.order_placed`, `campaign.sent`, `lead.converted`, ...
     pub event_type: String,

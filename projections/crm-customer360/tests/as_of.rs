@@ -50,6 +50,7 @@ fn history(id: CustomerId, events: &[(i64, i64, CustomerEvent)]) -> Vec<(u64, St
 fn events(h: &[(u64, String, Envelope)]) -> impl Iterator<Item = Event<'_>> {
     h.iter().map(|(seq, subject, envelope)| Event {
         seq: *seq,
+        index: 0,
         subject,
         envelope,
     })

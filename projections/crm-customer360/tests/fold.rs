@@ -75,6 +75,7 @@ impl Stream {
             &self.fold,
             &Event {
                 seq: self.seq,
+                index: 0,
                 subject: &subject,
                 envelope: &envelope,
             },

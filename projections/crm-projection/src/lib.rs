@@ -30,8 +30,12 @@ use crm_events::Envelope;
 /// One event as a fold sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Event<'a> {
-    /// Stream sequence: the position every query's consistency token refers to.
+    /// Stream sequence of the message holding the event: the position every query's
+    /// consistency token refers to.
     pub seq: u64,
+    /// Position of the event in its message (0 unless the message is a group of one
+    /// command's events): `(seq, index)` identifies an event in the stream.
+    pub index: u16,
     pub subject: &'a str,
     pub envelope: &'a Envelope,
 }

@@ -64,11 +64,23 @@ impl MemState {
         projection: &P,
         event: &crate::Event<'_>,
     ) -> Result<(), FoldError> {
+        self.apply_message(projection, std::slice::from_ref(event))
+    }
+
+    /// Applies the events of one stored message with the runtime's rule: the message
+    /// applies whole, or (one event rejected) leaves no change at all.
+    pub fn apply_message<P: crate::Projection>(
+        &mut self,
+        projection: &P,
+        events: &[crate::Event<'_>],
+    ) -> Result<(), FoldError> {
         let mut journal = Journal {
             state: self,
             undo: Vec::new(),
         };
-        let result = projection.apply(&mut journal, event);
+        let result = events
+            .iter()
+            .try_for_each(|event| projection.apply(&mut journal, event));
         if result.is_err() {
             let Journal { state, undo } = journal;
             for (key, old) in undo.into_iter().rev() {

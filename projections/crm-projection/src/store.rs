@@ -51,9 +51,11 @@ pub struct StoreInfo {
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
+    /// Events applied (every event of a grouped message counts).
     pub applied: u64,
+    /// Messages dead-lettered (a group is dead-lettered whole).
     pub dead_lettered: u64,
-    /// Events at or below the checkpoint (already applied), skipped.
+    /// Messages at or below the checkpoint (already applied), skipped.
     pub skipped: u64,
     pub checkpoint: u64,
 }
@@ -190,39 +192,58 @@ impl<P: Projection> ProjectionStore<P> {
                 continue;
             }
             let aggregate = self.log.parse_subject(&raw.subject);
-            let failure = match crm_events::decode(&raw.payload) {
+            // A message (one event, or a command's group of events on one aggregate) is
+            // applied whole or dead-lettered whole.
+            let mut events = 0;
+            let failure = match crm_events::decode_message(&raw.payload) {
                 Err(e) => Some((None, format!("event does not decode: {e}"))),
-                Ok(envelope) if Some(envelope.aggregate) != aggregate => Some((
-                    Some(envelope.event_type.clone()),
-                    format!(
-                        "subject {} does not hold events of {:?}",
-                        raw.subject, envelope.aggregate
-                    ),
-                )),
-                Ok(envelope) => {
-                    let event = Event {
-                        seq: raw.seq,
-                        subject: &raw.subject,
-                        envelope: &envelope,
-                    };
+                Ok(envelopes) => {
+                    events = envelopes.len() as u64;
                     overlay.begin();
-                    match self.projection.apply(&mut overlay, &event) {
-                        Ok(()) => None,
-                        Err(e) => {
-                            overlay.rollback();
-                            Some((
+                    let mut failure = None;
+                    for (index, envelope) in envelopes.iter().enumerate() {
+                        if Some(envelope.aggregate) != aggregate {
+                            failure = Some((
                                 Some(envelope.event_type.clone()),
-                                format!("rejected by the {} fold: {e}", P::NAME),
-                            ))
+                                format!(
+                                    "subject {} does not hold events of {:?}",
+                                    raw.subject, envelope.aggregate
+                                ),
+                            ));
+                            break;
+                        }
+                        let event = Event {
+                            seq: raw.seq,
+                            index: u16::try_from(index).unwrap_or(u16::MAX),
+                            subject: &raw.subject,
+                            envelope,
+                        };
+                        if let Err(e) = self.projection.apply(&mut overlay, &event) {
+                            let event_type = envelope.event_type.clone();
+                            let reason = if envelopes.len() == 1 {
+                                format!("rejected by the {} fold: {e}", P::NAME)
+                            } else {
+                                format!(
+                                    "event {index} of the {}-event group rejected by the {} fold: {e}",
+                                    envelopes.len(),
+                                    P::NAME
+                                )
+                            };
+                            failure = Some((Some(event_type), reason));
+                            break;
                         }
                     }
+                    if failure.is_some() {
+                        overlay.rollback();
+                    }
+                    failure
                 }
             };
             if let Some((event_type, reason)) = failure {
                 self.dead_letter(&mut overlay, aggregate, raw, event_type, reason);
                 out.dead_lettered += 1;
             } else {
-                out.applied += 1;
+                out.applied += events;
             }
             if let Some(e) = overlay.error.take() {
                 return Err(e.into());
