@@ -85,8 +85,11 @@ impl Customer360 {
         let old: Option<CustomerRecord> = load(state, &key)?;
         let meta = &event.envelope.meta;
         let at = meta.occurred_at.0;
-        let mut r = match (&old, e) {
-            (Some(r), CustomerEvent::Registered(_)) if r.registered => {
+        // What the indexes and facts were, so the record itself can be updated in place
+        // (no copy of it per event).
+        let before = old.as_ref().map(|o| (self.index_keys(o), self.facts(o)));
+        let mut r = match (old, e) {
+            (Some(ref r), CustomerEvent::Registered(_)) if r.registered => {
                 return Err(FoldError::Rejected(
                     "the customer is already registered".into(),
                 ));
@@ -101,7 +104,7 @@ impl Customer360 {
                     uuid::Uuid::from_bytes(id)
                 )));
             }
-            (Some(r), _) => r.clone(),
+            (Some(r), _) => r,
         };
         let summary = apply_customer(&mut r, e, at, &actor(&meta.actor))?;
         if let (CustomerEvent::Registered(_), Some(origin)) = (e, r.origin_lead.as_mut()) {
@@ -116,7 +119,7 @@ impl Customer360 {
         r.last_seq = event.seq;
         r.updated_at = r.updated_at.max(at);
         save(state, &key, &r);
-        self.reindex(state, old.as_ref(), &r);
+        self.reindex(state, before, &r);
         timeline(state, id, event, summary);
         Ok(())
     }
@@ -155,17 +158,25 @@ impl Customer360 {
         keys
     }
 
-    fn reindex(&self, state: &mut dyn State, old: Option<&CustomerRecord>, new: &CustomerRecord) {
-        let before = old.map(|o| self.index_keys(o)).unwrap_or_default();
+    /// Moves the record's index entries and facts from `before` (its index keys and
+    /// facts before the event; `None` for a new record) to what `new` needs.
+    fn reindex(
+        &self,
+        state: &mut dyn State,
+        before: Option<(BTreeSet<Vec<u8>>, CustomerFacts)>,
+        new: &CustomerRecord,
+    ) {
+        let (keys_before, facts_before) = before.unzip();
+        let keys_before = keys_before.unwrap_or_default();
         let after = self.index_keys(new);
-        for k in before.difference(&after) {
+        for k in keys_before.difference(&after) {
             state.delete(k);
         }
-        for k in after.difference(&before) {
+        for k in after.difference(&keys_before) {
             state.put(k, Vec::new());
         }
         let facts = self.facts(new);
-        if old.is_none_or(|o| self.facts(o) != facts) {
+        if facts_before.is_none_or(|f| f != facts) {
             save(state, &id_key(keys::FACTS, new.id), &facts);
         }
     }
