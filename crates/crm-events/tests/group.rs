@@ -51,6 +51,14 @@ fn chain(n: u16, first: u64, prev: EventHash) -> Vec<EncodedEvent> {
         .collect()
 }
 
+/// A tag event of customer `who`, with `meta`.
+fn tagged(meta: EventMeta, who: u128) -> EncodedEvent {
+    encode(
+        &meta,
+        &DomainEvent::Customer(customer(who), CustomerEvent::Tagged { tag: "x".into() }),
+    )
+}
+
 /// A group message of arbitrary bodies with a valid outer hash.
 fn group_of(bodies: &[&[u8]]) -> Vec<u8> {
     let mut bytes = vec![MESSAGE_FORMAT_GROUP];
@@ -139,10 +147,7 @@ fn a_group_of_fewer_than_two_events_is_refused() {
 #[test]
 fn a_group_mixing_aggregates_is_refused() {
     let ours = chain(1, 1, EventHash::GENESIS);
-    let theirs = encode(
-        &meta(2, ours[0].hash, 42, 1, 2),
-        &DomainEvent::Customer(customer(2), CustomerEvent::Tagged { tag: "x".into() }),
-    );
+    let theirs = tagged(meta(2, ours[0].hash, 42, 1, 2), 2);
     let why = group_error(&group_of(&[&ours[0].bytes, &theirs.bytes]));
     assert!(why.contains("event 1 belongs to"), "{why}");
 }
@@ -150,10 +155,7 @@ fn a_group_mixing_aggregates_is_refused() {
 #[test]
 fn a_group_mixing_commands_is_refused() {
     let first = chain(1, 1, EventHash::GENESIS);
-    let other_command = encode(
-        &meta(2, first[0].hash, 43, 0, 1),
-        &DomainEvent::Customer(customer(1), CustomerEvent::Tagged { tag: "x".into() }),
-    );
+    let other_command = tagged(meta(2, first[0].hash, 43, 0, 1), 1);
     let why = group_error(&group_of(&[&first[0].bytes, &other_command.bytes]));
     assert!(why.contains("another command"), "{why}");
 }
@@ -165,10 +167,7 @@ fn a_group_with_a_gap_or_a_broken_link_is_refused() {
     let why = group_error(&group_of(&[&events[0].bytes, &events[2].bytes]));
     assert!(why.contains("does not follow event 0"), "{why}");
     // Right version, wrong previous hash.
-    let unlinked = encode(
-        &meta(2, EventHash([7; 32]), 42, 1, 3),
-        &DomainEvent::Customer(customer(1), CustomerEvent::Tagged { tag: "x".into() }),
-    );
+    let unlinked = tagged(meta(2, EventHash([7; 32]), 42, 1, 3), 1);
     let why = group_error(&group_of(&[&events[0].bytes, &unlinked.bytes]));
     assert!(why.contains("does not follow event 0"), "{why}");
 }

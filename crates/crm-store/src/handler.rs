@@ -751,12 +751,12 @@ impl CommandHandler {
         }
         let commit_size = u16::try_from(events.len()).expect("bounded by MAX_BATCH");
         let recorded_at = now();
-        let mut heads: BTreeMap<AggregateRef, (u64, EventHash, bool)> = targets
+        let mut heads: BTreeMap<AggregateRef, (u64, EventHash)> = targets
             .iter()
             .filter(|t| t.write)
             .map(|t| {
                 let l = t.loaded.as_ref().expect("loaded");
-                (t.aggregate, (l.version, l.last_hash, false))
+                (t.aggregate, (l.version, l.last_hash))
             })
             .collect();
         let mut encoded = Vec::with_capacity(events.len());
@@ -764,7 +764,7 @@ impl CommandHandler {
         let mut runs: Vec<(AggregateRef, usize, usize)> = Vec::new();
         for (i, event) in events.iter().enumerate() {
             let aggregate = event.aggregate();
-            let Some((version, prev_hash, _)) = heads.get_mut(&aggregate) else {
+            let Some((version, prev_hash)) = heads.get_mut(&aggregate) else {
                 return Err(HandleError::Store(StoreError::Corrupt {
                     aggregate,
                     seq: 0,
@@ -799,17 +799,14 @@ impl CommandHandler {
         }
         let mut messages = Vec::with_capacity(runs.len());
         let mut message_of = Vec::with_capacity(events.len());
+        let mut seen = std::collections::BTreeSet::new();
         for (m, &(aggregate, first, _)) in runs.iter().enumerate() {
             let end = runs.get(m + 1).map_or(events.len(), |r| r.1);
             message_of.extend(std::iter::repeat_n(m as u64, end - first));
-            let head = heads.get_mut(&aggregate).expect("declared");
             // The first message of each aggregate carries the sequence it was decided at.
-            let expected = if head.2 {
-                None
-            } else {
-                head.2 = true;
-                Some(Self::loaded(targets, aggregate).last_seq)
-            };
+            let expected = seen
+                .insert(aggregate)
+                .then(|| Self::loaded(targets, aggregate).last_seq);
             messages.push(OutgoingMessage {
                 subject: self.log.config().subject(aggregate),
                 payload: encode_message(&encoded[first..end]).into(),
