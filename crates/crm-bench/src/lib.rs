@@ -145,6 +145,77 @@ pub struct Report {
     pub config: BTreeMap<String, String>,
     pub modes: Vec<ModeFigures>,
     pub shared: Shared,
+    /// CPU steal per phase, percent of the machine's CPU time (see [`CpuTimes`]).
+    pub steal_pct: BTreeMap<String, f64>,
+}
+
+/// The machine's CPU time counters from `/proc/stat`. "Steal" is time the hypervisor ran
+/// other guests while this one wanted the CPU; on a shared VM it changes from run to run
+/// (0-60% seen on the development machine) and explains much of the spread between runs,
+/// so every phase reports it next to its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        Self::parse(stat.lines().next()?)
+    }
+
+    /// The aggregate `cpu` line: user nice system idle iowait irq softirq steal [guest
+    /// guest_nice]; guest time is already counted in user, so the first eight are the
+    /// total.
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let v = fields
+            .map(str::parse::<u64>)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        Some(Self {
+            total: v.iter().take(8).sum(),
+            steal: *v.get(7)?,
+        })
+    }
+
+    /// Steal between `before` and `after`, percent of all CPU time; 0 when unknown.
+    fn steal_pct(before: Option<Self>, after: Option<Self>) -> f64 {
+        let (Some(b), Some(a)) = (before, after) else {
+            return 0.0;
+        };
+        let total = a.total.saturating_sub(b.total);
+        if total == 0 {
+            return 0.0;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let pct = a.steal.saturating_sub(b.steal) as f64 * 100.0 / total as f64;
+        pct
+    }
+}
+
+/// Records each phase's CPU steal.
+#[derive(Default)]
+struct Steal {
+    phases: BTreeMap<String, f64>,
+    since: Option<CpuTimes>,
+}
+
+impl Steal {
+    fn start(&mut self) {
+        self.since = CpuTimes::now();
+    }
+
+    /// Ends the phase `name`; returns its steal (percent).
+    fn end(&mut self, name: &str) -> f64 {
+        let pct = CpuTimes::steal_pct(self.since, CpuTimes::now());
+        self.phases.insert(name.to_owned(), pct);
+        pct
+    }
 }
 
 /// A `crm serve` child on an existing NATS server, with one admin token.
@@ -647,6 +718,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         ]),
         ..Report::default()
     };
+    let mut steal = Steal::default();
     let data = crm_datagen::generate(&crm_datagen::Params::new(42, cfg.customers))?;
     let requests: Vec<v1::IngestRequest> = data.requests().collect();
     let ids: Arc<Vec<String>> =
@@ -664,16 +736,19 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         };
         // Event-sized payloads: the mean encoded size of the generated commands' events is
         // close to the mean request size.
+        steal.start();
         f.raw_publish_per_s = raw_publish(&url, cfg.unary, 400).await?;
         log(&format!(
-            "{mode}: raw publish {:.0} msgs/s",
-            f.raw_publish_per_s
+            "{mode}: raw publish {:.0} msgs/s (CPU steal {:.0}%)",
+            f.raw_publish_per_s,
+            steal.end(&format!("{mode} raw publish"))
         ));
 
         let mut service = Service::start(&cfg.crm_bin, &url)?;
         let channel = Channel::from_shared(service.addr.clone())?
             .connect()
             .await?;
+        steal.start();
         let r = crm_datagen::ingest::ingest(
             channel.clone(),
             &service.token,
@@ -695,8 +770,9 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         }
         f.bulk_ingest_ratio = f.bulk_ingest_per_s / f.raw_publish_per_s;
         log(&format!(
-            "{mode}: bulk ingest {:.0} commands/s",
-            f.bulk_ingest_per_s
+            "{mode}: bulk ingest {:.0} commands/s (CPU steal {:.0}%)",
+            f.bulk_ingest_per_s,
+            steal.end(&format!("{mode} bulk ingest"))
         ));
         let waited = caught_up(&channel, &service.token, r.max_position).await?;
         f.ingest_catch_up_s = waited.as_secs_f64();
@@ -705,14 +781,19 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             f.ingest_catch_up_s
         ));
 
+        steal.start();
         let (rate, latency, position) =
             unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
         f.unary_per_s = rate;
         f.unary_ratio = rate / f.raw_publish_per_s;
         f.unary_latency = latency;
-        log(&format!("{mode}: unary {rate:.0} commands/s"));
+        log(&format!(
+            "{mode}: unary {rate:.0} commands/s (CPU steal {:.0}%)",
+            steal.end(&format!("{mode} unary"))
+        ));
         caught_up(&channel, &service.token, position).await?;
 
+        steal.start();
         let (achieved, lag_latency, errors, position) =
             lag(&channel, &service.token, &ids, lag_rate, cfg.seconds).await;
         caught_up(&channel, &service.token, position).await?;
@@ -720,20 +801,26 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         f.lag = lag_latency;
         f.lag_errors = errors;
         log(&format!(
-            "{mode}: lag at {lag_rate}/s: p99 {:.1} ms",
-            f.lag.p99_ms
+            "{mode}: lag at {lag_rate}/s: p99 {:.1} ms (CPU steal {:.0}%)",
+            f.lag.p99_ms,
+            steal.end(&format!("{mode} lag"))
         ));
 
         if mode == "durable" {
             let s = &mut report.shared;
             s.query_rate = cfg.query_rate;
+            steal.start();
             (s.query_latency, s.query_max_per_s) =
                 queries(&channel, &service.token, &ids, cfg.query_rate, cfg.seconds).await;
             log(&format!(
-                "GetCustomer360 at {}/s: p99 {:.2} ms; max {:.0}/s",
-                cfg.query_rate, s.query_latency.p99_ms, s.query_max_per_s
+                "GetCustomer360 at {}/s: p99 {:.2} ms; max {:.0}/s (CPU steal {:.0}%)",
+                cfg.query_rate,
+                s.query_latency.p99_ms,
+                s.query_max_per_s,
+                steal.end("queries")
             ));
             s.service_peak_rss_mib = service.peak_rss_mib();
+            steal.start();
             let rebuilt = rebuild(&url).await?;
             let events = rebuilt.events;
             s.stream_messages = rebuilt.messages;
@@ -743,8 +830,11 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             s.rebuild_events_per_s = rebuilt.rebuild_events_per_s;
             s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
             log(&format!(
-                "rebuild {:.0} messages/s, {:.0} events/s (raw read {:.0} messages/s)",
-                rebuilt.rebuild_per_s, rebuilt.rebuild_events_per_s, rebuilt.raw_per_s
+                "rebuild {:.0} messages/s, {:.0} events/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
+                rebuilt.rebuild_per_s,
+                rebuilt.rebuild_events_per_s,
+                rebuilt.raw_per_s,
+                steal.end("raw read and rebuild")
             ));
             service.stop();
             #[allow(clippy::cast_precision_loss)]
@@ -757,6 +847,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         service.stop();
         report.modes.push(f);
     }
+    report.steal_pct = steal.phases;
     if let Some(path) = &cfg.out_json {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -863,5 +954,42 @@ pub fn table(r: &Report) -> String {
         "| on disk per million events | stream {:.0} MiB, read model {:.0} MiB | |",
         s.stream_mib_per_million_events, s.read_model_mib_per_million_events
     );
+    if !r.steal_pct.is_empty() {
+        let phases: Vec<String> = r
+            .steal_pct
+            .iter()
+            .map(|(phase, pct)| format!("{phase} {pct:.0}%"))
+            .collect();
+        let _ = writeln!(
+            t,
+            "\nCPU steal (time the hypervisor ran other guests) per phase: {}.",
+            phases.join(", ")
+        );
+    }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    #[test]
+    fn cpu_steal_is_the_share_of_steal_time_between_two_readings() {
+        let before = CpuTimes::parse("cpu  100 0 50 800 10 0 5 35 0 0").unwrap();
+        assert_eq!(
+            before,
+            CpuTimes {
+                total: 1000,
+                steal: 35
+            }
+        );
+        // 1000 more ticks, 250 of them stolen; guest ticks (9th field) are not added twice.
+        let after = CpuTimes::parse("cpu  400 0 100 1200 10 0 5 285 300 0").unwrap();
+        let pct = CpuTimes::steal_pct(Some(before), Some(after));
+        assert!((pct - 25.0).abs() < 1e-9, "{pct}");
+        assert!(CpuTimes::parse("cpu0 1 2 3 4 5 6 7 8").is_none());
+        assert!(CpuTimes::parse("cpu  1 2 3").is_none());
+        assert!(CpuTimes::steal_pct(None, Some(after)).abs() < f64::EPSILON);
+        assert!(CpuTimes::steal_pct(Some(after), Some(after)).abs() < f64::EPSILON);
+    }
 }

@@ -175,6 +175,7 @@ async fn serve_with_log(
         let path = config.data_dir.join("read-models");
         let db = sled::Config::new()
             .path(&path)
+            .cache_capacity(config.read_model_cache_mib.saturating_mul(1024 * 1024))
             .open()
             .map_err(|e| RunError::ReadModel {
                 path: path.display().to_string(),

@@ -32,6 +32,7 @@
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
+//! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 1024 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 
 use std::fmt;
@@ -56,6 +57,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default number of aggregates in the command side's cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+/// Default page cache of the read models' sled database, MiB (sled's own default).
+pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 1024;
+/// Smallest accepted read-model page cache, MiB.
+pub const MIN_READ_MODEL_CACHE_MIB: u64 = 16;
 /// Longest JetStream stream name the server accepts.
 const MAX_STREAM_NAME_LEN: usize = 255;
 
@@ -208,6 +213,11 @@ pub struct ServeArgs {
     /// Aggregates kept in the command side's cache [default: 100000].
     #[arg(long, env = "CRM_CACHE_CAPACITY", value_name = "N")]
     pub cache_capacity: Option<usize>,
+
+    /// Page cache of the read models' sled database in MiB, the largest part of the
+    /// service's memory [default: 1024].
+    #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
+    pub read_model_cache_mib: Option<u64>,
 }
 
 /// The validated configuration of `crm serve`.
@@ -247,6 +257,8 @@ pub struct ServeConfig {
     pub role: Role,
     /// Aggregates kept in the command side's cache.
     pub cache_capacity: usize,
+    /// Page cache of the read models' sled database, MiB.
+    pub read_model_cache_mib: u64,
 }
 
 impl Default for ServeConfig {
@@ -269,6 +281,7 @@ impl Default for ServeConfig {
             dev: false,
             role: Role::All,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            read_model_cache_mib: DEFAULT_READ_MODEL_CACHE_MIB,
         }
     }
 }
@@ -354,6 +367,10 @@ impl ServeConfig {
                 .cache_capacity
                 .or(file.cache_capacity)
                 .unwrap_or(d.cache_capacity),
+            read_model_cache_mib: args
+                .read_model_cache_mib
+                .or(file.read_model_cache_mib)
+                .unwrap_or(d.read_model_cache_mib),
         }
     }
 
@@ -418,6 +435,12 @@ impl ServeConfig {
         }
         if self.cache_capacity == 0 {
             p.push("cache_capacity must be at least 1".to_owned());
+        }
+        if self.read_model_cache_mib < MIN_READ_MODEL_CACHE_MIB {
+            p.push(format!(
+                "read_model_cache_mib must be at least {MIN_READ_MODEL_CACHE_MIB}, got {}",
+                self.read_model_cache_mib
+            ));
         }
         if let Some(problem) = stream_name_problem(&self.stream) {
             p.push(problem);
@@ -576,6 +599,7 @@ struct FileConfig {
     dev: Option<bool>,
     role: Option<Role>,
     cache_capacity: Option<usize>,
+    read_model_cache_mib: Option<u64>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
@@ -681,6 +705,7 @@ mod tests {
         assert!(!config.dev);
         assert_eq!(config.role, Role::All);
         assert_eq!(config.cache_capacity, 100_000);
+        assert_eq!(config.read_model_cache_mib, 1024);
         assert_eq!(config.embedded_nats_port, None);
     }
 
@@ -698,6 +723,7 @@ mod tests {
             dev = true
             role = "projector"
             cache_capacity = 5
+            read_model_cache_mib = 64
         "#;
         let config = load_with_file(&[], toml).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:6000");
@@ -711,6 +737,7 @@ mod tests {
         assert!(config.dev);
         assert_eq!(config.role, Role::Projector);
         assert_eq!(config.cache_capacity, 5);
+        assert_eq!(config.read_model_cache_mib, 64);
 
         let config = load_with_file(
             &[
@@ -725,6 +752,7 @@ mod tests {
                 "--dev=false",
                 "--role=query",
                 "--cache-capacity=7",
+                "--read-model-cache-mib=128",
             ],
             toml,
         )
@@ -736,6 +764,7 @@ mod tests {
         assert!(!config.dev);
         assert_eq!(config.role, Role::Query);
         assert_eq!(config.cache_capacity, 7);
+        assert_eq!(config.read_model_cache_mib, 128);
         // Not given as flags: still from the file.
         assert_eq!(config.replicas, 3);
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/crm"));
@@ -802,6 +831,7 @@ mod tests {
             max_message_bytes: 1000,
             max_concurrent_requests: 0,
             cache_capacity: 0,
+            read_model_cache_mib: 8,
             stream: "CRM.EVENTS".to_owned(),
             tokens_file: Some(dir.path().join("tokens.txt")),
             ..ServeConfig::default()
@@ -814,6 +844,7 @@ mod tests {
             "max_message_bytes must be at least 64 KiB (65536), got 1000",
             "max_concurrent_requests must be at least 1",
             "cache_capacity must be at least 1",
+            "read_model_cache_mib must be at least 16, got 8",
             "stream \"CRM.EVENTS\" contains '.'",
         ];
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
