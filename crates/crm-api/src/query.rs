@@ -465,7 +465,17 @@ impl QueryService for QueryApi {
                 ))
             })?;
         let facts = q.facts(id).map_err(|e| query_error_status(&e))?;
-        let population = q.population().map_err(|e| query_error_status(&e))?;
+        let population = match q.fresh_population() {
+            Some(p) => p,
+            // A recomputation scans every customer's facts: not on a runtime worker.
+            None => {
+                let queries = Arc::clone(&self.queries);
+                tokio::task::spawn_blocking(move || queries.population())
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| query_error_status(&e))?
+            }
+        };
         let classes = q.classify(&record, &facts, &population, as_of);
         Ok(Response::new(customer360(
             &record,

@@ -116,6 +116,10 @@ pub struct ModeFigures {
     pub lag_achieved_per_s: f64,
     pub lag: Latency,
     pub lag_errors: u64,
+    /// The failed calls of the lag phase by RPC and status code (an open-loop load above
+    /// what the service sustains is refused with `RESOURCE_EXHAUSTED` or waits past its
+    /// deadline).
+    pub lag_error_kinds: BTreeMap<String, u64>,
 }
 
 /// Figures measured once.
@@ -460,11 +464,11 @@ async fn lag(
     ids: &Arc<Vec<String>>,
     rate: u64,
     seconds: u64,
-) -> (f64, Latency, u64, u64) {
+) -> (f64, Latency, BTreeMap<String, u64>, u64) {
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let total = rate * seconds;
     let samples = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let last = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -480,9 +484,13 @@ async fn lag(
                 .place_order(authed(order(&customer, i as usize), &token))
                 .await;
             let acked = Instant::now();
-            let Ok(reply) = reply else {
-                errors.fetch_add(1, Ordering::Relaxed);
-                return;
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(status) => {
+                    let kind = format!("PlaceOrder {:?}", status.code());
+                    *errors.lock().await.entry(kind).or_default() += 1;
+                    return;
+                }
             };
             let position = reply.into_inner().position;
             last.fetch_max(position, Ordering::Relaxed);
@@ -501,10 +509,12 @@ async fn lag(
                     &token,
                 ))
                 .await;
-            if visible.is_ok() {
-                samples.lock().await.push(acked.elapsed());
-            } else {
-                errors.fetch_add(1, Ordering::Relaxed);
+            match visible {
+                Ok(_) => samples.lock().await.push(acked.elapsed()),
+                Err(status) => {
+                    let kind = format!("GetCustomer360 {:?}", status.code());
+                    *errors.lock().await.entry(kind).or_default() += 1;
+                }
             }
         }));
     }
@@ -517,7 +527,7 @@ async fn lag(
     (
         achieved,
         Latency::of(samples),
-        errors.load(Ordering::Relaxed),
+        std::mem::take(&mut *errors.lock().await),
         last.load(Ordering::Relaxed),
     )
 }
@@ -719,8 +729,11 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         ..Report::default()
     };
     let mut steal = Steal::default();
-    let data = crm_datagen::generate(&crm_datagen::Params::new(42, cfg.customers))?;
-    let requests: Vec<v1::IngestRequest> = data.requests().collect();
+    // Shared, not copied: with `--full` the data set alone is gigabytes.
+    let data = Arc::new(crm_datagen::generate(&crm_datagen::Params::new(
+        42,
+        cfg.customers,
+    ))?);
     let ids: Arc<Vec<String>> =
         Arc::new(data.truth.iter().map(|t| t.customer_id.clone()).collect());
     for (mode, durability, lag_rate) in [
@@ -752,7 +765,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         let r = crm_datagen::ingest::ingest(
             channel.clone(),
             &service.token,
-            requests.clone().into_iter().map(Ok::<_, String>),
+            Arc::clone(&data).shared_requests().map(Ok::<_, String>),
             |_| {},
         )
         .await?;
@@ -799,7 +812,8 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         caught_up(&channel, &service.token, position).await?;
         f.lag_achieved_per_s = achieved;
         f.lag = lag_latency;
-        f.lag_errors = errors;
+        f.lag_errors = errors.values().sum();
+        f.lag_error_kinds = errors;
         log(&format!(
             "{mode}: lag at {lag_rate}/s: p99 {:.1} ms (CPU steal {:.0}%)",
             f.lag.p99_ms,
@@ -914,9 +928,23 @@ pub fn table(r: &Report) -> String {
         &mut t,
         "projection lag p50 / p99 (ms) at rate",
         m(&|f| {
+            let kinds: Vec<String> = f
+                .lag_error_kinds
+                .iter()
+                .map(|(kind, n)| format!("{n} {kind}"))
+                .collect();
             format!(
-                "{:.1} / {:.1} at {}/s ({:.0}/s achieved, {} errors)",
-                f.lag.p50_ms, f.lag.p99_ms, f.lag_rate, f.lag_achieved_per_s, f.lag_errors
+                "{:.1} / {:.1} at {}/s ({:.0}/s achieved, {} errors{})",
+                f.lag.p50_ms,
+                f.lag.p99_ms,
+                f.lag_rate,
+                f.lag_achieved_per_s,
+                f.lag_errors,
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", kinds.join(", "))
+                }
             )
         }),
         "p99 <= 20 ms",

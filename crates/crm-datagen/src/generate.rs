@@ -5,6 +5,8 @@
 //! each other. Every customer draws from its own random stream (ChaCha8, stream = index),
 //! so a customer's history does not depend on how many others there are.
 
+use std::sync::Arc;
+
 use crm_proto::v1::{self, ingest_request::Command};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,13 +46,22 @@ pub struct ParamsError(pub Vec<String>);
 impl Dataset {
     /// The commands as bulk-ingest requests, `sequence` = position in the data set.
     pub fn requests(&self) -> impl Iterator<Item = v1::IngestRequest> + '_ {
-        self.commands
-            .iter()
-            .enumerate()
-            .map(|(i, p)| v1::IngestRequest {
-                sequence: i as u64,
-                command: Some(p.command.clone()),
-            })
+        (0..self.commands.len()).filter_map(|i| self.request(i))
+    }
+
+    /// The `i`th command as a bulk-ingest request (`sequence` = `i`).
+    #[must_use]
+    pub fn request(&self, i: usize) -> Option<v1::IngestRequest> {
+        self.commands.get(i).map(|p| v1::IngestRequest {
+            sequence: i as u64,
+            command: Some(p.command.clone()),
+        })
+    }
+
+    /// The commands as bulk-ingest requests, from a shared data set: an owned iterator
+    /// (as a streaming ingest needs) without a copy of the whole data set.
+    pub fn shared_requests(self: Arc<Self>) -> impl Iterator<Item = v1::IngestRequest> + Send {
+        (0..self.commands.len()).filter_map(move |i| self.request(i))
     }
 }
 

@@ -131,6 +131,21 @@ impl Queries {
         self.model.get(key)?.map(|v| decode(key, &v)).transpose()
     }
 
+    /// The cached RFM population when it needs no recomputation (computed at the current
+    /// checkpoint or within `population_ttl`): cheap, so callers on an async runtime try
+    /// this first and run [`Self::population`] on a blocking thread only when it is `None`.
+    pub fn fresh_population(&self) -> Option<Arc<Population>> {
+        let checkpoint = self.model.checkpoint();
+        let guard = self
+            .population
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard
+            .as_ref()
+            .filter(|(at, when, _)| *at == checkpoint || when.elapsed() < self.population_ttl)
+            .map(|(_, _, p)| Arc::clone(p))
+    }
+
     /// The RFM population (every customer with an order), cached. When it is due for
     /// a refresh, one caller recomputes it and the others answer from the cached one
     /// (at most `population_ttl` behind) rather than all scanning the model together.

@@ -87,4 +87,7 @@ pub enum ProjectionError {
     Storage(#[from] sled::Error),
     #[error("read-model metadata is unreadable: {0}")]
     Meta(String),
+    /// The blocking task that applies a batch panicked or was cancelled.
+    #[error("the task applying a batch failed: {0}")]
+    Task(String),
 }

@@ -134,7 +134,12 @@ async fn project<P: Projection>(
                     break;
                 }
             }
-            let out = store.apply_batch(&batch)?;
+            // The fold and sled's writes are blocking work: they run on a blocking thread
+            // so a large batch never holds up a runtime worker that the gRPC API shares.
+            let applying = Arc::clone(store);
+            let out = tokio::task::spawn_blocking(move || applying.apply_batch(&batch))
+                .await
+                .map_err(|e| ProjectionError::Task(e.to_string()))??;
             if let Some(pending) = lag {
                 store
                     .stats()

@@ -141,10 +141,12 @@ async fn main() -> anyhow::Result<()> {
                     run_ingest(channel, &token, total, file::requests(&dir)?).await?
                 }
                 None => {
-                    let dataset = generate_with_progress(&shape.params()?)?;
+                    let dataset = std::sync::Arc::new(generate_with_progress(&shape.params()?)?);
                     let total = dataset.summary.commands;
-                    let requests: Vec<_> = dataset.requests().map(Ok::<_, String>).collect();
-                    let report = run_ingest(channel, &token, total, requests.into_iter()).await?;
+                    let requests = std::sync::Arc::clone(&dataset)
+                        .shared_requests()
+                        .map(Ok::<_, String>);
+                    let report = run_ingest(channel, &token, total, requests).await?;
                     for f in report.failures.iter().take(5) {
                         if let Some(p) = usize::try_from(f.sequence)
                             .ok()

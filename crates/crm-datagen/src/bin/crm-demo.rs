@@ -232,7 +232,7 @@ async fn show(
 
     println!("== Data");
     let started = Instant::now();
-    let data = generate(&params)?;
+    let data = std::sync::Arc::new(generate(&params)?);
     let s = &data.summary;
     println!(
         "generated a {}-day B2C business in {:.1}s: {} customers, {} orders, {} returns, {} interactions, {} tickets, {} opportunities, {} leads, {} campaigns with {} responses, {} relationships: {} commands",
@@ -258,8 +258,10 @@ async fn show(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let requests: Vec<_> = data.requests().map(Ok::<_, String>).collect();
-    let report = ingest::ingest(channel.clone(), import_token, requests.into_iter(), |n| {
+    let requests = std::sync::Arc::clone(&data)
+        .shared_requests()
+        .map(Ok::<_, String>);
+    let report = ingest::ingest(channel.clone(), import_token, requests, |n| {
         bar.set_position(n);
     })
     .await?;
