@@ -448,3 +448,49 @@ async fn a_grouped_commit_projects_every_event_and_a_refused_group_is_dead_lette
     assert_eq!(victim.dead_letters, vec![poison]);
     p.stop().await;
 }
+
+#[tokio::test]
+async fn the_population_is_fresh_at_its_checkpoint_or_within_its_ttl() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let ids = write_customers(&h, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projector::start(&server, dir.path(), Customer360::default()).await;
+    let model = p.caught_up(last_seq(&server).await).await;
+    let no_ttl = Queries::new(model.clone()).with_population_ttl(Duration::ZERO);
+    let long_ttl = Queries::new(model.clone());
+    assert!(no_ttl.fresh_population().is_none(), "nothing computed yet");
+    let computed = no_ttl.population().unwrap();
+    let kept = long_ttl.population().unwrap();
+    assert!(
+        Arc::ptr_eq(&no_ttl.fresh_population().unwrap(), &computed),
+        "fresh at the checkpoint it was computed at, whatever the ttl"
+    );
+
+    // The model moves on.
+    h.handle(
+        &Command::TagCustomer {
+            customer_id: ids[0],
+            tag: "later".into(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    p.caught_up(last_seq(&server).await).await;
+    assert!(
+        no_ttl.fresh_population().is_none(),
+        "the model moved on and the ttl has passed: recompute"
+    );
+    assert!(
+        Arc::ptr_eq(&long_ttl.fresh_population().unwrap(), &kept),
+        "the model moved on but the ttl has not passed: still served"
+    );
+    let recomputed = no_ttl.population().unwrap();
+    assert!(!Arc::ptr_eq(&recomputed, &computed), "recomputed");
+    assert!(Arc::ptr_eq(
+        &no_ttl.fresh_population().unwrap(),
+        &recomputed
+    ));
+    p.stop().await;
+}

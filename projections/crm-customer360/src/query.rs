@@ -109,6 +109,13 @@ impl Queries {
         }
     }
 
+    /// How long a population computed at an older checkpoint is still served.
+    #[must_use]
+    pub fn with_population_ttl(mut self, ttl: Duration) -> Self {
+        self.population_ttl = ttl;
+        self
+    }
+
     #[must_use]
     pub fn model(&self) -> &ReadModel {
         &self.model
