@@ -840,7 +840,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             out: &mut campaigns,
             n: &mut n,
         };
-        let count = (params.customers / params.customers_per_campaign).max(3);
+        let count = params.campaigns();
         for k in 0..count {
             let cid = uuid(&mut w.rng);
             let span = i64::from(params.days.saturating_sub(10)) * DAY;
@@ -873,7 +873,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     r.joined_at < sent
                         && consent.is_some_and(|(from, until)| from < sent && sent < until)
                 })
-                .filter(|_| w.rng.gen_bool(0.5))
+                .filter(|_| w.rng.gen_bool(params.campaign_audience))
                 .collect();
             for (wave, chunk) in recipients.chunks(10_000).enumerate() {
                 let t = sent + wave as i64;

@@ -54,8 +54,15 @@ pub struct Params {
     pub order_ticket_rate: f64,
     /// Share of customers with an opportunity (an upsell moving through the pipeline).
     pub opportunity_rate: f64,
-    /// Customers per campaign (at least 3 campaigns).
-    pub customers_per_campaign: usize,
+    /// Campaigns per month (of 30.44 days), spread evenly over the period: a business
+    /// sends about as many campaigns whatever its size, so campaign responses grow with
+    /// the customers, not with their square. (Data sets written before this field had
+    /// one campaign per 400 customers; reading their `params.json` gives the default.)
+    #[serde(default = "default_campaign_share")]
+    pub campaigns_per_month: f64,
+    /// Share of the customers consenting to a campaign's channel that it is sent to.
+    #[serde(default = "default_campaign_share")]
+    pub campaign_audience: f64,
     /// Share of customers linked to another (household or referral).
     pub relationship_rate: f64,
 }
@@ -92,7 +99,9 @@ impl Params {
             ticket_rate: 1.0 / 300.0,
             order_ticket_rate: 0.04,
             opportunity_rate: 0.06,
-            customers_per_campaign: 400,
+            // 12 campaigns over two years, each to half the consenting customers.
+            campaigns_per_month: 0.5,
+            campaign_audience: 0.5,
             relationship_rate: 0.05,
         }
     }
@@ -134,6 +143,7 @@ impl Params {
             ("order_ticket_rate", self.order_ticket_rate),
             ("opportunity_rate", self.opportunity_rate),
             ("relationship_rate", self.relationship_rate),
+            ("campaign_audience", self.campaign_audience),
         ];
         for (name, v) in shares {
             if !(0.0..=1.0).contains(&v) {
@@ -144,17 +154,28 @@ impl Params {
             ("extra_leads", self.extra_leads),
             ("interaction_rate", self.interaction_rate),
             ("ticket_rate", self.ticket_rate),
+            ("campaigns_per_month", self.campaigns_per_month),
         ];
         for (name, v) in rates {
             if !(v.is_finite() && v >= 0.0) {
                 p.push(format!("{name} must be zero or more (got {v})"));
             }
         }
-        if self.customers_per_campaign == 0 {
-            p.push("customers_per_campaign must be at least 1".into());
-        }
         p
     }
+
+    /// Campaigns over the period.
+    #[must_use]
+    pub fn campaigns(&self) -> usize {
+        let months = f64::from(self.days) / 30.44;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = (self.campaigns_per_month * months).round().max(0.0) as usize;
+        count
+    }
+}
+
+const fn default_campaign_share() -> f64 {
+    0.5
 }
 
 /// One customer's true parameters and what the generator made of them.

@@ -168,8 +168,16 @@ fn invalid_parameters_are_refused_naming_each() {
     let mut p = Params::new(1, 0);
     p.purchasing.alpha = -1.0;
     p.never_buy = 1.5;
+    p.campaign_audience = 2.0;
+    p.campaigns_per_month = -1.0;
     let err = generate(&p).unwrap_err().to_string();
-    for needle in ["customers", "purchasing.alpha", "never_buy"] {
+    for needle in [
+        "customers",
+        "purchasing.alpha",
+        "never_buy",
+        "campaign_audience",
+        "campaigns_per_month",
+    ] {
         assert!(err.contains(needle), "{err}");
     }
 }
@@ -198,4 +206,29 @@ fn a_written_data_set_reads_back_the_same() {
         .last()
         .unwrap();
     assert!(last.is_err());
+}
+
+#[test]
+fn campaigns_follow_the_period_and_their_responses_grow_with_the_customers() {
+    let small = generate(&Params::new(3, 2_000)).unwrap();
+    let large = generate(&Params::new(3, 8_000)).unwrap();
+    // Two years at the default cadence, whatever the size.
+    assert_eq!(small.summary.campaigns, 12);
+    assert_eq!(large.summary.campaigns, 12);
+    #[allow(clippy::cast_precision_loss)]
+    let per_customer =
+        |d: &crm_datagen::Dataset| d.summary.campaign_responses as f64 / d.summary.customers as f64;
+    let (s, l) = (per_customer(&small), per_customer(&large));
+    assert!(s > 1.0, "{s} responses per customer");
+    assert!(
+        (l / s - 1.0).abs() < 0.15,
+        "responses per customer: {s:.2} with 2,000 customers, {l:.2} with 8,000"
+    );
+    let mut year = Params::new(3, 500);
+    year.days = 365;
+    assert_eq!(generate(&year).unwrap().summary.campaigns, 6);
+    year.campaigns_per_month = 0.0;
+    let none = generate(&year).unwrap();
+    assert_eq!(none.summary.campaigns, 0);
+    assert_eq!(none.summary.campaign_responses, 0);
 }
