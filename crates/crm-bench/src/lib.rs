@@ -728,12 +728,15 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         ]),
         ..Report::default()
     };
+    let params = crm_datagen::Params::new(42, cfg.customers);
+    if let Some(problem) =
+        crm_datagen::available_memory().and_then(|free| params.memory_problem(free))
+    {
+        bail!("{problem}");
+    }
     let mut steal = Steal::default();
     // Shared, not copied: with `--full` the data set alone is gigabytes.
-    let data = Arc::new(crm_datagen::generate(&crm_datagen::Params::new(
-        42,
-        cfg.customers,
-    ))?);
+    let data = Arc::new(crm_datagen::generate(&params)?);
     let ids: Arc<Vec<String>> =
         Arc::new(data.truth.iter().map(|t| t.customer_id.clone()).collect());
     for (mode, durability, lag_rate) in [

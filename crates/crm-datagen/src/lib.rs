@@ -29,4 +29,7 @@ pub mod ingest;
 mod params;
 
 pub use generate::{Dataset, ParamsError, Planned, command_name, generate};
-pub use params::{CustomerTruth, DAY, Params, Purchasing, Spend, Summary};
+pub use params::{
+    CustomerTruth, DAY, PEAK_BYTES_PER_CUSTOMER_DAY, Params, Purchasing, Spend, Summary,
+    available_memory,
+};

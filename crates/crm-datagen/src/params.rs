@@ -164,6 +164,38 @@ impl Params {
         p
     }
 
+    /// The generator's estimated peak memory for these parameters, bytes (see
+    /// [`PEAK_BYTES_PER_CUSTOMER_DAY`]).
+    #[must_use]
+    pub fn estimated_peak_bytes(&self) -> u64 {
+        (self.customers as u64)
+            .saturating_mul(u64::from(self.days))
+            .saturating_mul(PEAK_BYTES_PER_CUSTOMER_DAY)
+    }
+
+    /// Why generating this data set with `available` bytes of memory would fail, if it
+    /// would: checked before generating rather than being killed by the kernel halfway.
+    #[must_use]
+    pub fn memory_problem(&self, available: u64) -> Option<String> {
+        let need = self.estimated_peak_bytes();
+        if need <= available {
+            return None;
+        }
+        let per_customer = u64::from(self.days).max(1) * PEAK_BYTES_PER_CUSTOMER_DAY;
+        #[allow(clippy::cast_precision_loss)]
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        Some(format!(
+            "generating {} customers over {} days needs about {:.1} GiB of memory (the \
+             generator holds the whole data set to sort it by business time) but {:.1} GiB \
+             is available: at most about {} customers fit",
+            self.customers,
+            self.days,
+            gib(need),
+            gib(available),
+            available / per_customer
+        ))
+    }
+
     /// Campaigns over the period.
     #[must_use]
     pub fn campaigns(&self) -> usize {
@@ -172,6 +204,27 @@ impl Params {
         let count = (self.campaigns_per_month * months).round().max(0.0) as usize;
         count
     }
+}
+
+/// Peak memory of [`crate::generate`] per customer and day of the period, bytes: the
+/// generator holds the whole data set to sort it by business time. Measured with the
+/// default parameters on 2026-11-23: 100,000 customers over 730 days (2.1M commands)
+/// peaked at 3.8 GiB resident.
+pub const PEAK_BYTES_PER_CUSTOMER_DAY: u64 = 56;
+
+/// `MemAvailable` of `/proc/meminfo`, bytes (`None` where there is no such file).
+#[must_use]
+pub fn available_memory() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 const fn default_campaign_share() -> f64 {

@@ -232,3 +232,32 @@ fn campaigns_follow_the_period_and_their_responses_grow_with_the_customers() {
     assert_eq!(none.summary.campaigns, 0);
     assert_eq!(none.summary.campaign_responses, 0);
 }
+
+#[test]
+fn a_data_set_too_large_for_the_memory_is_refused_before_generating() {
+    let p = Params::new(1, 100_000);
+    // The measurement behind the constant: 100,000 customers over two years peaked at
+    // 3.8 GiB.
+    let need = p.estimated_peak_bytes();
+    assert_eq!(
+        need,
+        100_000 * 730 * crm_datagen::PEAK_BYTES_PER_CUSTOMER_DAY
+    );
+    assert!(p.memory_problem(need).is_none());
+    let problem = p.memory_problem(1 << 30).expect("1 GiB is too little");
+    assert!(
+        problem.contains("100000 customers over 730 days"),
+        "{problem}"
+    );
+    assert!(problem.contains("3.8 GiB"), "{problem}");
+    assert!(
+        problem.contains("at most about 26265 customers fit"),
+        "{problem}"
+    );
+    let mut year = p;
+    year.days = 365;
+    assert!(
+        year.memory_problem(need / 2).is_none(),
+        "half the period, half the memory"
+    );
+}

@@ -92,6 +92,11 @@ fn parse_date(s: &str) -> anyhow::Result<i64> {
 }
 
 fn generate_with_progress(params: &Params) -> anyhow::Result<Dataset> {
+    if let Some(problem) =
+        crm_datagen::available_memory().and_then(|free| params.memory_problem(free))
+    {
+        bail!("{problem}");
+    }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("generating {} customers", params.customers));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
