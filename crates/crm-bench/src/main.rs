@@ -23,7 +23,7 @@ struct Cli {
     /// Seconds of each fixed-rate phase.
     #[arg(long)]
     seconds: Option<u64>,
-    /// The large run: 1,000,000 customers (~19M commands; hours on 2 cores).
+    /// The large run: 1,000,000 customers (~21M commands; hours on 2 cores).
     #[arg(long)]
     full: bool,
     /// Where the figures go as JSON.

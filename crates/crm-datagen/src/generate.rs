@@ -5,9 +5,11 @@
 //! each other. Every customer draws from its own random stream (ChaCha8, stream = index),
 //! so a customer's history does not depend on how many others there are.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crm_proto::v1::{self, ingest_request::Command};
+use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson};
@@ -20,14 +22,63 @@ const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6372_6d2d_6461_7461_676
 const HOUR: i64 = DAY / 24;
 const MINUTE: i64 = HOUR / 60;
 
-/// A command with its business time.
-#[derive(Clone, Debug, PartialEq)]
+/// A command with its business time, held encoded (a prost `IngestRequest` without its
+/// sequence): a few hundred bytes instead of the ~1.8 KB of the decoded command, so a data
+/// set of millions of commands fits in memory.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Planned {
     /// Business time (`occurred_at`), microseconds since the epoch.
     pub at: i64,
     /// Creation order: breaks ties between commands at the same time.
     pub n: u64,
-    pub command: Command,
+    encoded: Box<[u8]>,
+}
+
+impl Planned {
+    #[must_use]
+    pub fn new(at: i64, n: u64, command: Command) -> Self {
+        let request = v1::IngestRequest {
+            sequence: 0,
+            command: Some(command),
+        };
+        Self {
+            at,
+            n,
+            encoded: request.encode_to_vec().into_boxed_slice(),
+        }
+    }
+
+    /// The command (decoded from the bytes this type encoded itself).
+    #[must_use]
+    pub fn command(&self) -> Command {
+        self.request(0).command.unwrap_or(Command::RegisterCustomer(
+            v1::RegisterCustomerRequest::default(),
+        ))
+    }
+
+    /// The command as a bulk-ingest request with `sequence`.
+    #[must_use]
+    pub fn request(&self, sequence: u64) -> v1::IngestRequest {
+        let mut request = v1::IngestRequest::decode(&*self.encoded).unwrap_or_default();
+        request.sequence = sequence;
+        request
+    }
+
+    /// Bytes of the encoded command.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        self.encoded.len()
+    }
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("at", &self.at)
+            .field("n", &self.n)
+            .field("command", &self.command())
+            .finish()
+    }
 }
 
 /// A generated data set: commands in business-time order, and the truth behind them.
@@ -52,10 +103,7 @@ impl Dataset {
     /// The `i`th command as a bulk-ingest request (`sequence` = `i`).
     #[must_use]
     pub fn request(&self, i: usize) -> Option<v1::IngestRequest> {
-        self.commands.get(i).map(|p| v1::IngestRequest {
-            sequence: i as u64,
-            command: Some(p.command.clone()),
-        })
+        self.commands.get(i).map(|p| p.request(i as u64))
     }
 
     /// The commands as bulk-ingest requests, from a shared data set: an owned iterator
@@ -194,7 +242,14 @@ struct Writer<'a> {
     rng: ChaCha8Rng,
     end: i64,
     out: &'a mut Vec<Planned>,
-    n: &'a mut u64,
+    tally: &'a mut Tally,
+}
+
+/// Creation order and counts by command, shared by every writer.
+#[derive(Default)]
+struct Tally {
+    n: u64,
+    by_command: BTreeMap<&'static str, u64>,
 }
 
 impl Writer<'_> {
@@ -221,12 +276,13 @@ impl Writer<'_> {
         if at >= self.end {
             return false;
         }
-        *self.n += 1;
-        self.out.push(Planned {
-            at,
-            n: *self.n,
-            command,
-        });
+        self.tally.n += 1;
+        *self
+            .tally
+            .by_command
+            .entry(command_name(&command))
+            .or_default() += 1;
+        self.out.push(Planned::new(at, self.tally.n, command));
         true
     }
 }
@@ -258,7 +314,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
     let mut truth = Vec::with_capacity(params.customers);
     let mut per_customer: Vec<Vec<Planned>> = Vec::with_capacity(params.customers);
     let mut reach = Vec::with_capacity(params.customers);
-    let mut n = 0u64;
+    let mut tally = Tally::default();
     let pur = params.purchasing;
     let lambda_dist =
         Gamma::new(pur.r, 1.0 / pur.alpha).map_err(|e| ParamsError(vec![e.to_string()]))?;
@@ -274,7 +330,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             rng,
             end,
             out: &mut out,
-            n: &mut n,
+            tally: &mut tally,
         };
         let id = uuid(&mut w.rng);
         let span = i64::from(params.days.saturating_sub(14)) * DAY;
@@ -519,7 +575,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                 orders.push((t, order_id.clone(), value, index));
                 if w.rng.gen_bool(params.return_rate) {
                     let rt = t + DAY * w.rng.gen_range(3..20);
-                    if let Command::PlaceOrder(po) = &w.out[index].command {
+                    if let Command::PlaceOrder(po) = w.out[index].command() {
                         let line = po.lines[0].clone();
                         let o = w.opts(rt);
                         let pushed = w.push_with(rt, |rng| {
@@ -651,7 +707,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                 .iter()
                 .filter(|p| {
                     matches!(
-                        p.command,
+                        p.command(),
                         Command::TagCustomer(_) | Command::RegisterCustomer(_)
                     )
                 })
@@ -720,7 +776,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             rng,
             end,
             out: &mut extra,
-            n: &mut n,
+            tally: &mut tally,
         };
         #[allow(
             clippy::cast_precision_loss,
@@ -793,7 +849,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             rng,
             end,
             out: &mut links,
-            n: &mut n,
+            tally: &mut tally,
         };
         for i in 1..reach.len() {
             if !w.rng.gen_bool(params.relationship_rate) {
@@ -838,7 +894,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             rng,
             end,
             out: &mut campaigns,
-            n: &mut n,
+            tally: &mut tally,
         };
         let count = params.campaigns();
         for k in 0..count {
@@ -990,11 +1046,14 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     .iter()
                     .find(|(at, ..)| *at > clicked && *at < clicked + 7 * DAY)
                     .cloned();
+                let placed = order.as_ref().map(|o| &per_customer[c][o.3]);
                 if let Some((at, order_id, total, index)) = order
-                    && let Command::PlaceOrder(po) = &mut per_customer[c][index].command
+                    && let Some(Command::PlaceOrder(mut po)) = placed.map(Planned::command)
                     && po.campaign_id.is_empty()
                 {
                     po.campaign_id = cid.clone();
+                    let p = &mut per_customer[c][index];
+                    *p = Planned::new(p.at, p.n, Command::PlaceOrder(po));
                     respond(
                         &mut w,
                         at + MINUTE,
@@ -1013,12 +1072,11 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
     commands.extend(campaigns);
     commands.sort_by_key(|p| (p.at, p.n));
     summary.commands = commands.len() as u64;
-    for p in &commands {
-        *summary
-            .by_command
-            .entry(command_name(&p.command).to_owned())
-            .or_default() += 1;
-    }
+    summary.by_command = tally
+        .by_command
+        .into_iter()
+        .map(|(name, count)| (name.to_owned(), count))
+        .collect();
     Ok(Dataset {
         params: params.clone(),
         commands,

@@ -160,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
                             println!(
                                 "  #{} refused: {}",
                                 f.sequence,
-                                crm_datagen::command_name(&p.command)
+                                crm_datagen::command_name(&p.command())
                             );
                         }
                     }
@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
                             .ok()
                             .and_then(|i| dataset.commands.get(i))
                         {
-                            println!("  #{seq} changed nothing: {:?}", p.command);
+                            println!("  #{seq} changed nothing: {:?}", p.command());
                         }
                     }
                     report
