@@ -899,3 +899,40 @@ async fn several_events_on_one_aggregate_are_one_message_that_loads_and_chains()
     let warm = h.handle(&tag(c, "silver"), &meta()).await.unwrap();
     assert_eq!(warm.aggregates, vec![(AggregateRef::Customer(c), 6)]);
 }
+
+#[tokio::test]
+async fn an_unanswered_read_is_sent_again_and_a_read_fails_only_after_three() {
+    let server = NatsServer::start();
+    let log = open_log(
+        &server,
+        LogConfig {
+            request_timeout: Duration::from_millis(400),
+            ..LogConfig::default()
+        },
+    )
+    .await;
+    let h = crm_store::CommandHandler::new(log, crm_store::HandlerConfig::default());
+    let c = new_customer_id();
+    h.handle(&register(c), &meta()).await.unwrap();
+    h.handle(&tag(c, "vip"), &meta()).await.unwrap();
+    let subject = h.log().config().subject(AggregateRef::Customer(c));
+    let all = h.log().read_subject(&subject, 0).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(h.log().read_retries(), 0);
+    // Two lost requests: the third attempt answers, with exactly the stored messages.
+    h.log().inject_lost_reads(2);
+    let again = h.log().read_subject(&subject, 0).await.unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        all.iter().map(|m| m.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(h.log().read_retries(), 2);
+    // Three lost requests: the read fails as unavailable, naming the attempts.
+    h.log().inject_lost_reads(3);
+    let err = h.log().read_subject(&subject, 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("3 attempts"), "{err}");
+    assert_eq!(h.log().read_retries(), 4);
+    // The next read is answered at once.
+    assert_eq!(h.log().read_subject(&subject, 0).await.unwrap().len(), 2);
+}

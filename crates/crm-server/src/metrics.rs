@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use crm_api::metrics::RequestMetrics;
 use crm_projection::ProjectionStats;
-use crm_store::HandlerStats;
+use crm_store::{EventLog, HandlerStats};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -25,17 +25,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry exporting the gRPC request metrics, the command handler's counters (if
-    /// this process runs the command side) and each projector's (name, stats).
+    /// A registry exporting the gRPC request metrics, the command handler's and its event
+    /// log's counters (if this process runs the command side) and each projector's (name,
+    /// stats).
     pub fn new(
         requests: &RequestMetrics,
-        commands: Option<Arc<HandlerStats>>,
+        commands: Option<(Arc<HandlerStats>, EventLog)>,
         projections: Vec<(&'static str, Arc<ProjectionStats>)>,
     ) -> Self {
         let mut registry = Registry::with_prefix("crm");
         requests.register(&mut registry);
-        if let Some(stats) = commands {
-            registry.register_collector(Box::new(WriteSide(stats)));
+        if let Some((stats, log)) = commands {
+            registry.register_collector(Box::new(WriteSide(stats, log)));
         }
         if !projections.is_empty() {
             registry.register_collector(Box::new(ReadSide(projections)));
@@ -96,7 +97,7 @@ fn counter(
 }
 
 #[derive(Debug)]
-struct WriteSide(Arc<HandlerStats>);
+struct WriteSide(Arc<HandlerStats>, EventLog);
 
 impl Collector for WriteSide {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -155,6 +156,14 @@ impl Collector for WriteSide {
             "Event-log messages read to load aggregates",
             &[],
             get(&s.messages_read),
+        )?;
+        counter(
+            &mut encoder,
+            "event_log_read_retries",
+            "Direct gets of an aggregate's messages sent again after no answer came within \
+             the request timeout (a read fails after three unanswered attempts)",
+            &[],
+            self.1.read_retries(),
         )
     }
 }

@@ -2,6 +2,7 @@
 //! and reading one subject's messages with batched direct get.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_nats::{Client, HeaderMap, Request, client::RequestErrorKind, jetstream};
 use bytes::Bytes;
@@ -101,17 +102,25 @@ struct Faults {
     lose_requests: std::sync::atomic::AtomicU32,
     /// Store this many commits but report them as unanswered (the ack is lost).
     lose_acks: std::sync::atomic::AtomicU32,
+    /// Send this many direct get requests where nothing answers (the request is lost).
+    lose_reads: std::sync::atomic::AtomicU32,
 }
 
 #[cfg(feature = "fault-injection")]
 fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
     counter
-        .fetch_update(
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-            |n| n.checked_sub(1),
-        )
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
+}
+
+/// Attempts of one batched direct get before a read fails.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Why one batched direct get failed.
+enum ReadFailure {
+    /// Nothing (more) came within the request timeout: worth sending again.
+    TimedOut,
+    Failed(StoreError),
 }
 
 /// The append-only event log.
@@ -121,6 +130,8 @@ pub struct EventLog {
     js: jetstream::Context,
     cfg: Arc<LogConfig>,
     open_batches: Arc<tokio::sync::Semaphore>,
+    /// Direct gets sent again after going unanswered for `request_timeout`.
+    read_retries: Arc<AtomicU64>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<Faults>,
 }
@@ -154,6 +165,7 @@ impl EventLog {
             js,
             cfg: Arc::new(cfg),
             open_batches: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_BATCHES)),
+            read_retries: Arc::default(),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
         })
@@ -162,6 +174,13 @@ impl EventLog {
     #[must_use]
     pub fn config(&self) -> &LogConfig {
         &self.cfg
+    }
+
+    /// Direct gets sent again since start because no answer came within the request
+    /// timeout (for metrics).
+    #[must_use]
+    pub fn read_retries(&self) -> u64 {
+        self.read_retries.load(Ordering::Relaxed)
     }
 
     #[must_use]
@@ -195,17 +214,20 @@ impl EventLog {
     /// The next `n` commits are reported as unanswered without being sent.
     #[cfg(feature = "fault-injection")]
     pub fn inject_lost_requests(&self, n: u32) {
-        self.faults
-            .lose_requests
-            .store(n, std::sync::atomic::Ordering::SeqCst);
+        self.faults.lose_requests.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` direct get requests go where nothing answers (lost reads): each
+    /// costs the reader one request timeout.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_lost_reads(&self, n: u32) {
+        self.faults.lose_reads.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` commits are stored but reported as unanswered (lost acks).
     #[cfg(feature = "fault-injection")]
     pub fn inject_lost_acks(&self, n: u32) {
-        self.faults
-            .lose_acks
-            .store(n, std::sync::atomic::Ordering::SeqCst);
+        self.faults.lose_acks.store(n, Ordering::SeqCst);
     }
 
     async fn append_commit(&self, messages: &[OutgoingMessage]) -> Result<AppendAck, AppendError> {
@@ -404,8 +426,37 @@ impl EventLog {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut out = Vec::new();
         let mut from = after_seq + 1;
+        let mut attempt = 1;
         loop {
-            let more = self.read_batch(subject, from, &mut out).await?;
+            let kept = out.len();
+            let more = match self.read_batch(subject, from, &mut out).await {
+                Ok(more) => more,
+                // A request or its answer can be lost, or a starved server answer late:
+                // a read changes nothing, so it is sent again (the partial batch dropped).
+                Err(ReadFailure::TimedOut) if attempt < READ_ATTEMPTS => {
+                    out.truncate(kept);
+                    self.read_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        subject,
+                        from,
+                        attempt,
+                        "direct get unanswered; sending it again"
+                    );
+                    attempt += 1;
+                    continue;
+                }
+                Err(ReadFailure::TimedOut) => {
+                    return Err(StoreError::unavailable(
+                        "direct get",
+                        format!(
+                            "no answer within {:?}, {READ_ATTEMPTS} attempts",
+                            self.cfg.request_timeout
+                        ),
+                    ));
+                }
+                Err(ReadFailure::Failed(e)) => return Err(e),
+            };
+            attempt = 1;
             match out.last() {
                 Some(last) if more && last.seq >= from => from = last.seq + 1,
                 _ => return Ok(out),
@@ -421,8 +472,10 @@ impl EventLog {
         subject: &str,
         from: u64,
         out: &mut Vec<StoredMessage>,
-    ) -> Result<bool, StoreError> {
-        let unavailable = |e: &dyn std::fmt::Display| StoreError::unavailable("direct get", e);
+    ) -> Result<bool, ReadFailure> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            ReadFailure::Failed(StoreError::unavailable("direct get", e))
+        };
         let inbox = self.client.new_inbox();
         let mut sub = self
             .client
@@ -430,19 +483,25 @@ impl EventLog {
             .await
             .map_err(|e| unavailable(&e))?;
         let body = serde_json::json!({ "seq": from, "next_by_subj": subject, "batch": READ_BATCH });
-        self.client
-            .publish_with_reply(
-                format!("$JS.API.DIRECT.GET.{}", self.cfg.stream),
-                inbox,
-                Bytes::from(body.to_string()),
-            )
-            .await
-            .map_err(|e| unavailable(&e))?;
+        #[cfg(feature = "fault-injection")]
+        let lost = take(&self.faults.lose_reads);
+        #[cfg(not(feature = "fault-injection"))]
+        let lost = false;
+        if !lost {
+            self.client
+                .publish_with_reply(
+                    format!("$JS.API.DIRECT.GET.{}", self.cfg.stream),
+                    inbox,
+                    Bytes::from(body.to_string()),
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
         let mut got = 0;
         loop {
             let msg = tokio::time::timeout(self.cfg.request_timeout, sub.next())
                 .await
-                .map_err(|_| unavailable(&"timed out waiting for direct get"))?
+                .map_err(|_| ReadFailure::TimedOut)?
                 .ok_or_else(|| unavailable(&"subscription closed"))?;
             let pending = msg.headers.as_ref().and_then(|h| {
                 h.get("Nats-Num-Pending")
