@@ -256,7 +256,6 @@ impl<P: Projection> ProjectionStore<P> {
         let mut batch = overlay.into_batch();
         batch.insert(META_CHECKPOINT, &out.checkpoint.to_be_bytes());
         self.tree.apply_batch(batch)?;
-        self.checkpoint.send_replace(out.checkpoint);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let s = &self.stats;
         s.checkpoint.store(out.checkpoint, Ordering::Relaxed);
@@ -269,6 +268,8 @@ impl<P: Projection> ProjectionStore<P> {
         s.last_batch_micros.store(micros, Ordering::Relaxed);
         s.last_batch_events
             .store(events.len() as u64, Ordering::Relaxed);
+        // Published last: whoever waits for this position also sees the batch's counters.
+        self.checkpoint.send_replace(out.checkpoint);
         Ok(out)
     }
 
