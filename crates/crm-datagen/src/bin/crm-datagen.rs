@@ -30,7 +30,7 @@ enum Cmd {
         #[command(flatten)]
         shape: Shape,
         /// Read the data set written by `generate` instead of generating one.
-        #[arg(long, conflicts_with_all = ["customers", "seed", "days", "start"])]
+        #[arg(long, conflicts_with_all = ["params", "customers", "seed", "days", "start"])]
         from: Option<PathBuf>,
         /// The service's gRPC address.
         #[arg(long, default_value = "http://127.0.0.1:50051", env = "CRM_ADDR")]
@@ -43,12 +43,17 @@ enum Cmd {
 
 #[derive(Args)]
 struct Shape {
-    /// Customers.
-    #[arg(long, default_value_t = 2_000)]
-    customers: usize,
-    /// Random seed: the same seed and shape give the same commands.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Generator parameters from a JSON file: a data set's `params.json` (to generate it
+    /// again, or a variant of it after editing) or the parameters alone. The flags below
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    params: Option<PathBuf>,
+    /// Customers [default: 2000].
+    #[arg(long)]
+    customers: Option<usize>,
+    /// Random seed: the same seed and shape give the same commands [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Length of the period in days.
     #[arg(long)]
     days: Option<u32>,
@@ -59,7 +64,16 @@ struct Shape {
 
 impl Shape {
     fn params(&self) -> anyhow::Result<Params> {
-        let mut p = Params::new(self.seed, self.customers);
+        let mut p = match &self.params {
+            Some(path) => read_params(path)?,
+            None => Params::new(42, 2_000),
+        };
+        if let Some(customers) = self.customers {
+            p.customers = customers;
+        }
+        if let Some(seed) = self.seed {
+            p.seed = seed;
+        }
         if let Some(days) = self.days {
             p.days = days;
         }
@@ -68,6 +82,21 @@ impl Shape {
         }
         Ok(p)
     }
+}
+
+/// Parameters from `path`: a data set's manifest (`params.json`) or bare parameters.
+fn read_params(path: &std::path::Path) -> anyhow::Result<Params> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --params {}", path.display()))?;
+    if let Ok(manifest) = serde_json::from_str::<file::Manifest>(&text) {
+        return Ok(manifest.params);
+    }
+    serde_json::from_str::<Params>(&text).with_context(|| {
+        format!(
+            "--params {}: neither a data set's params.json nor generator parameters",
+            path.display()
+        )
+    })
 }
 
 /// Midnight UTC of a `YYYY-MM-DD` date, in microseconds.
