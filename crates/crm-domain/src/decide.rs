@@ -9,7 +9,7 @@ use crate::customer::{
     ReturnRecorded, TicketOpened, TicketState, TicketStatus,
 };
 use crate::lead::{Lead, LeadEvent, LeadStatus};
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, RejectionKind, Violation};
 use crate::validate::{
     AMOUNT_MAX, Check, LIST_MAX, NAME_MAX, ORDER_LINES_MAX, RECIPIENTS_MAX, SHORT_MAX, SUBJECT_MAX,
     TAG_MAX, TAGS_PER_CUSTOMER_MAX, TEXT_MAX, same_currency,
@@ -299,11 +299,36 @@ fn decide_customer(
                 && after.emails.is_empty()
                 && after.phones.is_empty()
             {
-                return Err(Rejection::precondition(
-                    "profile",
-                    "identifiable",
-                    "the change would leave the customer with no name, email or phone",
-                ));
+                // Name each field the change clears (the customer had one of them, so
+                // there is at least one; the whole profile only if history says otherwise).
+                let cleared = [
+                    ("given_name", patch.given_name.is_some()),
+                    ("family_name", patch.family_name.is_some()),
+                    ("emails", patch.emails.is_some()),
+                    ("phones", patch.phones.is_some()),
+                ];
+                let violations: Vec<Violation> = cleared
+                    .into_iter()
+                    .filter(|(_, clears)| *clears)
+                    .map(|(field, _)| Violation {
+                        field: field.into(),
+                        rule: "identifiable",
+                        message:
+                            "clearing it would leave the customer with no name, email or phone"
+                                .into(),
+                    })
+                    .collect();
+                if violations.is_empty() {
+                    return Err(Rejection::precondition(
+                        "profile",
+                        "identifiable",
+                        "the customer has no name, email or phone",
+                    ));
+                }
+                return Err(Rejection {
+                    kind: RejectionKind::FailedPrecondition,
+                    violations,
+                });
             }
             Ok(vec![customer_event(
                 *customer_id,
@@ -630,7 +655,7 @@ fn decide_customer(
                 }
             }
             check.finish().map_err(|mut r| {
-                r.kind = crate::RejectionKind::FailedPrecondition;
+                r.kind = RejectionKind::FailedPrecondition;
                 r
             })?;
             Ok(vec![customer_event(
@@ -874,7 +899,7 @@ fn decide_customer(
                 let mut check = Check::new();
                 same_currency(&mut check, "amount.currency", o.amount.currency, a.currency);
                 check.finish().map_err(|mut r| {
-                    r.kind = crate::RejectionKind::FailedPrecondition;
+                    r.kind = RejectionKind::FailedPrecondition;
                     r
                 })?;
             }
@@ -1078,7 +1103,7 @@ fn open_opportunity(
 fn unknown_stage(pipeline: &Pipeline, stage: &str) -> Rejection {
     let known: Vec<&str> = pipeline.stages.iter().map(|s| s.key.as_str()).collect();
     Rejection::new(
-        crate::RejectionKind::Invalid,
+        RejectionKind::Invalid,
         "stage",
         "unknown_stage",
         format!(
@@ -1098,7 +1123,7 @@ fn resolve_stage<'c>(
     let p = config.pipelines.get(key).ok_or_else(|| {
         let known: Vec<&str> = config.pipelines.keys().map(String::as_str).collect();
         Rejection::new(
-            crate::RejectionKind::Invalid,
+            RejectionKind::Invalid,
             "pipeline",
             "unknown_pipeline",
             format!(
@@ -1460,7 +1485,7 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
                 );
             }
             check.finish().map_err(|mut r| {
-                r.kind = crate::RejectionKind::FailedPrecondition;
+                r.kind = RejectionKind::FailedPrecondition;
                 r
             })?;
             Ok(vec![ev(

@@ -629,7 +629,33 @@ fn update_profile_rejects_leaving_the_customer_unidentifiable() {
             emails: Some(vec![]),
             ..ProfilePatch::default()
         }))
-        .then_rejects(RejectionKind::FailedPrecondition, "profile", "identifiable");
+        .then_rejects(
+            RejectionKind::FailedPrecondition,
+            "given_name",
+            "identifiable",
+        );
+}
+
+#[test]
+fn update_profile_names_each_field_whose_clearing_leaves_the_customer_unidentifiable() {
+    // The registered customer has a given name and an email, and no family name: setting
+    // the family name to empty changes nothing, so only the two cleared fields are named.
+    let profile = Profile {
+        given_name: "Ada".into(),
+        emails: vec!["ada@example.com".into()],
+        ..Profile::default()
+    };
+    let r = Scenario::new()
+        .given([cev(C1, registered_event(profile))])
+        .when(update(ProfilePatch {
+            given_name: Some(String::new()),
+            family_name: Some(String::new()),
+            emails: Some(vec![]),
+            ..ProfilePatch::default()
+        }))
+        .then_rejects(RejectionKind::FailedPrecondition, "emails", "identifiable");
+    let fields: Vec<&str> = r.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["given_name", "emails"], "{r}");
 }
 
 #[test]

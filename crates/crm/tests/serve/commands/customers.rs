@@ -560,7 +560,7 @@ async fn customer_commands_accept_and_reject_over_grpc() {
                 given_name: Some(String::new()),
                 ..update(&bob)
             },
-            failed("profile"),
+            failed("given_name"),
         ),
         case(
             "emails without set_emails",
