@@ -900,13 +900,21 @@ async fn several_events_on_one_aggregate_are_one_message_that_loads_and_chains()
     assert_eq!(warm.aggregates, vec![(AggregateRef::Customer(c), 6)]);
 }
 
-#[tokio::test]
-async fn an_unanswered_read_is_sent_again_and_a_read_fails_only_after_three() {
+/// A log with the given request timeout holding one customer of two messages: the
+/// server, the handler, the customer's subject and its messages as read.
+async fn a_customer_of_two_messages(
+    request_timeout: Duration,
+) -> (
+    NatsServer,
+    crm_store::CommandHandler,
+    String,
+    Vec<crm_store::StoredMessage>,
+) {
     let server = NatsServer::start();
     let log = open_log(
         &server,
         LogConfig {
-            request_timeout: Duration::from_millis(400),
+            request_timeout,
             ..LogConfig::default()
         },
     )
@@ -918,6 +926,12 @@ async fn an_unanswered_read_is_sent_again_and_a_read_fails_only_after_three() {
     let subject = h.log().config().subject(AggregateRef::Customer(c));
     let all = h.log().read_subject(&subject, 0).await.unwrap();
     assert_eq!(all.len(), 2);
+    (server, h, subject, all)
+}
+
+#[tokio::test]
+async fn an_unanswered_read_is_sent_again_and_a_read_fails_only_after_three() {
+    let (_server, h, subject, all) = a_customer_of_two_messages(Duration::from_millis(400)).await;
     assert_eq!(h.log().read_retries(), 0);
     // Two lost requests: the third attempt answers, with exactly the stored messages.
     h.log().inject_lost_reads(2);
@@ -934,5 +948,36 @@ async fn an_unanswered_read_is_sent_again_and_a_read_fails_only_after_three() {
     assert!(err.to_string().contains("3 attempts"), "{err}");
     assert_eq!(h.log().read_retries(), 4);
     // The next read is answered at once.
+    assert_eq!(h.log().read_subject(&subject, 0).await.unwrap().len(), 2);
+}
+
+/// "No responders" (a clustered stream electing its leader, a new R3 stream whose
+/// replicas do not serve yet) is answered at once by the server: the read pauses and
+/// sends again, and fails as unavailable only when that lasts the request timeout.
+#[tokio::test]
+async fn a_read_that_meets_no_responders_is_sent_again_until_the_request_timeout() {
+    let (_server, h, subject, all) = a_customer_of_two_messages(Duration::from_millis(600)).await;
+    let retries = h.log().read_retries();
+    // Three unserved requests (paused 25 + 50 + 100 ms): the fourth answers.
+    h.log().inject_unserved_reads(3);
+    let again = h.log().read_subject(&subject, 0).await.unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        all.iter().map(|m| m.seq).collect::<Vec<_>>()
+    );
+    assert_eq!(h.log().read_retries(), retries + 3);
+    // Unserved for longer than the request timeout: unavailable, saying why.
+    h.log().inject_unserved_reads(1000);
+    let before = h.log().read_retries();
+    let err = h.log().read_subject(&subject, 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("no responders"), "{err}");
+    // 25 + 50 + 100 + 200 ms of pauses fit in 600 ms, the next 400 ms does not.
+    assert!(
+        h.log().read_retries() - before >= 3,
+        "{}",
+        h.log().read_retries() - before
+    );
+    h.log().inject_unserved_reads(0);
     assert_eq!(h.log().read_subject(&subject, 0).await.unwrap().len(), 2);
 }

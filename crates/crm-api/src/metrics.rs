@@ -20,11 +20,15 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
 }
 
-/// Calls by method and code, and their latency by method.
+/// Calls by method and code, and their latency by method; and the commands inside
+/// Ingest streams, by code, with their latency (a stream's call figures only cover its
+/// opening).
 #[derive(Clone, Debug)]
 pub struct RequestMetrics {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
+    ingest_commands: Family<Labels, Counter>,
+    ingest_latency: Histogram,
 }
 
 impl Default for RequestMetrics {
@@ -32,6 +36,8 @@ impl Default for RequestMetrics {
         Self {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            ingest_commands: Family::default(),
+            ingest_latency: latency_histogram(),
         }
     }
 }
@@ -52,6 +58,25 @@ impl RequestMetrics {
             Unit::Seconds,
             self.latency.clone(),
         );
+        registry.register(
+            "grpc_ingest_commands",
+            "Commands answered inside Ingest streams, by status code",
+            self.ingest_commands.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_ingest_command_duration",
+            "Time from reading a command off an Ingest stream to queueing its reply",
+            Unit::Seconds,
+            self.ingest_latency.clone(),
+        );
+    }
+
+    /// Counts and times one command of an Ingest stream (`code`: its reply's status).
+    pub(crate) fn record_ingest(&self, code: tonic::Code, seconds: f64) {
+        self.ingest_commands
+            .get_or_create(&vec![("code", code_name(code).to_owned())])
+            .inc();
+        self.ingest_latency.observe(seconds);
     }
 
     fn record(&self, method: &str, code: &str, seconds: f64) {

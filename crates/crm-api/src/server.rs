@@ -87,7 +87,8 @@ pub async fn serve(
                 Arc::clone(&auth),
                 cfg.ingest,
                 cfg.max_concurrent_requests,
-            );
+            )
+            .with_metrics(cfg.request_metrics.clone());
             health.set_serving::<CommandServiceServer<Commands>>().await;
             Some(
                 CommandServiceServer::new(commands)

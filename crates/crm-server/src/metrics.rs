@@ -161,7 +161,8 @@ impl Collector for WriteSide {
             &mut encoder,
             "event_log_read_retries",
             "Direct gets of an aggregate's messages sent again after no answer came within \
-             the request timeout (a read fails after three unanswered attempts)",
+             the request timeout (a read fails after three unanswered attempts) or the \
+             stream had no responders (retried with backoff for up to the request timeout)",
             &[],
             self.1.read_retries(),
         )

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_nats::{Client, HeaderMap, Request, client::RequestErrorKind, jetstream};
 use bytes::Bytes;
@@ -104,6 +105,8 @@ struct Faults {
     lose_acks: std::sync::atomic::AtomicU32,
     /// Send this many direct get requests where nothing answers (the request is lost).
     lose_reads: std::sync::atomic::AtomicU32,
+    /// Send this many direct get requests to a stream nobody serves (no responders).
+    unserved_reads: std::sync::atomic::AtomicU32,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -120,8 +123,16 @@ const READ_ATTEMPTS: u32 = 3;
 enum ReadFailure {
     /// Nothing (more) came within the request timeout: worth sending again.
     TimedOut,
+    /// Nothing serves the stream right now (no responders): a clustered stream while it
+    /// elects a leader or its replicas catch up. Worth sending again after a pause.
+    NoResponders,
     Failed(StoreError),
 }
+
+/// First pause before a direct get that met no responders is sent again; it doubles up
+/// to [`NO_RESPONDERS_PAUSE_MAX`], and the read gives up after the request timeout.
+const NO_RESPONDERS_PAUSE: Duration = Duration::from_millis(25);
+const NO_RESPONDERS_PAUSE_MAX: Duration = Duration::from_millis(400);
 
 /// The append-only event log.
 #[derive(Clone, Debug)]
@@ -146,7 +157,7 @@ impl EventLog {
         // leader election, stream placement): retry until `open_timeout`. Creating the
         // stream is idempotent, so a timed-out create that did happen is verified next.
         let deadline = tokio::time::Instant::now() + cfg.open_timeout;
-        let mut pause = std::time::Duration::from_millis(100);
+        let mut pause = Duration::from_millis(100);
         loop {
             match ensure_stream(&js, &cfg).await {
                 Ok(_) => break,
@@ -155,7 +166,7 @@ impl EventLog {
                 {
                     tracing::warn!(context, %message, "event log not ready yet; retrying");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e),
             }
@@ -177,7 +188,7 @@ impl EventLog {
     }
 
     /// Direct gets sent again since start because no answer came within the request
-    /// timeout (for metrics).
+    /// timeout, or the stream had no responders (for metrics).
     #[must_use]
     pub fn read_retries(&self) -> u64 {
         self.read_retries.load(Ordering::Relaxed)
@@ -222,6 +233,13 @@ impl EventLog {
     #[cfg(feature = "fault-injection")]
     pub fn inject_lost_reads(&self, n: u32) {
         self.faults.lose_reads.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` direct get requests go to a stream nobody serves: the server answers
+    /// each at once with "no responders", as while a clustered stream elects a leader.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_unserved_reads(&self, n: u32) {
+        self.faults.unserved_reads.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` commits are stored but reported as unanswered (lost acks).
@@ -427,10 +445,35 @@ impl EventLog {
         let mut out = Vec::new();
         let mut from = after_seq + 1;
         let mut attempt = 1;
+        let mut unserved: Option<(std::time::Instant, Duration)> = None;
         loop {
             let kept = out.len();
             let more = match self.read_batch(subject, from, &mut out).await {
                 Ok(more) => more,
+                Err(ReadFailure::NoResponders) => {
+                    let (since, pause) =
+                        *unserved.get_or_insert((std::time::Instant::now(), NO_RESPONDERS_PAUSE));
+                    if since.elapsed() + pause > self.cfg.request_timeout {
+                        return Err(StoreError::unavailable(
+                            "direct get",
+                            format!(
+                                "no responders (stream unavailable) for {:?}",
+                                self.cfg.request_timeout
+                            ),
+                        ));
+                    }
+                    out.truncate(kept);
+                    self.read_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        subject,
+                        from,
+                        ?pause,
+                        "direct get met no responders; sending it again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    unserved = Some((since, (pause * 2).min(NO_RESPONDERS_PAUSE_MAX)));
+                    continue;
+                }
                 // A request or its answer can be lost, or a starved server answer late:
                 // a read changes nothing, so it is sent again (the partial batch dropped).
                 Err(ReadFailure::TimedOut) if attempt < READ_ATTEMPTS => {
@@ -457,6 +500,7 @@ impl EventLog {
                 Err(ReadFailure::Failed(e)) => return Err(e),
             };
             attempt = 1;
+            unserved = None;
             match out.last() {
                 Some(last) if more && last.seq >= from => from = last.seq + 1,
                 _ => return Ok(out),
@@ -484,13 +528,20 @@ impl EventLog {
             .map_err(|e| unavailable(&e))?;
         let body = serde_json::json!({ "seq": from, "next_by_subj": subject, "batch": READ_BATCH });
         #[cfg(feature = "fault-injection")]
-        let lost = take(&self.faults.lose_reads);
+        let (lost, stream) = (
+            take(&self.faults.lose_reads),
+            if take(&self.faults.unserved_reads) {
+                "CRM_FAULT_UNSERVED"
+            } else {
+                self.cfg.stream.as_str()
+            },
+        );
         #[cfg(not(feature = "fault-injection"))]
-        let lost = false;
+        let (lost, stream) = (false, self.cfg.stream.as_str());
         if !lost {
             self.client
                 .publish_with_reply(
-                    format!("$JS.API.DIRECT.GET.{}", self.cfg.stream),
+                    format!("$JS.API.DIRECT.GET.{stream}"),
                     inbox,
                     Bytes::from(body.to_string()),
                 )
@@ -514,7 +565,7 @@ impl EventLog {
                     404 => return Ok(false),
                     // 204: end of this batch.
                     204 => return Ok(more()),
-                    503 => return Err(unavailable(&"no responders (stream unavailable)")),
+                    503 => return Err(ReadFailure::NoResponders),
                     other => {
                         return Err(unavailable(&format!(
                             "status {other} {}",

@@ -623,6 +623,63 @@ async fn prometheus_metrics_count_commands_calls_and_projection_progress() {
         ),
         4.0
     );
+
+    // The commands inside an Ingest stream are counted by their own codes (the call
+    // itself only answers OK when the stream opens).
+    use v1::ingest_request::Command as Cmd;
+    let tag = |customer_id: &str| {
+        Cmd::TagCustomer(v1::TagCustomerRequest {
+            customer_id: customer_id.into(),
+            tag: "vip".into(),
+            ..Default::default()
+        })
+    };
+    let items = [
+        tag(id),
+        tag("0193a000-0000-7000-8000-00000000a0ff"),
+        tag("not-an-id"),
+    ]
+    .into_iter()
+    .zip(1..)
+    .map(|(command, sequence)| v1::IngestRequest {
+        sequence,
+        command: Some(command),
+    });
+    let mut replies = commands
+        .ingest(auth(tokio_stream::iter(items), "importer"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answered = 0;
+    while let Some(reply) = replies.message().await.unwrap() {
+        assert!(reply.result.is_some(), "{reply:?}");
+        answered += 1;
+    }
+    assert_eq!(answered, 3);
+    let m = tokio::task::spawn_blocking(move || scrape(port))
+        .await
+        .unwrap();
+    for (code, n) in [("OK", 1.0), ("NOT_FOUND", 1.0), ("INVALID_ARGUMENT", 1.0)] {
+        assert_eq!(
+            sample(
+                &m,
+                &format!(r#"crm_grpc_ingest_commands_total{{code="{code}"}}"#)
+            ),
+            n,
+            "{code}"
+        );
+    }
+    assert_eq!(
+        sample(&m, "crm_grpc_ingest_command_duration_seconds_count"),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"crm_grpc_requests_total{method="/crm.v1.CommandService/Ingest",code="OK"}"#
+        ),
+        1.0
+    );
     crm.stop().await;
 }
 

@@ -8,6 +8,10 @@ use crate::enums::channel;
 use crate::v1;
 
 impl IntoCommand for v1::CreateCampaignRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("CreateCampaign")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -39,6 +43,10 @@ impl IntoCommand for v1::CreateCampaignRequest {
 }
 
 impl IntoCommand for v1::SendCampaignRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("SendCampaign")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -59,6 +67,10 @@ impl IntoCommand for v1::SendCampaignRequest {
 }
 
 impl IntoCommand for v1::RecordCampaignCostRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("RecordCampaignCost")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }

@@ -92,6 +92,10 @@ fn cleared<T>(
 }
 
 impl IntoCommand for v1::RegisterCustomerRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("RegisterCustomer")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -135,6 +139,10 @@ impl IntoCommand for v1::RegisterCustomerRequest {
 }
 
 impl IntoCommand for v1::UpdateProfileRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("UpdateProfile")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -189,6 +197,10 @@ impl IntoCommand for v1::UpdateProfileRequest {
 }
 
 impl IntoCommand for v1::SetConsentRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("SetConsent")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -209,6 +221,10 @@ impl IntoCommand for v1::SetConsentRequest {
 }
 
 impl IntoCommand for v1::TagCustomerRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("TagCustomer")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -226,6 +242,10 @@ impl IntoCommand for v1::TagCustomerRequest {
 }
 
 impl IntoCommand for v1::UntagCustomerRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("UntagCustomer")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -243,6 +263,10 @@ impl IntoCommand for v1::UntagCustomerRequest {
 }
 
 impl IntoCommand for v1::LinkCustomersRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("LinkCustomers")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -263,6 +287,10 @@ impl IntoCommand for v1::LinkCustomersRequest {
 }
 
 impl IntoCommand for v1::LogInteractionRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("LogInteraction")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -310,6 +338,10 @@ impl IntoCommand for v1::LogInteractionRequest {
 }
 
 impl IntoCommand for v1::PlaceOrderRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("PlaceOrder")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -346,6 +378,10 @@ impl IntoCommand for v1::PlaceOrderRequest {
 }
 
 impl IntoCommand for v1::RecordReturnRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("RecordReturn")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -377,6 +413,10 @@ impl IntoCommand for v1::RecordReturnRequest {
 }
 
 impl IntoCommand for v1::OpenTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("OpenTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -402,6 +442,10 @@ impl IntoCommand for v1::OpenTicketRequest {
 }
 
 impl IntoCommand for v1::AssignTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("AssignTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -422,6 +466,10 @@ impl IntoCommand for v1::AssignTicketRequest {
 }
 
 impl IntoCommand for v1::RespondToTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("RespondToTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -442,6 +490,10 @@ impl IntoCommand for v1::RespondToTicketRequest {
 }
 
 impl IntoCommand for v1::ResolveTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("ResolveTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -461,6 +513,10 @@ impl IntoCommand for v1::ResolveTicketRequest {
 }
 
 impl IntoCommand for v1::ReopenTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("ReopenTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -480,6 +536,10 @@ impl IntoCommand for v1::ReopenTicketRequest {
 }
 
 impl IntoCommand for v1::CloseTicketRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("CloseTicket")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -501,6 +561,10 @@ impl IntoCommand for v1::CloseTicketRequest {
 }
 
 impl IntoCommand for v1::OpenOpportunityRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("OpenOpportunity")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -539,6 +603,10 @@ impl IntoCommand for v1::OpenOpportunityRequest {
 }
 
 impl IntoCommand for v1::MoveOpportunityStageRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("MoveOpportunityStage")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -561,6 +629,10 @@ impl IntoCommand for v1::MoveOpportunityStageRequest {
 }
 
 impl IntoCommand for v1::WinOpportunityRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("WinOpportunity")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -581,6 +653,10 @@ impl IntoCommand for v1::WinOpportunityRequest {
 }
 
 impl IntoCommand for v1::LoseOpportunityRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("LoseOpportunity")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -600,6 +676,10 @@ impl IntoCommand for v1::LoseOpportunityRequest {
 }
 
 impl IntoCommand for v1::RecordCampaignResponseRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("RecordCampaignResponse")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }

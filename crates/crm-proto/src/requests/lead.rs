@@ -9,6 +9,10 @@ use crate::v1;
 use crate::v1::convert_lead_request::Into as ConvertInto1;
 
 impl IntoCommand for v1::CreateLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("CreateLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -36,6 +40,10 @@ impl IntoCommand for v1::CreateLeadRequest {
 }
 
 impl IntoCommand for v1::AssignLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("AssignLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -54,6 +62,10 @@ impl IntoCommand for v1::AssignLeadRequest {
 }
 
 impl IntoCommand for v1::ContactLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("ContactLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -73,6 +85,10 @@ impl IntoCommand for v1::ContactLeadRequest {
 }
 
 impl IntoCommand for v1::QualifyLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("QualifyLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -90,6 +106,10 @@ impl IntoCommand for v1::QualifyLeadRequest {
 }
 
 impl IntoCommand for v1::DisqualifyLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("DisqualifyLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }
@@ -107,6 +127,10 @@ impl IntoCommand for v1::DisqualifyLeadRequest {
 }
 
 impl IntoCommand for v1::ConvertLeadRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some("ConvertLead")
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         self.options.as_ref()
     }

@@ -57,6 +57,11 @@ pub trait IntoCommand {
     /// The request's options (idempotency key, correlation, business time, ...).
     fn options(&self) -> Option<&v1::CommandOptions>;
 
+    /// The API name of the command the request asks for ([`Command::name`] of what it
+    /// converts into), known before conversion so permission is checked first. `None`:
+    /// an ingest item without a command.
+    fn command_name(&self) -> Option<&'static str>;
+
     /// The domain command, or a rejection (`Invalid`) listing every field that does not
     /// convert. Field paths are relative to the request message. Options are not read
     /// (see [`parse_options`](crate::parse_options)).
@@ -64,6 +69,40 @@ pub trait IntoCommand {
 }
 
 impl IntoCommand for v1::IngestRequest {
+    fn command_name(&self) -> Option<&'static str> {
+        Some(match self.command.as_ref()? {
+            Ingest::RegisterCustomer(r) => r.command_name()?,
+            Ingest::UpdateProfile(r) => r.command_name()?,
+            Ingest::SetConsent(r) => r.command_name()?,
+            Ingest::TagCustomer(r) => r.command_name()?,
+            Ingest::UntagCustomer(r) => r.command_name()?,
+            Ingest::LinkCustomers(r) => r.command_name()?,
+            Ingest::LogInteraction(r) => r.command_name()?,
+            Ingest::PlaceOrder(r) => r.command_name()?,
+            Ingest::RecordReturn(r) => r.command_name()?,
+            Ingest::OpenTicket(r) => r.command_name()?,
+            Ingest::AssignTicket(r) => r.command_name()?,
+            Ingest::RespondToTicket(r) => r.command_name()?,
+            Ingest::ResolveTicket(r) => r.command_name()?,
+            Ingest::ReopenTicket(r) => r.command_name()?,
+            Ingest::CloseTicket(r) => r.command_name()?,
+            Ingest::OpenOpportunity(r) => r.command_name()?,
+            Ingest::MoveOpportunityStage(r) => r.command_name()?,
+            Ingest::WinOpportunity(r) => r.command_name()?,
+            Ingest::LoseOpportunity(r) => r.command_name()?,
+            Ingest::CreateLead(r) => r.command_name()?,
+            Ingest::AssignLead(r) => r.command_name()?,
+            Ingest::ContactLead(r) => r.command_name()?,
+            Ingest::QualifyLead(r) => r.command_name()?,
+            Ingest::DisqualifyLead(r) => r.command_name()?,
+            Ingest::ConvertLead(r) => r.command_name()?,
+            Ingest::CreateCampaign(r) => r.command_name()?,
+            Ingest::SendCampaign(r) => r.command_name()?,
+            Ingest::RecordCampaignCost(r) => r.command_name()?,
+            Ingest::RecordCampaignResponse(r) => r.command_name()?,
+        })
+    }
+
     fn options(&self) -> Option<&v1::CommandOptions> {
         match self.command.as_ref()? {
             Ingest::RegisterCustomer(r) => r.options(),

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::support::{Cmd, Crm, Rpc, call, id, rpc_name, with_authorization};
+use crate::support::{Cmd, Crm, Rpc, call, id, malformed, rpc_name, with_authorization};
 
 /// Allowed.
 const A: bool = true;
@@ -94,8 +94,7 @@ fn money(minor: i64) -> Option<v1::Money> {
 
 /// One well-formed request per RPC, naming aggregates that do not exist (`nobody`,
 /// `other`) or creating new ones, and the code it gets once authorized: OK for a create,
-/// NOT_FOUND otherwise. (Requests are checked for well-formedness before permissions,
-/// and a malformed one would be INVALID_ARGUMENT for everyone.)
+/// NOT_FOUND otherwise.
 #[allow(clippy::too_many_lines)]
 fn requests(nobody: &str, other: &str) -> Vec<(Cmd, Code)> {
     let (n, o) = (|| nobody.to_owned(), || other.to_owned());
@@ -423,8 +422,9 @@ fn code<T>(result: &Result<T, Status>) -> Code {
 }
 
 /// Each principal against every RPC: allowed ones get past authorization (OK for a
-/// create, NOT_FOUND on an unknown aggregate), the others get PERMISSION_DENIED; without
-/// a valid bearer token every RPC is UNAUTHENTICATED.
+/// create, NOT_FOUND on an unknown aggregate), the others get PERMISSION_DENIED, for a
+/// malformed request too (allowed ones get INVALID_ARGUMENT for it); without a valid
+/// bearer token every RPC is UNAUTHENTICATED.
 #[tokio::test]
 async fn the_permission_matrix_follows_the_roles() {
     let dir = tempfile::tempdir().unwrap();
@@ -473,6 +473,24 @@ async fn the_permission_matrix_follows_the_roles() {
                     "{principal} {rpc}: {got:?}, expected {want:?} ({})",
                     message.unwrap_or_default()
                 ));
+            }
+            // Permission comes before validation: a caller without it learns nothing
+            // about its request, and one with it hears what is wrong.
+            if let Some((cmd, _)) = request {
+                let r = call(&mut client, malformed(cmd), Some(&authorization)).await;
+                let want = if allow {
+                    Code::InvalidArgument
+                } else {
+                    Code::PermissionDenied
+                };
+                checked += 1;
+                if code(&r) != want {
+                    wrong.push(format!(
+                        "{principal} malformed {rpc}: {:?}, expected {want:?} ({})",
+                        code(&r),
+                        r.err().map(|s| s.message().to_owned()).unwrap_or_default()
+                    ));
+                }
             }
         }
     }

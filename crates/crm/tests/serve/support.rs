@@ -193,6 +193,21 @@ macro_rules! rpcs {
             }
         }
 
+        /// A request of the same RPC that is malformed whatever its other fields say:
+        /// its command id is not a UUID.
+        pub(crate) fn malformed(cmd: &Cmd) -> Cmd {
+            let options = Some(v1::CommandOptions {
+                command_id: "not-a-uuid".into(),
+                ..Default::default()
+            });
+            match cmd {
+                $(Cmd::$variant(_) => Cmd::$variant(v1::$request {
+                    options,
+                    ..Default::default()
+                }),)*
+            }
+        }
+
         /// The aggregate the reply names, and its id as the request gives it (empty when
         /// the server derives it).
         pub(crate) fn primary(cmd: &Cmd) -> (v1::AggregateType, &str) {
