@@ -161,6 +161,32 @@ impl Principal {
             .any(|r| r.permissions().contains(&permission))
     }
 
+    /// `Ok` if one of the principal's roles grants `permission`; otherwise the denial for
+    /// `action`, naming the permission and the roles.
+    pub fn require(&self, permission: Permission, action: &'static str) -> Result<(), AuthError> {
+        if self.allows(permission) {
+            Ok(())
+        } else {
+            Err(self.denied(action, permission.name()))
+        }
+    }
+
+    /// The denial of `action`, which needs `permission` (a permission's name).
+    #[must_use]
+    pub fn denied(&self, action: &'static str, permission: &'static str) -> AuthError {
+        AuthError::Denied {
+            principal: self.name.clone(),
+            action,
+            permission,
+            roles: self
+                .roles
+                .iter()
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// The actor recorded on events: imports are attributed as imports.
     #[must_use]
     pub fn actor(&self, import: bool) -> Actor {
@@ -329,21 +355,8 @@ impl Authenticator {
         action: &'static str,
     ) -> Result<&Principal, AuthError> {
         let principal = self.authenticate(header)?;
-        if principal.allows(permission) {
-            Ok(principal)
-        } else {
-            Err(AuthError::Denied {
-                principal: principal.name.clone(),
-                action,
-                permission: permission.name(),
-                roles: principal
-                    .roles
-                    .iter()
-                    .map(|r| format!("{r:?}").to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-        }
+        principal.require(permission, action)?;
+        Ok(principal)
     }
 }
 

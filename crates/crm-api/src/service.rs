@@ -139,22 +139,11 @@ impl Commands {
         let Some(command) = command else {
             return Ok(());
         };
-        let needed = permission(command);
-        if needed.is_some_and(|p| principal.allows(p)) {
-            Ok(())
-        } else {
-            Err(auth_status(&crate::auth::AuthError::Denied {
-                principal: principal.name.clone(),
-                action: command,
-                permission: needed.map_or("(none: not a command)", Permission::name),
-                roles: principal
-                    .roles
-                    .iter()
-                    .map(|r| format!("{r:?}").to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }))
+        match permission(command) {
+            Some(needed) => principal.require(needed, command),
+            None => Err(principal.denied(command, "(none: not a command)")),
         }
+        .map_err(|e| auth_status(&e))
     }
 
     /// Runs one parsed command for `principal`, who was authorized for it.
@@ -468,19 +457,9 @@ impl CommandService for Commands {
         request: Request<Streaming<v1::IngestRequest>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
         let principal = self.principal(&request)?;
-        if !principal.allows(Permission::Ingest) {
-            return Err(auth_status(&crate::auth::AuthError::Denied {
-                principal: principal.name.clone(),
-                action: "use bulk ingest",
-                permission: Permission::Ingest.name(),
-                roles: principal
-                    .roles
-                    .iter()
-                    .map(|r| format!("{r:?}").to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }));
-        }
+        principal
+            .require(Permission::Ingest, "use bulk ingest")
+            .map_err(|e| auth_status(&e))?;
         let admitted = self.admit()?;
         let mut input = request.into_inner();
         let in_flight = self.ingest.in_flight.max(1);

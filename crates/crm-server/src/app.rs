@@ -210,9 +210,7 @@ async fn serve_with_log(
     let request_metrics = crm_api::metrics::RequestMetrics::default();
     let metrics = Arc::new(Metrics::new(
         &request_metrics,
-        commands
-            .as_ref()
-            .map(|h| (Arc::clone(h.stats()), h.log().clone())),
+        commands.clone(),
         read_side
             .iter()
             .map(|(_, _, _, _, stats, _)| ("customer360", Arc::clone(stats)))

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use crm_api::metrics::RequestMetrics;
 use crm_projection::ProjectionStats;
-use crm_store::{EventLog, HandlerStats};
+use crm_store::CommandHandler;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -30,13 +30,13 @@ impl Metrics {
     /// stats).
     pub fn new(
         requests: &RequestMetrics,
-        commands: Option<(Arc<HandlerStats>, EventLog)>,
+        commands: Option<CommandHandler>,
         projections: Vec<(&'static str, Arc<ProjectionStats>)>,
     ) -> Self {
         let mut registry = Registry::with_prefix("crm");
         requests.register(&mut registry);
-        if let Some((stats, log)) = commands {
-            registry.register_collector(Box::new(WriteSide(stats, log)));
+        if let Some(handler) = commands {
+            registry.register_collector(Box::new(WriteSide(handler)));
         }
         if !projections.is_empty() {
             registry.register_collector(Box::new(ReadSide(projections)));
@@ -97,11 +97,11 @@ fn counter(
 }
 
 #[derive(Debug)]
-struct WriteSide(Arc<HandlerStats>, EventLog);
+struct WriteSide(CommandHandler);
 
 impl Collector for WriteSide {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = &self.0;
+        let s = self.0.stats();
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         {
             let mut m = encoder.encode_descriptor(
@@ -164,7 +164,7 @@ impl Collector for WriteSide {
              the request timeout (a read fails after three unanswered attempts) or the \
              stream had no responders (retried with backoff for up to the request timeout)",
             &[],
-            self.1.read_retries(),
+            self.0.log().read_retries(),
         )
     }
 }

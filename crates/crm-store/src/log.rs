@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::{Client, HeaderMap, Request, client::RequestErrorKind, jetstream};
 use bytes::Bytes;
@@ -134,6 +134,51 @@ enum ReadFailure {
 const NO_RESPONDERS_PAUSE: Duration = Duration::from_millis(25);
 const NO_RESPONDERS_PAUSE_MAX: Duration = Duration::from_millis(400);
 
+/// Whether one batch of a read is sent again after a failure, and after what pause.
+#[derive(Default)]
+struct ReadRetry {
+    /// Attempts that went unanswered.
+    timed_out: u32,
+    /// Since when nothing served the stream, and the next pause.
+    unserved: Option<(Instant, Duration)>,
+}
+
+impl ReadRetry {
+    /// The pause before sending the batch again, or the read's error. An unanswered
+    /// request (lost, or a starved server answering late) is sent again at once, up to
+    /// [`READ_ATTEMPTS`] in all; one met by no responders after a pause that doubles,
+    /// for up to `timeout`.
+    fn after(&mut self, failure: ReadFailure, timeout: Duration) -> Result<Duration, StoreError> {
+        match failure {
+            ReadFailure::TimedOut => {
+                self.timed_out += 1;
+                if self.timed_out >= READ_ATTEMPTS {
+                    return Err(StoreError::unavailable(
+                        "direct get",
+                        format!("no answer within {timeout:?}, {READ_ATTEMPTS} attempts"),
+                    ));
+                }
+                Ok(Duration::ZERO)
+            }
+            ReadFailure::NoResponders => {
+                let (since, pause) = self
+                    .unserved
+                    .get_or_insert((Instant::now(), NO_RESPONDERS_PAUSE));
+                if since.elapsed() + *pause > timeout {
+                    return Err(StoreError::unavailable(
+                        "direct get",
+                        format!("no responders (stream unavailable) for {timeout:?}"),
+                    ));
+                }
+                let now = *pause;
+                *pause = (now * 2).min(NO_RESPONDERS_PAUSE_MAX);
+                Ok(now)
+            }
+            ReadFailure::Failed(e) => Err(e),
+        }
+    }
+}
+
 /// The append-only event log.
 #[derive(Clone, Debug)]
 pub struct EventLog {
@@ -141,7 +186,7 @@ pub struct EventLog {
     js: jetstream::Context,
     cfg: Arc<LogConfig>,
     open_batches: Arc<tokio::sync::Semaphore>,
-    /// Direct gets sent again after going unanswered for `request_timeout`.
+    /// Direct gets sent again (unanswered within `request_timeout`, or no responders).
     read_retries: Arc<AtomicU64>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<Faults>,
@@ -444,63 +489,23 @@ impl EventLog {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut out = Vec::new();
         let mut from = after_seq + 1;
-        let mut attempt = 1;
-        let mut unserved: Option<(std::time::Instant, Duration)> = None;
+        let mut retry = ReadRetry::default();
         loop {
             let kept = out.len();
             let more = match self.read_batch(subject, from, &mut out).await {
                 Ok(more) => more,
-                Err(ReadFailure::NoResponders) => {
-                    let (since, pause) =
-                        *unserved.get_or_insert((std::time::Instant::now(), NO_RESPONDERS_PAUSE));
-                    if since.elapsed() + pause > self.cfg.request_timeout {
-                        return Err(StoreError::unavailable(
-                            "direct get",
-                            format!(
-                                "no responders (stream unavailable) for {:?}",
-                                self.cfg.request_timeout
-                            ),
-                        ));
-                    }
+                Err(failure) => {
+                    // A read changes nothing, so it is sent again (the partial batch
+                    // dropped) while `retry` allows.
+                    let pause = retry.after(failure, self.cfg.request_timeout)?;
                     out.truncate(kept);
                     self.read_retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        subject,
-                        from,
-                        ?pause,
-                        "direct get met no responders; sending it again"
-                    );
+                    tracing::warn!(subject, from, ?pause, "direct get failed; sending it again");
                     tokio::time::sleep(pause).await;
-                    unserved = Some((since, (pause * 2).min(NO_RESPONDERS_PAUSE_MAX)));
                     continue;
                 }
-                // A request or its answer can be lost, or a starved server answer late:
-                // a read changes nothing, so it is sent again (the partial batch dropped).
-                Err(ReadFailure::TimedOut) if attempt < READ_ATTEMPTS => {
-                    out.truncate(kept);
-                    self.read_retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        subject,
-                        from,
-                        attempt,
-                        "direct get unanswered; sending it again"
-                    );
-                    attempt += 1;
-                    continue;
-                }
-                Err(ReadFailure::TimedOut) => {
-                    return Err(StoreError::unavailable(
-                        "direct get",
-                        format!(
-                            "no answer within {:?}, {READ_ATTEMPTS} attempts",
-                            self.cfg.request_timeout
-                        ),
-                    ));
-                }
-                Err(ReadFailure::Failed(e)) => return Err(e),
             };
-            attempt = 1;
-            unserved = None;
+            retry = ReadRetry::default();
             match out.last() {
                 Some(last) if more && last.seq >= from => from = last.seq + 1,
                 _ => return Ok(out),
