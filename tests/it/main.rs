@@ -1,6 +1,7 @@
 //! Integration tests: one binary, modules per feature. Every test that needs the event
 //! log starts its own throwaway nats-server (free port, temporary store).
 
+mod builds;
 mod fixtures;
 mod message_fixtures;
 mod read_side;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crm_customer360::{Customer360, CustomerRecord, Queries};
 use crm_domain::{AggregateRef, Command, CustomerId};
+use crm_events::SubjectScheme;
 use crm_projection::{ProjectionStore, ReadModel, RunnerConfig};
 use crm_store::{CommandHandler, LogConfig};
 use crm_testkit::NatsServer;
@@ -14,7 +15,7 @@ use crate::support::{connect, handler, meta, new_customer_id, register};
 
 /// Writes `customers` customers with a few events each through the real handler;
 /// returns their ids.
-async fn write_customers(h: &CommandHandler, customers: usize) -> Vec<CustomerId> {
+pub(crate) async fn write_customers(h: &CommandHandler, customers: usize) -> Vec<CustomerId> {
     let mut ids = Vec::new();
     for i in 0..customers {
         let id = new_customer_id();
@@ -35,17 +36,21 @@ async fn write_customers(h: &CommandHandler, customers: usize) -> Vec<CustomerId
     ids
 }
 
-struct Projector {
-    store: Arc<ProjectionStore<Customer360>>,
+pub(crate) struct Projector {
+    pub(crate) store: Arc<ProjectionStore<Customer360>>,
     db: sled::Db,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), crm_projection::ProjectionError>>,
 }
 
 impl Projector {
-    async fn start(server: &NatsServer, dir: &std::path::Path, fold: Customer360) -> Self {
+    pub(crate) async fn start(
+        server: &NatsServer,
+        dir: &std::path::Path,
+        fold: Customer360,
+    ) -> Self {
         let db = sled::open(dir).unwrap();
-        let store = Arc::new(ProjectionStore::open(&db, fold, LogConfig::default()).unwrap());
+        let store = Arc::new(ProjectionStore::open(&db, fold, SubjectScheme::default()).unwrap());
         let js = async_nats::jetstream::new(connect(&server.url()).await);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(crm_projection::run(
@@ -65,7 +70,7 @@ impl Projector {
         }
     }
 
-    async fn caught_up(&self, seq: u64) -> ReadModel {
+    pub(crate) async fn caught_up(&self, seq: u64) -> ReadModel {
         let reader = self.store.reader();
         assert!(
             reader.wait_for(seq, Duration::from_secs(20)).await,
@@ -75,14 +80,14 @@ impl Projector {
         reader
     }
 
-    async fn stop(self) -> sled::Db {
+    pub(crate) async fn stop(self) -> sled::Db {
         self.stop.send(true).unwrap();
         self.task.await.unwrap().unwrap();
         self.db
     }
 }
 
-fn contents(model: &ReadModel) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn contents(model: &ReadModel) -> Vec<(Vec<u8>, Vec<u8>)> {
     model
         .contents()
         .map(|r| {
@@ -92,7 +97,7 @@ fn contents(model: &ReadModel) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-async fn last_seq(server: &NatsServer) -> u64 {
+pub(crate) async fn last_seq(server: &NatsServer) -> u64 {
     let js = async_nats::jetstream::new(connect(&server.url()).await);
     let mut stream = js.get_stream("CRM_EVENTS").await.unwrap();
     stream.info().await.unwrap().state.last_sequence
@@ -200,7 +205,8 @@ async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
     pb.stop().await;
 
     // The same code reopens its data and goes on from the checkpoint.
-    let same = ProjectionStore::open(&db, Customer360::default(), LogConfig::default()).unwrap();
+    let same =
+        ProjectionStore::open(&db, Customer360::default(), SubjectScheme::default()).unwrap();
     assert_eq!(same.checkpoint(), end);
     assert_eq!(
         same.stats()
@@ -213,7 +219,7 @@ async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
     let other = Customer360 {
         reporting_currency: "USD".into(),
     };
-    let store = ProjectionStore::open(&db, other, LogConfig::default()).unwrap();
+    let store = ProjectionStore::open(&db, other, SubjectScheme::default()).unwrap();
     assert_eq!(store.checkpoint(), 0);
     assert_eq!(
         store
@@ -243,7 +249,7 @@ async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
 }
 
 /// Polls `cond` for up to 20 s.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..400 {
         if cond() {
             return;
@@ -264,7 +270,8 @@ async fn lag_is_the_distance_from_the_checkpoint_to_the_stream_head() {
     // A store nobody feeds: its lag is the whole stream, seen from the stream's state.
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path().join("idle")).unwrap();
-    let idle = ProjectionStore::open(&db, Customer360::default(), LogConfig::default()).unwrap();
+    let idle =
+        ProjectionStore::open(&db, Customer360::default(), SubjectScheme::default()).unwrap();
     let stats = Arc::clone(idle.stats());
     assert_eq!(stats.lag(), 0, "nothing known about the stream yet");
     let js = async_nats::jetstream::new(connect(&server.url()).await);

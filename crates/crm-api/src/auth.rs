@@ -33,6 +33,10 @@ pub enum Permission {
     CustomersRead,
     /// See personal data (names, emails, phones, addresses, external ids) in reads.
     PiiRead,
+    /// See the projections a process hosts and their builds.
+    ProjectionsRead,
+    /// Start rebuilds of projections.
+    ProjectionsAdmin,
 }
 
 impl Permission {
@@ -49,6 +53,8 @@ impl Permission {
             Self::Ingest => "ingest",
             Self::CustomersRead => "customers.read",
             Self::PiiRead => "pii.read",
+            Self::ProjectionsRead => "projections.read",
+            Self::ProjectionsAdmin => "projections.admin",
         }
     }
 }
@@ -78,7 +84,7 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
             CommerceWrite, CustomersRead, CustomersWrite, Ingest, InteractionsWrite, LeadsWrite,
-            MarketingWrite, PiiRead, SalesWrite, TicketsWrite,
+            MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -91,6 +97,8 @@ impl Role {
             Ingest,
             CustomersRead,
             PiiRead,
+            ProjectionsRead,
+            ProjectionsAdmin,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -130,8 +138,8 @@ impl Role {
                 PiiRead,
             ],
             // Auditors see everything as it was recorded; analysts see figures, not people.
-            Self::Auditor => &[CustomersRead, PiiRead],
-            Self::Analyst => &[CustomersRead],
+            Self::Auditor => &[CustomersRead, PiiRead, ProjectionsRead],
+            Self::Analyst => &[CustomersRead, ProjectionsRead],
         }
     }
 }

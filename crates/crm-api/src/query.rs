@@ -9,12 +9,15 @@ use crm_customer360::{
     TimelineFilter,
 };
 use crm_domain::Timestamp;
+use crm_projection::ProjectionError;
 use crm_proto::v1::{self, query_service_server::QueryService};
 use crm_proto::{timestamp_from_proto, timestamp_to_proto};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Permission, Principal};
-use crate::status::{auth_status, invalid_query_field, query_error_status, stale_status};
+use crate::status::{
+    auth_status, invalid_query_field, projection_status, query_error_status, stale_status,
+};
 
 /// The longest a query waits for its consistency token.
 pub const MAX_CONSISTENCY_WAIT: Duration = Duration::from_secs(10);
@@ -51,7 +54,7 @@ impl QueryApi {
     ) -> Result<u64, Status> {
         let model = self.queries.model();
         let wanted = consistency.map_or(0, |c| c.min_position);
-        if model.checkpoint() >= wanted {
+        if model.serving().is_some() && model.checkpoint() >= wanted {
             return Ok(model.checkpoint());
         }
         let wait = deadline(request).map_or(MAX_CONSISTENCY_WAIT, |d| {
@@ -60,8 +63,14 @@ impl QueryApi {
                 .min(MAX_CONSISTENCY_WAIT)
         });
         let started = Instant::now();
+        // No build served yet (the first build of a new data dir is catching up): wait
+        // for it like for a position.
         if model.wait_for(wanted, wait).await {
             Ok(model.checkpoint())
+        } else if model.serving().is_none() {
+            Err(projection_status(&ProjectionError::NotServing(
+                model.projection().to_owned(),
+            )))
         } else {
             Err(stale_status(model.checkpoint(), wanted, started.elapsed()))
         }

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crm_customer360::Queries;
+use crm_projection::ReadSide;
+use crm_proto::v1::admin_service_server::AdminServiceServer;
 use crm_proto::v1::command_service_server::CommandServiceServer;
 use crm_proto::v1::query_service_server::QueryServiceServer;
 use crm_store::CommandHandler;
@@ -12,6 +14,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use crate::admin::AdminApi;
 use crate::auth::Authenticator;
 use crate::metrics::RequestMetrics;
 use crate::query::QueryApi;
@@ -63,11 +66,14 @@ pub enum ServeError {
     Transport(tonic::transport::Error),
 }
 
-/// What a process serves: the command service, the query service, or both.
+/// What a process serves: the command service, the read side (query and admin
+/// services), or both.
 #[derive(Clone, Debug, Default)]
 pub struct Services {
     pub commands: Option<CommandHandler>,
     pub queries: Option<Arc<Queries>>,
+    /// The hosted projections, for the admin service.
+    pub read_side: Option<Arc<ReadSide>>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
@@ -109,6 +115,16 @@ pub async fn serve(
         }
         None => None,
     };
+    let admin = match services.read_side {
+        Some(read_side) => {
+            health.set_serving::<AdminServiceServer<AdminApi>>().await;
+            Some(AdminServiceServer::new(AdminApi::new(
+                read_side,
+                Arc::clone(&auth),
+            )))
+        }
+        None => None,
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -137,6 +153,7 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_optional_service(commands)
         .add_optional_service(queries)
+        .add_optional_service(admin)
         .serve_with_incoming_shutdown(incoming, async move {
             stopping.notified().await;
         });

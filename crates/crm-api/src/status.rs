@@ -124,8 +124,36 @@ pub fn stale_status(applied: u64, wanted: u64, waited: std::time::Duration) -> S
 /// A read model that could not answer.
 #[must_use]
 pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {
-    tracing::error!(error = %e, "read model query failed");
-    Status::internal(format!("the read model could not answer: {e}"))
+    match e {
+        crm_customer360::QueryError::Storage(p) => projection_status(p),
+        crm_customer360::QueryError::Corrupt(..) => {
+            tracing::error!(error = %e, "read model query failed");
+            Status::internal(format!("the read model could not answer: {e}"))
+        }
+    }
+}
+
+/// The gRPC status of a read-side failure: a read model not served yet is UNAVAILABLE
+/// (retry later), a rebuild already running FAILED_PRECONDITION, storage INTERNAL.
+#[must_use]
+pub fn projection_status(e: &crm_projection::ProjectionError) -> Status {
+    use crm_projection::ProjectionError as E;
+    match e {
+        E::NotServing(_) => Status::unavailable(e.to_string()),
+        E::AlreadyBuilding { .. } => Status::with_error_details(
+            Code::FailedPrecondition,
+            e.to_string(),
+            ErrorDetails::with_precondition_failure(vec![PreconditionViolation::new(
+                "BUILD_IN_PROGRESS",
+                "name",
+                e.to_string(),
+            )]),
+        ),
+        E::Storage(_) | E::Meta(_) | E::Task(_) | E::Retired(_) | E::StreamChanged { .. } => {
+            tracing::error!(error = %e, "read side failed");
+            Status::internal(format!("the read side could not answer: {e}"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -647,7 +647,7 @@ async fn rebuild(url: &str) -> anyhow::Result<Rebuilt> {
     let store = Arc::new(crm_projection::ProjectionStore::open(
         &db,
         crm_customer360::Customer360::default(),
-        crm_store::LogConfig::default(),
+        crm_store::LogConfig::default().scheme(),
     )?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();

@@ -4,6 +4,7 @@
 //!   (envelope, postcard payload, SHA-256 over the stored bytes).
 //! - [`encode_message`] / [`decode_message`]: a stored message holds one event body or a
 //!   group of a command's consecutive events on one aggregate.
+//! - [`SubjectScheme`]: the subject each aggregate's messages are stored on.
 //! - [`ChainVerifier`]: checks an aggregate's history is an unbroken hash chain.
 //! - `payload`: versioned payload encoding; every event type and schema version ever
 //!   written decodes forever (old versions are upcast to the current domain event).
@@ -13,6 +14,7 @@
 
 mod envelope;
 mod payload;
+mod subject;
 mod wire;
 
 pub use envelope::{
@@ -20,3 +22,4 @@ pub use envelope::{
     EventMeta, MESSAGE_FORMAT_GROUP, decode, decode_message, encode, encode_message, verify_hash,
 };
 pub use payload::{PayloadError, decode_payload, encode_payload, schema_versions};
+pub use subject::{DEFAULT_PREFIX, SubjectScheme};

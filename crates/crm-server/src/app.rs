@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use crm_api::auth::{Authenticator, Principal, PrincipalKind, Role as AuthRole, token_hash};
 use crm_api::server::{ApiConfig, ServeError, Services, TlsPem, serve};
-use crm_customer360::{Customer360, Queries};
-use crm_projection::{ProjectionStore, RunnerConfig};
+use crm_projection::RunnerConfig;
 use crm_store::{CommandHandler, EventLog, HandlerConfig, LogConfig, StoreError};
 use tokio::net::TcpListener;
 
 use crate::config::{Role, ServeConfig};
 use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 use crate::metrics::Metrics;
+use crate::read_side::RunningReadSide;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -168,53 +168,27 @@ async fn serve_with_log(
             },
         )
     });
-    // The read side: projectors and the query service over their own sled directory.
+    // The read side: projectors, the query and admin services over their own sled
+    // directory.
     let read_side = if matches!(config.role, Role::Commands) {
         None
     } else {
-        let path = config.data_dir.join("read-models");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.read_model_cache_mib.saturating_mul(1024 * 1024))
-            .open()
-            .map_err(|e| RunError::ReadModel {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        let store = Arc::new(ProjectionStore::open(
-            &db,
-            Customer360::default(),
-            log_config,
-        )?);
-        tracing::info!(
-            projection = "customer360",
-            checkpoint = store.checkpoint(),
-            path = %path.display(),
-            "read model opened"
-        );
-        let queries = Arc::new(Queries::new(store.reader()));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let stats = Arc::clone(store.stats());
-        let runner_config = RunnerConfig {
-            stream: config.stream.clone(),
-            ..RunnerConfig::default()
-        };
-        let (done, finished) = tokio::sync::oneshot::channel::<()>();
-        let runner = tokio::spawn(async move {
-            let result = crm_projection::run(store, js, runner_config, stopped).await;
-            let _ = done.send(());
-            result
-        });
-        Some((db, queries, stop, runner, stats, Some(finished)))
+        Some(RunningReadSide::start(
+            &config.data_dir.join("read-models"),
+            config.read_model_cache_mib,
+            log_config.scheme(),
+            RunnerConfig {
+                stream: config.stream.clone(),
+                ..RunnerConfig::default()
+            },
+            &js,
+        )?)
     };
     let request_metrics = crm_api::metrics::RequestMetrics::default();
     let metrics = Arc::new(Metrics::new(
         &request_metrics,
         commands.clone(),
-        read_side
-            .iter()
-            .map(|(_, _, _, _, stats, _)| ("customer360", Arc::clone(stats)))
-            .collect(),
+        read_side.as_ref().map(|r| Arc::clone(&r.read_side)),
     ));
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = match config.metrics_listen {
@@ -255,28 +229,24 @@ async fn serve_with_log(
         request_metrics,
         ..ApiConfig::default()
     };
-    let mut read_side = read_side;
     let services = Services {
         commands,
-        queries: read_side.as_ref().map(|(_, q, _, _, _, _)| Arc::clone(q)),
+        queries: read_side.as_ref().map(|r| Arc::clone(&r.customer360)),
+        read_side: read_side.as_ref().map(|r| Arc::clone(&r.read_side)),
     };
     // A projector that stops on its own (its sled storage failed) stops the process: the
     // query service must not go on answering from a read model that no longer advances.
-    let runner_finished = read_side
-        .as_mut()
-        .and_then(|(_, _, _, _, _, finished)| finished.take());
+    let projector_failed = read_side.as_ref().map(RunningReadSide::on_failure);
     let stop_serving = async move {
         let projector_stopped = async {
-            match runner_finished {
-                Some(finished) => {
-                    let _ = finished.await;
-                }
+            match projector_failed {
+                Some(failed) => failed.await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             () = shutdown => {}
-            () = projector_stopped => tracing::error!("the projector stopped; shutting down"),
+            () = projector_stopped => tracing::error!("a projector stopped; shutting down"),
         }
     };
     let served = serve(listener, services, Arc::new(auth), api, stop_serving).await;
@@ -289,13 +259,8 @@ async fn serve_with_log(
             Ok(Ok(())) => {}
         }
     }
-    if let Some((db, _, stop, runner, _, _)) = read_side {
-        let _ = stop.send(true);
-        match runner.await {
-            Ok(result) => result?,
-            Err(e) => tracing::error!(error = %e, "projector task failed"),
-        }
-        db.flush().map_err(crm_projection::ProjectionError::from)?;
+    if let Some(read_side) = read_side {
+        read_side.shutdown().await?;
     }
     served?;
     Ok(())

@@ -39,6 +39,7 @@ pub mod embedded;
 pub mod lock;
 pub mod metrics;
 pub mod nats_binary;
+pub mod read_side;
 
 pub use app::{OnReady, RunError, run};
 pub use config::{ConfigError, Durability, Role, ServeArgs, ServeConfig};

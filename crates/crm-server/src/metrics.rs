@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crm_api::metrics::RequestMetrics;
-use crm_projection::ProjectionStats;
+use crm_projection::{BuildState, BuildStatus, ProjectionStats, ProjectionStatus};
 use crm_store::CommandHandler;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -26,20 +26,20 @@ pub struct Metrics {
 
 impl Metrics {
     /// A registry exporting the gRPC request metrics, the command handler's and its event
-    /// log's counters (if this process runs the command side) and each projector's (name,
-    /// stats).
+    /// log's counters (if this process runs the command side) and every hosted
+    /// projection's builds (if it runs the read side).
     pub fn new(
         requests: &RequestMetrics,
         commands: Option<CommandHandler>,
-        projections: Vec<(&'static str, Arc<ProjectionStats>)>,
+        read_side: Option<Arc<crm_projection::ReadSide>>,
     ) -> Self {
         let mut registry = Registry::with_prefix("crm");
         requests.register(&mut registry);
         if let Some(handler) = commands {
             registry.register_collector(Box::new(WriteSide(handler)));
         }
-        if !projections.is_empty() {
-            registry.register_collector(Box::new(ReadSide(projections)));
+        if let Some(read_side) = read_side {
+            registry.register_collector(Box::new(ReadSide(read_side)));
         }
         Self { registry }
     }
@@ -169,10 +169,16 @@ impl Collector for WriteSide {
     }
 }
 
+/// The read side's metrics: the `projection_*` series follow each projection's served
+/// build; `projection_build_*` show every build (the served one and a rebuild beside it)
+/// by state.
 #[derive(Debug)]
-struct ReadSide(Vec<(&'static str, Arc<ProjectionStats>)>);
+struct ReadSide(Arc<crm_projection::ReadSide>);
 
-impl ReadSide {
+/// The served build's stats of each projection.
+struct Served(Vec<(&'static str, Arc<ProjectionStats>)>);
+
+impl Served {
     fn counters(
         &self,
         encoder: &mut DescriptorEncoder,
@@ -216,30 +222,97 @@ impl ReadSide {
 
 impl Collector for ReadSide {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let statuses: Vec<ProjectionStatus> =
+            self.0.projections().iter().map(|p| p.status()).collect();
+        let served = Served(
+            statuses
+                .iter()
+                .filter_map(|p| {
+                    let b = p.builds.first()?;
+                    matches!(b.state, BuildState::Live | BuildState::Frozen)
+                        .then(|| (p.name, Arc::clone(&b.stats)))
+                })
+                .collect(),
+        );
+        served.encode(&mut encoder)?;
+        builds(&mut encoder, &statuses)
+    }
+}
+
+/// Gauges of every build, labelled by projection and state.
+fn builds(
+    encoder: &mut DescriptorEncoder,
+    statuses: &[ProjectionStatus],
+) -> Result<(), std::fmt::Error> {
+    /// A gauge: name, help and the value of a build.
+    type Series = (&'static str, &'static str, fn(&BuildStatus) -> f64);
+    #[allow(clippy::cast_precision_loss)]
+    let series: [Series; 3] = [
+        (
+            "projection_build_checkpoint",
+            "Last stream sequence applied by each build (state: live, frozen, building, caught_up)",
+            |b| b.checkpoint as f64,
+        ),
+        (
+            "projection_build_rate",
+            "Messages per second applied by each build since its runner started",
+            |b| b.rate,
+        ),
+        (
+            "projection_build_eta_seconds",
+            "Seconds for each build to reach the stream head at its rate (-1: unknown)",
+            |b| b.eta_seconds.unwrap_or(-1.0),
+        ),
+    ];
+    for (name, help, value) in series {
+        let mut m = encoder.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for p in statuses {
+            for b in &p.builds {
+                let state = match b.state {
+                    BuildState::Live => "live",
+                    BuildState::Frozen => "frozen",
+                    BuildState::Building => "building",
+                    BuildState::CaughtUp => "caught_up",
+                };
+                ConstGauge::new(value(b))
+                    .encode(m.encode_family(&[("projection", p.name), ("state", state)])?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Served {
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         #[allow(clippy::cast_precision_loss)]
         let f = |v: u64| v as f64;
         self.counters(
-            &mut encoder,
+            encoder,
             "projection_events_applied",
             "Events applied to the read model",
             |s| get(&s.events_applied),
         )?;
         self.counters(
-            &mut encoder,
+            encoder,
             "projection_dead_letters",
             "Events that could not be applied (undecodable or rejected by the fold), \
              recorded in the dead-letter tree and skipped",
             |s| get(&s.dead_lettered),
         )?;
         self.counters(
-            &mut encoder,
+            encoder,
             "projection_batches",
             "Sled batches written (changes and checkpoint together)",
             |s| get(&s.batches),
         )?;
         self.counters(
-            &mut encoder,
+            encoder,
             "projection_rebuilds",
             "Times the stored read model was cleared because another code version or \
              configuration built it",
@@ -258,32 +331,32 @@ impl Collector for ReadSide {
             }
         }
         self.gauges(
-            &mut encoder,
+            encoder,
             "projection_checkpoint",
             "Last stream sequence applied to the read model",
             |s| f(get(&s.checkpoint)),
         )?;
         self.gauges(
-            &mut encoder,
+            encoder,
             "projection_stream_head",
             "The stream's last sequence as last seen by the projector",
             |s| f(get(&s.stream_head)),
         )?;
         self.gauges(
-            &mut encoder,
+            encoder,
             "projection_lag_events",
             "Events in the stream not yet applied (stream head - checkpoint); during a \
              rebuild, checkpoint / stream head is its progress",
             |s| f(s.lag()),
         )?;
         self.gauges(
-            &mut encoder,
+            encoder,
             "projection_last_batch_seconds",
             "Duration of the last batch",
             |s| f(get(&s.last_batch_micros)) / 1e6,
         )?;
         self.gauges(
-            &mut encoder,
+            encoder,
             "projection_last_batch_events",
             "Events in the last batch",
             |s| f(get(&s.last_batch_events)),

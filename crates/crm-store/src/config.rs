@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crm_domain::AggregateRef;
+use crm_events::SubjectScheme;
 
 /// Where and how events are stored.
 #[derive(Clone, Debug)]
@@ -26,7 +27,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             stream: "CRM_EVENTS".into(),
-            subject_prefix: "crm.v1".into(),
+            subject_prefix: crm_events::DEFAULT_PREFIX.into(),
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             request_timeout: Duration::from_secs(5),
@@ -36,39 +37,28 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The log's subject scheme (owned by `crm-events`: subjects are persisted).
+    #[must_use]
+    pub fn scheme(&self) -> SubjectScheme {
+        SubjectScheme::new(self.subject_prefix.clone())
+    }
+
     /// The subject that holds one aggregate's events.
     #[must_use]
     pub fn subject(&self, aggregate: AggregateRef) -> String {
-        format!(
-            "{}.{}.{}",
-            self.subject_prefix,
-            aggregate.kind().name(),
-            aggregate.uuid().as_simple()
-        )
+        self.scheme().subject(aggregate)
     }
 
-    /// The aggregate a subject of this log belongs to (`None` for any other subject).
+    /// The aggregate a subject of this log belongs to (`None` for any other subject,
+    /// including a look-alike that is not in the canonical form).
     #[must_use]
     pub fn parse_subject(&self, subject: &str) -> Option<AggregateRef> {
-        let rest = subject
-            .strip_prefix(&self.subject_prefix)?
-            .strip_prefix('.')?;
-        let (kind, id) = rest.split_once('.')?;
-        let id = uuid::Uuid::try_parse(id).ok()?;
-        Some(match crm_domain::AggregateKind::from_name(kind)? {
-            crm_domain::AggregateKind::Customer => {
-                AggregateRef::Customer(crm_domain::CustomerId(id))
-            }
-            crm_domain::AggregateKind::Lead => AggregateRef::Lead(crm_domain::LeadId(id)),
-            crm_domain::AggregateKind::Campaign => {
-                AggregateRef::Campaign(crm_domain::CampaignId(id))
-            }
-        })
+        self.scheme().parse(subject)
     }
 
     /// The stream's subject filter.
     #[must_use]
     pub fn subject_filter(&self) -> String {
-        format!("{}.>", self.subject_prefix)
+        self.scheme().filter()
     }
 }

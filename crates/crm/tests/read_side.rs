@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crm_proto::v1::{
-    self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
+    self, admin_service_client::AdminServiceClient, command_service_client::CommandServiceClient,
+    query_service_client::QueryServiceClient,
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -365,7 +366,10 @@ async fn read_your_writes_timeline_lists_and_pii_by_role_over_grpc() {
 /// Every key and value of the 360 tree in a stopped projector's data dir.
 fn tree_contents(data_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = sled::open(data_dir.join("read-models")).unwrap();
-    let tree = db.open_tree("customer360").unwrap();
+    let live = crm_projection::live_tree(&db, "customer360")
+        .unwrap()
+        .expect("a live build");
+    let tree = db.open_tree(live).unwrap();
     tree.iter()
         .map(|r| {
             let (k, v) = r.unwrap();
@@ -374,22 +378,21 @@ fn tree_contents(data_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-/// The position the projector behind `proc` has applied.
+/// The position the 360 projection's newest build behind `proc` has applied (while the
+/// first build of a data dir catches up it is not served yet: the admin API shows it).
 async fn applied(proc: &Proc) -> u64 {
-    let mut q = QueryServiceClient::new(proc.channel().await);
-    q.list_customers(auth(
-        v1::ListCustomersRequest {
-            page_size: 1,
-            ..Default::default()
-        },
-        "admin",
-    ))
-    .await
-    .unwrap()
-    .into_inner()
-    .read
-    .unwrap()
-    .position
+    let mut admin = AdminServiceClient::new(proc.channel().await);
+    let reply = admin
+        .list_projections(auth(v1::ListProjectionsRequest {}, "admin"))
+        .await
+        .unwrap()
+        .into_inner();
+    let p = reply
+        .projections
+        .iter()
+        .find(|p| p.name == "customer360")
+        .expect("the 360 projection is hosted");
+    p.builds.iter().map(|b| b.checkpoint).max().unwrap_or(0)
 }
 
 async fn wait_until_applied(proc: &Proc, position: u64) {

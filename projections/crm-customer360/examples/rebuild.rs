@@ -290,7 +290,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::open(dir.path()).expect("sled");
     let store =
-        Arc::new(ProjectionStore::open(&db, Customer360::default(), cfg.clone()).expect("open"));
+        Arc::new(ProjectionStore::open(&db, Customer360::default(), cfg.scheme()).expect("open"));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let task = tokio::spawn(crm_projection::run(

@@ -16,6 +16,23 @@ use crate::record::{
     TimelineEntry,
 };
 
+/// Adds without overflow: a fold never panics or wraps, whatever the events hold;
+/// counters and sums stop at their type's bound.
+pub(crate) trait SatAdd: Copy {
+    fn sat_add(&mut self, v: Self);
+}
+
+macro_rules! sat_add {
+    ($($t:ty),*) => {$(
+        impl SatAdd for $t {
+            fn sat_add(&mut self, v: Self) {
+                *self = self.saturating_add(v);
+            }
+        }
+    )*};
+}
+sat_add!(u16, u32, u64, i64);
+
 /// The customer 360° projection.
 #[derive(Clone, Debug)]
 pub struct Customer360 {
@@ -132,7 +149,7 @@ impl Customer360 {
                 .commerce
                 .amounts
                 .get(&self.reporting_currency)
-                .map_or(0, |a| a.revenue_minor - a.refunded_minor),
+                .map_or(0, |a| a.revenue_minor.saturating_sub(a.refunded_minor)),
         }
     }
 
@@ -299,15 +316,16 @@ fn apply_customer(
                 .or_default();
             eng.last_at = eng.last_at.max(at);
             match i.direction {
-                crm_domain::Direction::Inbound => eng.inbound += 1,
-                crm_domain::Direction::Outbound => eng.outbound += 1,
+                crm_domain::Direction::Inbound => eng.inbound.sat_add(1),
+                crm_domain::Direction::Outbound => eng.outbound.sat_add(1),
             }
-            *eng.per_day
+            eng.per_day
                 .entry(at.div_euclid(Timestamp::MICROS_PER_DAY))
-                .or_default() += 1;
+                .or_default()
+                .sat_add(1);
             if let Some(s) = i.sentiment {
-                eng.sentiment_sum += i64::from(s);
-                eng.sentiment_count += 1;
+                eng.sentiment_sum.sat_add(i64::from(s));
+                eng.sentiment_count.sat_add(1);
             }
             format!(
                 "{} {} interaction: {}",
@@ -321,26 +339,29 @@ fn apply_customer(
         }
         E::OrderPlaced(o) => {
             let c = &mut r.commerce;
-            c.orders += 1;
+            c.orders.sat_add(1);
             c.first_order_at = Some(c.first_order_at.map_or(at, |f| f.min(at)));
             c.last_order_at = Some(c.last_order_at.map_or(at, |l| l.max(at)));
             let amounts = c
                 .amounts
                 .entry(o.total.currency.as_str().to_owned())
                 .or_default();
-            amounts.orders += 1;
-            amounts.revenue_minor += o.total.minor;
-            amounts.discount_minor += o.discount_minor;
+            amounts.orders.sat_add(1);
+            amounts.revenue_minor.sat_add(o.total.minor);
+            amounts.discount_minor.sat_add(o.discount_minor);
             let mut categories = BTreeSet::new();
             for line in &o.lines {
-                c.items += u64::from(line.quantity);
+                c.items.sat_add(u64::from(line.quantity));
                 let cat = c.categories.entry(line.category.clone()).or_default();
-                cat.units += u64::from(line.quantity);
+                cat.units.sat_add(u64::from(line.quantity));
                 if categories.insert(&line.category) {
-                    cat.orders += 1;
+                    cat.orders.sat_add(1);
                 }
             }
-            *c.sales_channels.entry(o.sales_channel.clone()).or_default() += 1;
+            c.sales_channels
+                .entry(o.sales_channel.clone())
+                .or_default()
+                .sat_add(1);
             format!(
                 "Order {} placed via {}: {} line(s), {}",
                 o.order_id.0,
@@ -351,11 +372,12 @@ fn apply_customer(
         }
         E::ReturnRecorded(ret) => {
             let c = &mut r.commerce;
-            c.returns += 1;
+            c.returns.sat_add(1);
             c.amounts
                 .entry(ret.refund.currency.as_str().to_owned())
                 .or_default()
-                .refunded_minor += ret.refund.minor;
+                .refunded_minor
+                .sat_add(ret.refund.minor);
             format!(
                 "Return for order {}: {} refunded ({})",
                 ret.order_id.0,
@@ -436,7 +458,7 @@ fn apply_customer(
             let t = ticket(r, ticket_id.0.into_bytes())?;
             t.status = TicketState::Open;
             t.resolved_at = None;
-            t.reopened += 1;
+            t.reopened.sat_add(1);
             format!("Ticket reopened: {reason}")
         }
         E::TicketClosed {
@@ -543,15 +565,16 @@ fn apply_customer(
                 }
                 CampaignResponse::Unsubscribed => {
                     flags.unsubscribed = true;
-                    m.unsubscribes += 1;
+                    m.unsubscribes.sat_add(1);
                     "unsubscribed"
                 }
                 CampaignResponse::Converted { revenue, .. } => {
                     flags.converted = true;
                     if let Some(rev) = revenue {
-                        *m.attributed_minor
+                        m.attributed_minor
                             .entry(rev.currency.as_str().to_owned())
-                            .or_default() += rev.minor;
+                            .or_default()
+                            .sat_add(rev.minor);
                     }
                     "converted"
                 }
@@ -648,7 +671,7 @@ fn campaign(
                 let Some(mut r) = load::<CustomerRecord>(state, &ckey)? else {
                     continue;
                 };
-                *r.marketing.received.entry(id).or_default() += 1;
+                r.marketing.received.entry(id).or_default().sat_add(1);
                 save(state, &ckey, &r);
                 timeline(
                     state,
@@ -705,7 +728,7 @@ fn opportunity(r: &mut CustomerRecord, id: Id) -> Result<&mut Opportunity, FoldE
 /// Ends a pause of the SLA clocks (time waiting on the customer).
 fn resume(t: &mut Ticket, at: i64) {
     if let Some(since) = t.awaiting_since.take() {
-        t.paused_micros += (at - since).max(0);
+        t.paused_micros.sat_add(at.saturating_sub(since).max(0));
     }
 }
 

@@ -390,13 +390,16 @@ pub fn sales(r: &CustomerRecord) -> SalesView {
         match o.status {
             DealStatus::Open => {
                 v.open += 1;
-                *v.open_amount.entry(o.currency.clone()).or_default() += o.amount_minor;
-                *v.weighted_pipeline.entry(o.currency.clone()).or_default() +=
-                    o.amount_minor * i64::from(o.probability_pct) / 100;
+                let open = v.open_amount.entry(o.currency.clone()).or_default();
+                *open = open.saturating_add(o.amount_minor);
+                let weighted = i128::from(o.amount_minor) * i128::from(o.probability_pct) / 100;
+                let sum = v.weighted_pipeline.entry(o.currency.clone()).or_default();
+                *sum = sum.saturating_add(i64::try_from(weighted).unwrap_or(i64::MAX));
             }
             DealStatus::Won => {
                 v.won += 1;
-                *v.won_amount.entry(o.currency.clone()).or_default() += o.amount_minor;
+                let won = v.won_amount.entry(o.currency.clone()).or_default();
+                *won = won.saturating_add(o.amount_minor);
             }
             DealStatus::Lost => {
                 v.lost += 1;

@@ -783,3 +783,48 @@ fn lifecycle_and_rfm_value_classes_follow_the_versioned_rules() {
     );
     assert_eq!(pop.score(&facts(0, None, 0)), None);
 }
+
+#[test]
+fn sums_and_counters_saturate_instead_of_overflowing() {
+    // Three orders of the largest amount and quantity an event can carry: their sum is far
+    // beyond i64 (and the units beyond u32). The fold must neither panic (debug) nor wrap
+    // (release): the sums stop at the bound.
+    let mut s = Stream::new();
+    let ann = CustomerId(Uuid::from_u128(1));
+    s.push(T0, c(ann, registered("Ann"))).unwrap();
+    for i in 0..3 {
+        let mut e = order(10 + i, &[("sku", "big", u32::MAX, i64::MAX)], i64::MAX);
+        if let CustomerEvent::OrderPlaced(o) = &mut e {
+            o.discount_minor = i64::MAX;
+        }
+        s.push(T0 + DAY * i64::try_from(i).unwrap(), c(ann, e))
+            .unwrap();
+    }
+    s.push(
+        T0 + 3 * DAY,
+        c(
+            ann,
+            CustomerEvent::ReturnRecorded(ReturnRecorded {
+                return_id: ReturnId(Uuid::from_u128(99)),
+                order_id: OrderId(Uuid::from_u128(10)),
+                lines: vec![ReturnLine {
+                    sku: "sku".into(),
+                    quantity: 1,
+                }],
+                refund: eur(i64::MAX),
+                reason: "too big".into(),
+            }),
+        ),
+    )
+    .unwrap();
+    let r = s.customer(ann);
+    assert_eq!(r.commerce.orders, 3);
+    assert_eq!(r.commerce.items, 3 * u64::from(u32::MAX));
+    let eur = &r.commerce.amounts["EUR"];
+    assert_eq!(eur.revenue_minor, i64::MAX, "saturated, not wrapped");
+    assert_eq!(eur.discount_minor, i64::MAX);
+    assert_eq!(eur.refunded_minor, i64::MAX);
+    assert_eq!(r.commerce.categories["big"].units, 3 * u64::from(u32::MAX));
+    // Net revenue (revenue - refunds) of the saturated sums stays in range.
+    assert_eq!(s.facts(ann).net_revenue_minor, 0);
+}

@@ -6,22 +6,30 @@
 //! reconstruction) or a sled tree through [`ProjectionStore`], which applies a batch of
 //! events and writes their changes **and the checkpoint in one sled batch**, so a crash at
 //! any point resumes with no gap and no double application. [`run`] feeds a store from the
-//! JetStream stream with an ordered consumer starting at checkpoint + 1.
+//! JetStream stream with an ordered consumer starting at checkpoint + 1. A [`ReadSide`] hosts
+//! many projections, each with a live build and, while one is rebuilt (new code version or
+//! configuration, another stream, or on request), a second build beside it that replaces
+//! the live one atomically once it has caught up ([`Hosted`]).
 //!
 //! Poison events (undecodable, on a subject that does not match their aggregate, or rejected
 //! by the fold) are written to the dead-letter keys with their sequence, subject and reason;
 //! the fold's [`Projection::on_dead_letter`] may mark the affected entity, and the stream
 //! goes on.
 
+mod host;
+mod read;
 mod runner;
 mod state;
 mod store;
 
+pub use host::{
+    BuildState, BuildStatus, Hosted, HostedProjection, ProjectionStatus, ReadSide, live_tree,
+};
+pub use read::{Entries, ReadModel};
 pub use runner::{RunnerConfig, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
-    BatchOutcome, DeadLetter, Entries, ProjectionStats, ProjectionStore, RawEvent, ReadModel,
-    StoreInfo,
+    BatchOutcome, DeadLetter, ProjectionStats, ProjectionStore, RawEvent, StoreInfo, StreamIdentity,
 };
 
 use crm_domain::AggregateRef;
@@ -90,4 +98,16 @@ pub enum ProjectionError {
     /// The blocking task that applies a batch panicked or was cancelled.
     #[error("the task applying a batch failed: {0}")]
     Task(String),
+    /// The build was replaced by another; nothing more is applied to it.
+    #[error("build {0} was replaced")]
+    Retired(String),
+    /// No build of the projection can be served yet (the first build is in progress).
+    #[error("read model {0} is being built and not served yet")]
+    NotServing(String),
+    /// The stream is not the one the build was made from.
+    #[error("build {build} does not belong to this stream: {reason}")]
+    StreamChanged { build: String, reason: String },
+    /// A rebuild was asked for while one is in progress.
+    #[error("projection {projection} is already building {build}")]
+    AlreadyBuilding { projection: String, build: String },
 }

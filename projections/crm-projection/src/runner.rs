@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use crate::store::StreamIdentity;
 use crate::{Projection, ProjectionError, ProjectionStore, RawEvent};
 
 /// How the runner reads.
@@ -20,7 +21,8 @@ pub struct RunnerConfig {
     pub batch_max: usize,
     /// Pause before re-creating the consumer after the server went away.
     pub retry_pause: Duration,
-    /// How often the stream's last sequence is read for the lag metric.
+    /// How often the stream's state is read: its last sequence for the lag metric, its
+    /// identity to notice a stream recreated under the build.
     pub head_interval: Duration,
 }
 
@@ -37,29 +39,28 @@ impl Default for RunnerConfig {
 
 /// Runs the projection until `shutdown` turns true: reads the stream from checkpoint + 1
 /// with an unfiltered ordered consumer and applies what arrives in batches. A lost server
-/// or consumer is re-created from the checkpoint; only a storage failure ends the run.
+/// or consumer is re-created from the checkpoint. The run ends with an error when storage
+/// fails, when the build was retired, or when the stream is not the one the build was made
+/// from ([`ProjectionError::StreamChanged`]): recreated, or behind the checkpoint.
 pub async fn run<P: Projection>(
     store: Arc<ProjectionStore<P>>,
     js: jetstream::Context,
     cfg: RunnerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
-    // The stream's head, looked at now and then, so lag shows even when no message
-    // arrives (a stalled consumer, a server away).
-    let head = tokio::spawn(track_stream_head(
-        js.clone(),
-        cfg.stream.clone(),
-        Arc::clone(store.stats()),
-        cfg.head_interval,
-    ));
-    let result = project(&store, &js, &cfg, &mut shutdown).await;
-    head.abort();
-    result
+    let watchdog = watch_stream(&store, &js, &cfg);
+    tokio::select! {
+        result = project(&store, &js, &cfg, &mut shutdown) => result,
+        e = watchdog => {
+            store.flush()?;
+            Err(e)
+        }
+    }
 }
 
 /// Keeps `stats.stream_head` up to date with the stream's last sequence, reading it every
 /// `every`, so [`crate::ProjectionStats::lag`] shows a projector that is stuck or not
-/// running. [`run`] runs this itself; it never returns.
+/// running. [`run`] does this itself; this never returns.
 pub async fn track_stream_head(
     js: jetstream::Context,
     stream: String,
@@ -67,16 +68,88 @@ pub async fn track_stream_head(
     every: Duration,
 ) {
     loop {
-        match js.get_stream(&stream).await {
-            Ok(s) => {
-                stats
-                    .stream_head
-                    .fetch_max(s.cached_info().state.last_sequence, Ordering::Relaxed);
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot read the stream's state"),
+        if let Some(info) = stream_state(&js, &stream).await {
+            note_head(&stats, info.1);
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Reads the stream's state every `head_interval`: records its head and returns the
+/// reason as soon as it is not the stream the build was made from.
+async fn watch_stream<P: Projection>(
+    store: &ProjectionStore<P>,
+    js: &jetstream::Context,
+    cfg: &RunnerConfig,
+) -> ProjectionError {
+    loop {
+        if let Some((identity, last)) = stream_state(js, &cfg.stream).await {
+            note_head(store.stats(), last);
+            if let Err(e) = check_stream(store, &identity, last) {
+                return e;
+            }
+        }
+        tokio::time::sleep(cfg.head_interval).await;
+    }
+}
+
+fn note_head(stats: &crate::ProjectionStats, last: u64) {
+    stats.stream_head.fetch_max(last, Ordering::Relaxed);
+    stats.head_known.store(true, Ordering::Relaxed);
+}
+
+async fn stream_state(js: &jetstream::Context, stream: &str) -> Option<(StreamIdentity, u64)> {
+    match js.get_stream(stream).await {
+        Ok(s) => {
+            let info = s.cached_info();
+            Some((
+                StreamIdentity {
+                    name: info.config.name.clone(),
+                    created_unix_nanos: info.created.unix_timestamp_nanos(),
+                },
+                info.state.last_sequence,
+            ))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the stream's state");
+            None
+        }
+    }
+}
+
+/// The build may read this stream: it is the one the build was made from (the first one
+/// it reads becomes that) and holds at least everything the build applied.
+fn check_stream<P: Projection>(
+    store: &ProjectionStore<P>,
+    identity: &StreamIdentity,
+    last: u64,
+) -> Result<(), ProjectionError> {
+    let checkpoint = store.checkpoint();
+    match store.stream_identity()? {
+        None => store.set_stream_identity(identity)?,
+        Some(stored) if stored != *identity => {
+            return Err(ProjectionError::StreamChanged {
+                build: store.tree_name().to_owned(),
+                reason: format!(
+                    "the build was made from stream {} created at {} ns, the stream is now {} created at {} ns",
+                    stored.name,
+                    stored.created_unix_nanos,
+                    identity.name,
+                    identity.created_unix_nanos
+                ),
+            });
+        }
+        Some(_) => {}
+    }
+    if last < checkpoint {
+        return Err(ProjectionError::StreamChanged {
+            build: store.tree_name().to_owned(),
+            reason: format!(
+                "the stream ends at {last}, behind the build's checkpoint {checkpoint} (restored from a backup?)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 async fn project<P: Projection>(
@@ -91,20 +164,27 @@ async fn project<P: Projection>(
         }
         let start = store.checkpoint() + 1;
         let messages = tokio::select! {
-            m = open(js, &cfg.stream, start) => m,
+            m = open(store, js, &cfg.stream, start) => m,
             _ = shutdown.changed() => break,
         };
         let messages = match messages {
             Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(projection = P::NAME, error = %e, "cannot read the stream; retrying");
+            Err(Opened::Refused(e)) => return Err(e),
+            Err(Opened::Failed(e)) => {
+                tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "cannot read the stream; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(cfg.retry_pause) => continue,
                     _ = shutdown.changed() => break,
                 }
             }
         };
-        tracing::info!(projection = P::NAME, from = start, "projecting");
+        store.stats().consumer_opens.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            projection = P::NAME,
+            build = store.tree_name(),
+            from = start,
+            "projecting"
+        );
         let mut chunks = messages.ready_chunks(cfg.batch_max);
         loop {
             let chunk = tokio::select! {
@@ -112,42 +192,38 @@ async fn project<P: Projection>(
                 _ = shutdown.changed() => None,
             };
             let Some(chunk) = chunk else { break };
-            let mut batch = Vec::with_capacity(chunk.len());
-            let mut lag = None;
-            let mut failed = None;
-            for message in chunk {
-                match message {
-                    Ok(m) => match m.info() {
-                        Ok(info) => {
-                            lag = Some(info.pending);
-                            batch.push(RawEvent {
-                                seq: info.stream_sequence,
-                                subject: m.subject.to_string(),
-                                payload: m.payload.clone(),
-                            });
-                        }
-                        Err(e) => failed = Some(e.to_string()),
-                    },
-                    Err(e) => failed = Some(e.to_string()),
-                }
-                if failed.is_some() {
-                    break;
-                }
+            let read = read_chunk(chunk, store.checkpoint());
+            if let Some(seq) = read.replayed {
+                // async-nats re-creates an ordered consumer that had delivered nothing yet
+                // (idle since it was opened) from the start of the stream. Skipping would
+                // be correct but reads the whole stream again: open a new one instead.
+                store.stats().replayed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    projection = P::NAME,
+                    build = store.tree_name(),
+                    seq,
+                    checkpoint = store.checkpoint(),
+                    "the consumer started over; re-opening it after the checkpoint"
+                );
+                break;
             }
             // The fold and sled's writes are blocking work: they run on a blocking thread
             // so a large batch never holds up a runtime worker that the gRPC API shares.
             let applying = Arc::clone(store);
+            let batch = read.batch;
             let out = tokio::task::spawn_blocking(move || applying.apply_batch(&batch))
                 .await
                 .map_err(|e| ProjectionError::Task(e.to_string()))??;
-            if let Some(pending) = lag {
-                store
-                    .stats()
-                    .stream_head
-                    .fetch_max(out.checkpoint + pending, Ordering::Relaxed);
+            // Messages already applied, delivered again: counted with the replays above.
+            store
+                .stats()
+                .replayed
+                .fetch_add(out.skipped, Ordering::Relaxed);
+            if let Some(pending) = read.pending {
+                note_head(store.stats(), out.checkpoint + pending);
             }
-            if let Some(e) = failed {
-                tracing::warn!(projection = P::NAME, error = %e, "stream read failed; re-creating the consumer");
+            if let Some(e) = read.failed {
+                tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "stream read failed; re-creating the consumer");
                 break;
             }
         }
@@ -162,18 +238,87 @@ async fn project<P: Projection>(
     store.flush()?;
     tracing::info!(
         projection = P::NAME,
+        build = store.tree_name(),
         checkpoint = store.checkpoint(),
         "projector stopped"
     );
     Ok(())
 }
 
-async fn open(
+/// One chunk of delivered messages, ready to apply.
+struct Chunk {
+    batch: Vec<RawEvent>,
+    /// Messages still pending in the stream after the last one.
+    pending: Option<u64>,
+    /// The consumer failed after the messages in `batch`.
+    failed: Option<String>,
+    /// The consumer delivered a message at or below the checkpoint (this sequence).
+    replayed: Option<u64>,
+}
+
+fn read_chunk(
+    chunk: Vec<Result<jetstream::Message, jetstream::consumer::pull::OrderedError>>,
+    checkpoint: u64,
+) -> Chunk {
+    let mut out = Chunk {
+        batch: Vec::with_capacity(chunk.len()),
+        pending: None,
+        failed: None,
+        replayed: None,
+    };
+    for message in chunk {
+        let m = match message {
+            Ok(m) => m,
+            Err(e) => {
+                out.failed = Some(e.to_string());
+                return out;
+            }
+        };
+        let (seq, pending) = match m.info() {
+            Ok(info) => (info.stream_sequence, info.pending),
+            Err(e) => {
+                out.failed = Some(e.to_string());
+                return out;
+            }
+        };
+        if seq <= checkpoint || out.batch.last().is_some_and(|l| seq <= l.seq) {
+            out.replayed = Some(seq);
+            return out;
+        }
+        out.pending = Some(pending);
+        out.batch.push(RawEvent {
+            seq,
+            subject: m.subject.to_string(),
+            payload: m.payload.clone(),
+        });
+    }
+    out
+}
+
+enum Opened {
+    /// The stream cannot be read now (server away): try again.
+    Failed(async_nats::Error),
+    /// The stream is not the build's: stop.
+    Refused(ProjectionError),
+}
+
+async fn open<P: Projection>(
+    store: &ProjectionStore<P>,
     js: &jetstream::Context,
     stream: &str,
     start: u64,
-) -> Result<jetstream::consumer::pull::Ordered, async_nats::Error> {
-    let stream = js.get_stream(stream).await?;
+) -> Result<jetstream::consumer::pull::Ordered, Opened> {
+    let stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| Opened::Failed(e.into()))?;
+    let info = stream.cached_info();
+    let identity = StreamIdentity {
+        name: info.config.name.clone(),
+        created_unix_nanos: info.created.unix_timestamp_nanos(),
+    };
+    note_head(store.stats(), info.state.last_sequence);
+    check_stream(store, &identity, info.state.last_sequence).map_err(Opened::Refused)?;
     let consumer = stream
         .create_consumer(OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -181,6 +326,10 @@ async fn open(
             },
             ..OrderedConfig::default()
         })
-        .await?;
-    Ok(consumer.messages().await?)
+        .await
+        .map_err(|e| Opened::Failed(e.into()))?;
+    consumer
+        .messages()
+        .await
+        .map_err(|e| Opened::Failed(e.into()))
 }

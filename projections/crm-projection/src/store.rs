@@ -1,26 +1,29 @@
-//! A projection stored in a sled tree.
+//! One build of a projection, stored in a sled tree.
 //!
-//! Key layout inside the projection's tree (one tree, so one `apply_batch` is atomic):
-//! `d<key>` the fold's keys, `m<name>` metadata (code version, checkpoint), `x<seq>` dead
-//! letters (sequence big-endian, so they list in stream order).
+//! Key layout inside the build's tree (one tree, so one `apply_batch` is atomic):
+//! `d<key>` the fold's keys, `m<name>` metadata (code version and fingerprint, the stream
+//! the build reads, checkpoint), `x<seq>` dead letters (sequence big-endian, so they list in
+//! stream order).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use crm_domain::AggregateRef;
-use crm_store::LogConfig;
+use crm_events::SubjectScheme;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::read::{Build, ReadModel};
 use crate::{Event, Projection, ProjectionError, State};
 
-const DATA: u8 = b'd';
-const DEAD: u8 = b'x';
+pub(crate) const DATA: u8 = b'd';
+pub(crate) const DEAD: u8 = b'x';
 const META_VERSION: &[u8] = b"mversion";
 const META_CHECKPOINT: &[u8] = b"mcheckpoint";
+const META_STREAM: &[u8] = b"mstream";
 
 /// One message of the stream, as the runner hands it over.
 #[derive(Clone, Debug)]
@@ -46,6 +49,16 @@ pub struct StoreInfo {
     pub name: String,
     pub version: u32,
     pub fingerprint: String,
+}
+
+/// Which stream a build was made from: its name and creation time. A stream deleted and
+/// created again under the same name (or restored from a backup) has another creation
+/// time, and its sequences mean other messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamIdentity {
+    pub name: String,
+    /// The stream's creation time, nanoseconds since the Unix epoch.
+    pub created_unix_nanos: i128,
 }
 
 /// What one batch did.
@@ -75,6 +88,14 @@ pub struct ProjectionStats {
     /// The stream's last sequence as last seen (from delivered messages and a periodic
     /// look at the stream's state); `lag()` is the distance to the checkpoint.
     pub stream_head: AtomicU64,
+    /// Whether `stream_head` has been read from the stream at least once (until then it
+    /// only mirrors the checkpoint, and a zero lag means nothing).
+    pub head_known: AtomicBool,
+    /// Messages delivered at or below the checkpoint (a consumer that started over from
+    /// the beginning of the stream): skipped, and the consumer re-opened.
+    pub replayed: AtomicU64,
+    /// Times the consumer was opened (at start, and after every loss or replay).
+    pub consumer_opens: AtomicU64,
     /// Times the data was cleared because it was built by another version.
     pub rebuilds: AtomicU64,
 }
@@ -86,47 +107,56 @@ impl ProjectionStats {
             .load(Ordering::Relaxed)
             .saturating_sub(self.checkpoint.load(Ordering::Relaxed))
     }
+
+    /// Whether the build has applied everything the stream held when last looked at.
+    pub fn caught_up(&self) -> bool {
+        self.head_known.load(Ordering::Relaxed) && self.lag() == 0
+    }
 }
 
-/// A projection and its sled tree.
+/// A projection and one build of it in a sled tree.
 #[derive(Debug)]
 pub struct ProjectionStore<P> {
-    projection: P,
+    projection: Arc<P>,
+    tree_name: String,
     tree: sled::Tree,
-    log: LogConfig,
+    scheme: SubjectScheme,
     checkpoint: watch::Sender<u64>,
     stats: Arc<ProjectionStats>,
-}
-
-/// A read-only handle on a projection's data, for queries.
-#[derive(Clone, Debug)]
-pub struct ReadModel {
-    tree: sled::Tree,
-    checkpoint: watch::Receiver<u64>,
+    /// Held while a batch applies; `true` once the build is retired (another build took
+    /// its place), after which nothing is applied to it.
+    retired: Mutex<bool>,
 }
 
 impl<P: Projection> ProjectionStore<P> {
-    /// Opens (or creates) the projection's tree in `db`. Data written by another code
-    /// version or configuration is cleared: the runner then rebuilds it from the start.
-    pub fn open(db: &sled::Db, projection: P, log: LogConfig) -> Result<Self, ProjectionError> {
-        let tree = db.open_tree(P::NAME)?;
-        let info = StoreInfo {
-            name: P::NAME.to_owned(),
-            version: P::VERSION,
-            fingerprint: projection.fingerprint(),
-        };
-        let stored = match tree.get(META_VERSION)? {
-            Some(bytes) => Some(
-                postcard::from_bytes::<StoreInfo>(&bytes)
-                    .map_err(|e| ProjectionError::Meta(e.to_string()))?,
-            ),
-            None => None,
-        };
+    /// Opens (or creates) the projection's tree `P::NAME` in `db`. Data written by another
+    /// code version or configuration is cleared: the runner then rebuilds it from the start.
+    pub fn open(
+        db: &sled::Db,
+        projection: P,
+        scheme: SubjectScheme,
+    ) -> Result<Self, ProjectionError> {
+        Self::open_tree(db, P::NAME, Arc::new(projection), scheme, true)
+    }
+
+    /// Opens the build in tree `tree_name`. With `clear_other` data of another version or
+    /// fingerprint is cleared; without, it is kept as it is ([`Self::info`] tells which).
+    pub fn open_tree(
+        db: &sled::Db,
+        tree_name: &str,
+        projection: Arc<P>,
+        scheme: SubjectScheme,
+        clear_other: bool,
+    ) -> Result<Self, ProjectionError> {
+        let tree = db.open_tree(tree_name)?;
+        let info = current_info(&*projection);
+        let stored = stored_info(&tree)?;
         let stats = Arc::new(ProjectionStats::default());
-        if stored.as_ref() != Some(&info) {
+        if stored.as_ref() != Some(&info) && (clear_other || stored.is_none()) {
             if stored.is_some() || !tree.is_empty() {
                 tracing::warn!(
                     projection = P::NAME,
+                    tree = tree_name,
                     stored = ?stored,
                     current = ?info,
                     "read model was built by another version: clearing it to rebuild from the stream"
@@ -150,10 +180,12 @@ impl<P: Projection> ProjectionStore<P> {
         stats.stream_head.fetch_max(checkpoint, Ordering::Relaxed);
         Ok(Self {
             projection,
+            tree_name: tree_name.to_owned(),
             tree,
-            log,
+            scheme,
             checkpoint: watch::Sender::new(checkpoint),
             stats,
+            retired: Mutex::new(false),
         })
     }
 
@@ -170,16 +202,70 @@ impl<P: Projection> ProjectionStore<P> {
         &self.projection
     }
 
+    /// The sled tree this build lives in.
+    pub fn tree_name(&self) -> &str {
+        &self.tree_name
+    }
+
+    /// What the stored data was built with.
+    pub fn info(&self) -> Result<Option<StoreInfo>, ProjectionError> {
+        stored_info(&self.tree)
+    }
+
+    /// Whether the stored data was built by this code version and configuration.
+    pub fn is_current(&self) -> Result<bool, ProjectionError> {
+        Ok(self.info()? == Some(current_info(&*self.projection)))
+    }
+
+    /// The stream this build was made from (`None` until it first read one).
+    pub fn stream_identity(&self) -> Result<Option<StreamIdentity>, ProjectionError> {
+        self.tree
+            .get(META_STREAM)?
+            .map(|b| postcard::from_bytes(&b).map_err(|e| ProjectionError::Meta(e.to_string())))
+            .transpose()
+    }
+
+    /// Records the stream this build reads (before its first message is applied).
+    pub fn set_stream_identity(&self, identity: &StreamIdentity) -> Result<(), ProjectionError> {
+        self.tree.insert(
+            META_STREAM,
+            postcard::to_stdvec(identity).unwrap_or_default(),
+        )?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// A query handle on this build alone.
     pub fn reader(&self) -> ReadModel {
-        ReadModel {
+        ReadModel::fixed(P::NAME, self.build())
+    }
+
+    pub(crate) fn build(&self) -> Arc<Build> {
+        Arc::new(Build {
+            name: self.tree_name.clone(),
             tree: self.tree.clone(),
             checkpoint: self.checkpoint.subscribe(),
+        })
+    }
+
+    /// Runs `f` with no batch applying (the checkpoint is stable meanwhile); if `f`
+    /// returns `true` the build is retired: every later [`Self::apply_batch`] fails with
+    /// [`ProjectionError::Retired`].
+    pub(crate) fn retire_if(&self, f: impl FnOnce(u64) -> bool) -> bool {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if !*retired && f(self.checkpoint()) {
+            *retired = true;
         }
+        *retired
     }
 
     /// Applies events in stream order and stores their changes together with the new
     /// checkpoint in one atomic sled batch. Events at or below the checkpoint are skipped.
     pub fn apply_batch(&self, events: &[RawEvent]) -> Result<BatchOutcome, ProjectionError> {
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if *retired {
+            return Err(ProjectionError::Retired(self.tree_name.clone()));
+        }
         let started = Instant::now();
         let mut overlay = Overlay::new(&self.tree);
         let mut out = BatchOutcome {
@@ -191,59 +277,12 @@ impl<P: Projection> ProjectionStore<P> {
                 out.skipped += 1;
                 continue;
             }
-            let aggregate = self.log.parse_subject(&raw.subject);
-            // A message (one event, or a command's group of events on one aggregate) is
-            // applied whole or dead-lettered whole.
-            let mut events = 0;
-            let failure = match crm_events::decode_message(&raw.payload) {
-                Err(e) => Some((None, format!("event does not decode: {e}"))),
-                Ok(envelopes) => {
-                    events = envelopes.len() as u64;
-                    overlay.begin();
-                    let mut failure = None;
-                    for (index, envelope) in envelopes.iter().enumerate() {
-                        if Some(envelope.aggregate) != aggregate {
-                            failure = Some((
-                                Some(envelope.event_type.clone()),
-                                format!(
-                                    "subject {} does not hold events of {:?}",
-                                    raw.subject, envelope.aggregate
-                                ),
-                            ));
-                            break;
-                        }
-                        let event = Event {
-                            seq: raw.seq,
-                            index: u16::try_from(index).unwrap_or(u16::MAX),
-                            subject: &raw.subject,
-                            envelope,
-                        };
-                        if let Err(e) = self.projection.apply(&mut overlay, &event) {
-                            let event_type = envelope.event_type.clone();
-                            let reason = if envelopes.len() == 1 {
-                                format!("rejected by the {} fold: {e}", P::NAME)
-                            } else {
-                                format!(
-                                    "event {index} of the {}-event group rejected by the {} fold: {e}",
-                                    envelopes.len(),
-                                    P::NAME
-                                )
-                            };
-                            failure = Some((Some(event_type), reason));
-                            break;
-                        }
-                    }
-                    if failure.is_some() {
-                        overlay.rollback();
-                    }
-                    failure
+            match self.apply_message(&mut overlay, raw) {
+                Ok(events) => out.applied += events,
+                Err((aggregate, event_type, reason)) => {
+                    self.dead_letter(&mut overlay, aggregate, raw, event_type, reason);
+                    out.dead_lettered += 1;
                 }
-            };
-            if let Some((event_type, reason)) = failure {
-                self.dead_letter(&mut overlay, aggregate, raw, event_type, reason);
-                out.dead_lettered += 1;
-            } else {
-                out.applied += events;
             }
             if let Some(e) = overlay.error.take() {
                 return Err(e.into());
@@ -270,7 +309,65 @@ impl<P: Projection> ProjectionStore<P> {
             .store(events.len() as u64, Ordering::Relaxed);
         // Published last: whoever waits for this position also sees the batch's counters.
         self.checkpoint.send_replace(out.checkpoint);
+        drop(retired);
         Ok(out)
+    }
+
+    /// Applies one message (one event, or a command's group of events on one aggregate)
+    /// whole, or leaves no change and says why it is dead-lettered.
+    #[allow(clippy::type_complexity)]
+    fn apply_message(
+        &self,
+        overlay: &mut Overlay<'_>,
+        raw: &RawEvent,
+    ) -> Result<u64, (Option<AggregateRef>, Option<String>, String)> {
+        let aggregate = self.scheme.parse(&raw.subject);
+        let envelopes = crm_events::decode_message(&raw.payload)
+            .map_err(|e| (aggregate, None, format!("event does not decode: {e}")))?;
+        let Some(aggregate) = aggregate else {
+            return Err((
+                None,
+                envelopes.first().map(|e| e.event_type.clone()),
+                format!(
+                    "foreign subject {}: not an aggregate subject of this log",
+                    raw.subject
+                ),
+            ));
+        };
+        overlay.begin();
+        for (index, envelope) in envelopes.iter().enumerate() {
+            let refused =
+                |reason: String| (Some(aggregate), Some(envelope.event_type.clone()), reason);
+            let result = if envelope.aggregate == aggregate {
+                let event = Event {
+                    seq: raw.seq,
+                    index: u16::try_from(index).unwrap_or(u16::MAX),
+                    subject: &raw.subject,
+                    envelope,
+                };
+                self.projection.apply(overlay, &event).map_err(|e| {
+                    if envelopes.len() == 1 {
+                        refused(format!("rejected by the {} fold: {e}", P::NAME))
+                    } else {
+                        refused(format!(
+                            "event {index} of the {}-event group rejected by the {} fold: {e}",
+                            envelopes.len(),
+                            P::NAME
+                        ))
+                    }
+                })
+            } else {
+                Err(refused(format!(
+                    "subject {} does not hold events of {:?}",
+                    raw.subject, envelope.aggregate
+                )))
+            };
+            if let Err(failure) = result {
+                overlay.rollback();
+                return Err(failure);
+            }
+        }
+        Ok(envelopes.len() as u64)
     }
 
     fn dead_letter(
@@ -308,81 +405,24 @@ impl<P: Projection> ProjectionStore<P> {
     }
 }
 
-impl ReadModel {
-    /// The last stream sequence applied.
-    pub fn checkpoint(&self) -> u64 {
-        *self.checkpoint.borrow()
-    }
-
-    /// Waits until the checkpoint reaches `seq`; `false` if `timeout` passed first.
-    pub async fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> bool {
-        let mut rx = self.checkpoint.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|c| *c >= seq))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-
-    pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, ProjectionError> {
-        Ok(self.tree.get(data_key(key))?)
-    }
-
-    /// The fold's entries whose key starts with `prefix`, in key order (or reversed),
-    /// strictly after (before, when reversed) the fold key `cursor`; keys are returned
-    /// without the runtime's prefix.
-    pub fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, reverse: bool) -> Entries {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let full_prefix = data_key(prefix);
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + Send> =
-            match (cursor, reverse) {
-                (None, false) => Box::new(self.tree.scan_prefix(&full_prefix)),
-                (None, true) => Box::new(self.tree.scan_prefix(&full_prefix).rev()),
-                (Some(c), false) => Box::new(
-                    self.tree
-                        .range::<Vec<u8>, _>((Excluded(data_key(c)), Unbounded)),
-                ),
-                (Some(c), true) => Box::new(
-                    self.tree
-                        .range::<Vec<u8>, _>((Included(full_prefix.clone()), Excluded(data_key(c))))
-                        .rev(),
-                ),
-            };
-        Box::new(
-            iter.take_while(move |r| {
-                r.as_ref().is_err() || r.as_ref().is_ok_and(|(k, _)| k.starts_with(&full_prefix))
-            })
-            .map(|r| {
-                let (k, v) = r?;
-                Ok((k[1..].to_vec(), v))
-            }),
-        )
-    }
-
-    /// Dead letters in stream order.
-    pub fn dead_letters(
-        &self,
-    ) -> impl Iterator<Item = Result<DeadLetter, ProjectionError>> + use<> {
-        self.tree.scan_prefix([DEAD]).map(|r| {
-            let (_, v) = r?;
-            postcard::from_bytes(&v).map_err(|e| ProjectionError::Meta(e.to_string()))
-        })
-    }
-
-    /// Every stored key and value, metadata included, in key order: two builds of the
-    /// same stream give identical contents.
-    pub fn contents(
-        &self,
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), ProjectionError>> + use<> {
-        self.tree.iter().map(|r| r.map_err(ProjectionError::from))
+pub(crate) fn current_info<P: Projection>(projection: &P) -> StoreInfo {
+    StoreInfo {
+        name: P::NAME.to_owned(),
+        version: P::VERSION,
+        fingerprint: projection.fingerprint(),
     }
 }
 
-/// Entries of a [`ReadModel::scan`]: fold key and value.
-pub type Entries = Box<dyn Iterator<Item = Result<(Vec<u8>, sled::IVec), ProjectionError>> + Send>;
+fn stored_info(tree: &sled::Tree) -> Result<Option<StoreInfo>, ProjectionError> {
+    tree.get(META_VERSION)?
+        .map(|b| postcard::from_bytes(&b).map_err(|e| ProjectionError::Meta(e.to_string())))
+        .transpose()
+}
 
 /// A pending change: `None` deletes.
 type Pending = Option<Vec<u8>>;
 
-fn data_key(key: &[u8]) -> Vec<u8> {
+pub(crate) fn data_key(key: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(key.len() + 1);
     full.push(DATA);
     full.extend_from_slice(key);

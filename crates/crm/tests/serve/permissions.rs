@@ -529,3 +529,122 @@ async fn the_permission_matrix_follows_the_roles() {
     drop(client);
     assert!(crm.stop().await.success());
 }
+
+/// The read side's RPCs (queries and admin) by role, written out from the roles' meaning:
+/// everyone who reads customers may query; auditors and analysts may see the projections'
+/// builds; only admins may start a rebuild. Importers read nothing.
+const READ_EXPECTED: [(&str, [bool; 8]); 5] = [
+    //                     admin sales service marketing auditor analyst importer sales+service
+    ("GetCustomer360", [A, A, A, A, A, A, D, A]),
+    ("ListCustomers", [A, A, A, A, A, A, D, A]),
+    ("GetTimeline", [A, A, A, A, A, A, D, A]),
+    ("ListProjections", [A, D, D, D, A, A, D, D]),
+    ("RebuildProjection", [A, D, D, D, D, D, D, D]),
+];
+
+/// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
+async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &str) -> Code {
+    use crm_proto::v1::{
+        admin_service_client::AdminServiceClient, query_service_client::QueryServiceClient,
+    };
+    let mut q = QueryServiceClient::new(channel.clone());
+    let mut a = AdminServiceClient::new(channel.clone());
+    let customer_id = if valid { id() } else { "not-a-uuid".into() };
+    match rpc {
+        "GetCustomer360" => code(
+            &q.get_customer360(auth(
+                v1::GetCustomer360Request {
+                    customer_id,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "ListCustomers" => code(
+            &q.list_customers(auth(
+                v1::ListCustomersRequest {
+                    page_token: if valid { String::new() } else { "!".into() },
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "GetTimeline" => code(
+            &q.get_timeline(auth(
+                v1::GetTimelineRequest {
+                    customer_id,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "ListProjections" => code(
+            &a.list_projections(auth(v1::ListProjectionsRequest {}, authorization))
+                .await,
+        ),
+        "RebuildProjection" => code(
+            &a.rebuild_projection(auth(
+                v1::RebuildProjectionRequest {
+                    // An unknown projection: past authorization it is NOT_FOUND, and nothing
+                    // is rebuilt; empty is malformed.
+                    name: if valid {
+                        "no-such-projection".into()
+                    } else {
+                        String::new()
+                    },
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        other => panic!("no read RPC {other}"),
+    }
+}
+
+fn auth<T>(message: T, authorization: &str) -> tonic::Request<T> {
+    with_authorization(message, Some(authorization))
+}
+
+/// Each principal against every read-side RPC: allowed ones get past authorization (OK,
+/// or NOT_FOUND for an unknown customer or projection; INVALID_ARGUMENT when malformed),
+/// the others PERMISSION_DENIED whatever the request; no valid token is UNAUTHENTICATED.
+#[tokio::test]
+async fn the_read_side_permission_matrix_follows_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, tokens_file(&PRINCIPALS)).unwrap();
+    let crm = Crm::start(&["--tokens-file", tokens.to_str().unwrap()], dir);
+    let channel = crm.channel().await;
+    let mut wrong = Vec::new();
+    for (rpc, allowed) in READ_EXPECTED {
+        for ((principal, _), allow) in PRINCIPALS.iter().zip(allowed) {
+            let authorization = format!("Bearer {}", token(principal));
+            for valid in [true, false] {
+                let got = read_call(&channel, rpc, valid, &authorization).await;
+                let want = match (allow, valid, rpc) {
+                    (false, ..) => vec![Code::PermissionDenied],
+                    (true, false, _) => vec![Code::InvalidArgument],
+                    (true, true, "ListCustomers" | "ListProjections") => vec![Code::Ok],
+                    (true, true, _) => vec![Code::NotFound],
+                };
+                if !want.contains(&got) {
+                    wrong.push(format!(
+                        "{principal} {rpc} (valid: {valid}): {got:?}, expected {want:?}"
+                    ));
+                }
+            }
+        }
+        for authorization in ["Bearer nope", "token-admin"] {
+            let got = read_call(&channel, rpc, true, authorization).await;
+            if got != Code::Unauthenticated {
+                wrong.push(format!("{rpc} with {authorization:?}: {got:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "wrong:\n{}", wrong.join("\n"));
+    drop(channel);
+    assert!(crm.stop().await.success());
+}
