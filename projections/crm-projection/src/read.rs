@@ -120,10 +120,13 @@ impl ReadModel {
     /// without the runtime's prefix.
     pub fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, reverse: bool) -> Entries {
         use std::ops::Bound::{Excluded, Included, Unbounded};
-        let tree = match self.build() {
-            Ok(b) => b.tree.clone(),
+        // The iterator keeps the build alive: a replaced build's tree is dropped only when
+        // no query holds it (see `host`).
+        let build = match self.build() {
+            Ok(b) => b,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
+        let tree = build.tree.clone();
         let full_prefix = data_key(prefix);
         let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + Send> =
             match (cursor, reverse) {
@@ -144,7 +147,8 @@ impl ReadModel {
             iter.take_while(move |r| {
                 r.as_ref().is_err() || r.as_ref().is_ok_and(|(k, _)| k.starts_with(&full_prefix))
             })
-            .map(|r| {
+            .map(move |r| {
+                let _held = &build;
                 let (k, v) = r?;
                 Ok((k[1..].to_vec(), v))
             }),
@@ -155,13 +159,14 @@ impl ReadModel {
     pub fn dead_letters(
         &self,
     ) -> impl Iterator<Item = Result<DeadLetter, ProjectionError>> + use<> {
-        let tree = self.build().map(|b| b.tree.clone());
-        let (tree, err) = match tree {
-            Ok(t) => (Some(t), None),
+        let (build, err) = match self.build() {
+            Ok(b) => (Some(b), None),
             Err(e) => (None, Some(Err(e))),
         };
-        err.into_iter().chain(tree.into_iter().flat_map(|t| {
-            t.scan_prefix([DEAD]).map(|r| {
+        err.into_iter().chain(build.into_iter().flat_map(|b| {
+            let tree = b.tree.clone();
+            tree.scan_prefix([DEAD]).map(move |r| {
+                let _held = &b;
                 let (_, v) = r?;
                 postcard::from_bytes(&v).map_err(|e| ProjectionError::Meta(e.to_string()))
             })
@@ -173,15 +178,17 @@ impl ReadModel {
     pub fn contents(
         &self,
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), ProjectionError>> + use<> {
-        let tree = self.build().map(|b| b.tree.clone());
-        let (tree, err) = match tree {
-            Ok(t) => (Some(t), None),
+        let (build, err) = match self.build() {
+            Ok(b) => (Some(b), None),
             Err(e) => (None, Some(Err(e))),
         };
-        err.into_iter().chain(
-            tree.into_iter()
-                .flat_map(|t| t.iter().map(|r| r.map_err(ProjectionError::from))),
-        )
+        err.into_iter().chain(build.into_iter().flat_map(|b| {
+            let tree = b.tree.clone();
+            tree.iter().map(move |r| {
+                let _held = &b;
+                r.map_err(ProjectionError::from)
+            })
+        }))
     }
 }
 

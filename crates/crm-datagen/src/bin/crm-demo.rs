@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use anyhow::{Context, bail};
 use clap::Parser;
 use crm_datagen::{DAY, Params, generate, ingest};
-use crm_proto::v1::{self, query_service_client::QueryServiceClient};
+use crm_proto::v1::{
+    self, admin_service_client::AdminServiceClient, query_service_client::QueryServiceClient,
+};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -285,7 +287,7 @@ async fn show(
 
     // Read your writes: every query below waits for the last position.
     let waited = Instant::now();
-    let mut q = QueryServiceClient::new(channel);
+    let mut q = QueryServiceClient::new(channel.clone());
     let mut items = Vec::new();
     let mut token = String::new();
     loop {
@@ -420,7 +422,7 @@ async fn show(
             );
         }
     }
-    Ok(())
+    rebuild(channel, read_token).await
 }
 
 fn print_360(why: &str, v: &v1::Customer360) {
@@ -549,5 +551,92 @@ fn print_360(why: &str, v: &v1::Customer360) {
             s.average_csat
                 .map_or_else(|| "-".into(), |c| format!("{c:.1}"))
         );
+    }
+}
+
+fn build_state(b: &v1::BuildInfo) -> &'static str {
+    match v1::BuildState::try_from(b.state).unwrap_or_default() {
+        v1::BuildState::Live => "live",
+        v1::BuildState::Frozen => "frozen",
+        v1::BuildState::Building => "building",
+        v1::BuildState::CaughtUp => "caught up",
+        v1::BuildState::Unspecified => "?",
+    }
+}
+
+/// The read side's projections, then a blue/green rebuild of the 360 model while a client
+/// keeps querying: the live build answers until the new one has caught up.
+async fn rebuild(channel: Channel, token: &str) -> anyhow::Result<()> {
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let mut q = QueryServiceClient::new(channel);
+    let list = |admin: &mut AdminServiceClient<Channel>| {
+        let mut admin = admin.clone();
+        let request = authed(v1::ListProjectionsRequest {}, token);
+        async move { anyhow::Ok(admin.list_projections(request?).await?.into_inner()) }
+    };
+    println!(
+        "
+== Projections (AdminService.ListProjections)"
+    );
+    for p in list(&mut admin).await?.projections {
+        for b in &p.builds {
+            println!(
+                "  {:<12} v{} {:<10} build {:<16} at position {} of {}",
+                p.name,
+                p.version,
+                build_state(b),
+                b.tree,
+                b.checkpoint,
+                b.head
+            );
+        }
+    }
+    let started = Instant::now();
+    let reply = admin
+        .rebuild_projection(authed(
+            v1::RebuildProjectionRequest {
+                name: "customer360".into(),
+            },
+            token,
+        )?)
+        .await?
+        .into_inner();
+    let new_tree = reply.build.map(|b| b.tree).unwrap_or_default();
+    println!("  rebuild of customer360 requested: building {new_tree} beside the live build");
+    let (mut queries, mut positions) = (0u64, (u64::MAX, 0u64));
+    loop {
+        // Queries keep being answered by the live build meanwhile.
+        let page = q
+            .list_customers(authed(
+                v1::ListCustomersRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await?
+            .into_inner();
+        let at = page.read.map_or(0, |r| r.position);
+        queries += 1;
+        positions = (positions.0.min(at), positions.1.max(at));
+        let status = list(&mut admin).await?;
+        let c360 = status.projections.iter().find(|p| p.name == "customer360");
+        let live = c360.and_then(|p| p.builds.first());
+        if let Some(b) = live.filter(|b| b.tree == new_tree && build_state(b) == "live") {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = b.checkpoint as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "  {new_tree} caught up and is now served: {} messages in {:.1}s ({rate:.0} messages/s); {queries} queries answered meanwhile at positions {}..{}",
+                b.checkpoint,
+                started.elapsed().as_secs_f64(),
+                positions.0,
+                positions.1
+            );
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            bail!("the rebuild did not finish within 10 minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
