@@ -80,6 +80,16 @@ impl Running {
     }
 }
 
+/// Builds the 360 model in `db` up to `head` and stops; returns its tree.
+async fn build_360(db: &sled::Db, server: &NatsServer, head: u64) -> String {
+    let mut side = ReadSide::new(db.clone(), SubjectScheme::default(), runner());
+    let c360 = side.add(Customer360::default()).unwrap();
+    let running = start(&side, server).await;
+    assert!(c360.reader().wait_for(head, Duration::from_secs(20)).await);
+    running.stop().await;
+    c360.reader().serving().unwrap()
+}
+
 fn customers(model: &ReadModel) -> usize {
     model.scan(&[keys::CUSTOMER], None, false).count()
 }
@@ -171,13 +181,7 @@ async fn a_new_projection_builds_from_scratch_while_the_other_stays_live() {
     let head = last_seq(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path().join("rm")).unwrap();
-    {
-        let mut side = ReadSide::new(db.clone(), SubjectScheme::default(), runner());
-        let c360 = side.add(Customer360::default()).unwrap();
-        let running = start(&side, &server).await;
-        assert!(c360.reader().wait_for(head, Duration::from_secs(20)).await);
-        running.stop().await;
-    }
+    build_360(&db, &server, head).await;
     // The next version of the service hosts a second projection.
     let mut side = ReadSide::new(db.clone(), SubjectScheme::default(), runner());
     let c360 = side.add(Customer360::default()).unwrap();
@@ -229,14 +233,12 @@ async fn a_changed_configuration_is_built_beside_the_old_build_which_stays_serve
     let head = last_seq(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path().join("rm")).unwrap();
-    let eur = {
-        let mut side = ReadSide::new(db.clone(), SubjectScheme::default(), runner());
-        let c360 = side.add(Customer360::default()).unwrap();
-        let running = start(&side, &server).await;
-        assert!(c360.reader().wait_for(head, Duration::from_secs(20)).await);
-        running.stop().await;
-        c360.reader().serving().unwrap()
-    };
+    let eur = build_360(&db, &server, head).await;
+    // A replaced build whose drop a crash prevented is cleaned up on the next open.
+    db.open_tree("customer360.99")
+        .unwrap()
+        .insert("x", "y")
+        .unwrap();
     let mut side = ReadSide::new(db.clone(), SubjectScheme::default(), runner());
     let usd = Customer360 {
         reporting_currency: "USD".into(),
@@ -244,6 +246,12 @@ async fn a_changed_configuration_is_built_beside_the_old_build_which_stays_serve
     let fingerprint = usd.fingerprint();
     let c360 = side.add(usd).unwrap();
     let status = c360.status();
+    assert!(
+        !db.tree_names()
+            .iter()
+            .any(|t| t.as_ref() == b"customer360.99"),
+        "left-behind build dropped"
+    );
     let states: Vec<_> = status.builds.iter().map(|b| b.state).collect();
     assert_eq!(states, [BuildState::Frozen, BuildState::Building]);
     assert_eq!(

@@ -381,18 +381,28 @@ fn tree_contents(data_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// The position the 360 projection's newest build behind `proc` has applied (while the
 /// first build of a data dir catches up it is not served yet: the admin API shows it).
 async fn applied(proc: &Proc) -> u64 {
+    builds(proc)
+        .await
+        .iter()
+        .map(|b| b.checkpoint)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The 360 projection's builds behind `proc` (served first).
+async fn builds(proc: &Proc) -> Vec<v1::BuildInfo> {
     let mut admin = AdminServiceClient::new(proc.channel().await);
     let reply = admin
         .list_projections(auth(v1::ListProjectionsRequest {}, "admin"))
         .await
         .unwrap()
         .into_inner();
-    let p = reply
+    reply
         .projections
-        .iter()
+        .into_iter()
         .find(|p| p.name == "customer360")
-        .expect("the 360 projection is hosted");
-    p.builds.iter().map(|b| b.checkpoint).max().unwrap_or(0)
+        .expect("the 360 projection is hosted")
+        .builds
 }
 
 async fn wait_until_applied(proc: &Proc, position: u64) {
@@ -498,6 +508,76 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
     assert!(
         mid_stream_kills >= 1,
         "no kill landed mid-stream: the test proved nothing"
+    );
+
+    // A blue/green rebuild of the same data dir, killed repeatedly while it builds: it
+    // resumes after each restart, takes over, and equals the uninterrupted build.
+    let p = Proc::start(
+        &killed_dir,
+        &tokens,
+        &["--role", "projector", "--nats-url", &url],
+    );
+    let old = builds(&p).await[0].tree.clone();
+    let mut admin = AdminServiceClient::new(p.channel().await);
+    let new = admin
+        .rebuild_projection(auth(
+            v1::RebuildProjectionRequest {
+                name: "customer360".into(),
+            },
+            "admin",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .build
+        .unwrap()
+        .tree;
+    drop(admin);
+    let mut p = Some(p);
+    let (mut mid_build_kills, mut delay) = (0, 20);
+    loop {
+        let proc = match p.take() {
+            Some(proc) => proc,
+            None => Proc::start(
+                &killed_dir,
+                &tokens,
+                &["--role", "projector", "--nats-url", &url],
+            ),
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let now = builds(&proc).await;
+        proc.kill();
+        let building = now.iter().find(|b| b.tree == new);
+        match building {
+            Some(b) if b.state == v1::BuildState::Live as i32 => break,
+            Some(b) => mid_build_kills += u32::from(b.checkpoint > 0 && b.checkpoint < last),
+            None => panic!("the build {new} disappeared: {now:?}"),
+        }
+        delay += 25;
+    }
+    let p = Proc::start(
+        &killed_dir,
+        &tokens,
+        &["--role", "projector", "--nats-url", &url],
+    );
+    wait_until_applied(&p, last).await;
+    let served = builds(&p).await;
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(served[0].tree, new);
+    p.stop().await;
+    let db = sled::open(killed_dir.join("read-models")).unwrap();
+    assert!(
+        !db.tree_names().iter().any(|t| t.as_ref() == old.as_bytes()),
+        "the replaced build {old} is dropped"
+    );
+    drop(db);
+    assert!(
+        tree_contents(&killed_dir) == fresh,
+        "a blue/green build killed {mid_build_kills} times differs from an uninterrupted build"
+    );
+    assert!(
+        mid_build_kills >= 1,
+        "no kill landed mid-build: the test proved nothing"
     );
 }
 

@@ -237,6 +237,27 @@ impl<P: Projection> Hosted<P> {
             registry.building = Some(tree.clone());
             building = Some(open(&tree)?);
         }
+        // Trees of this projection that are neither live nor building (a process stopped
+        // between a switch and dropping the replaced build) are dropped now.
+        for name in db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let ours = name == P::NAME
+                || name
+                    .strip_prefix(P::NAME)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|n| n.parse::<u64>().is_ok());
+            let kept = [&registry.live, &registry.building]
+                .into_iter()
+                .any(|t| t.as_deref() == Some(name.as_str()));
+            if ours && !kept {
+                tracing::info!(
+                    projection = P::NAME,
+                    tree = name,
+                    "dropping a replaced build left behind"
+                );
+                db.drop_tree(&name)?;
+            }
+        }
         let slot = |store: ProjectionStore<P>| {
             let store = Arc::new(store);
             Slot {
