@@ -400,3 +400,39 @@ async fn a_message_on_a_look_alike_subject_is_dead_lettered_as_foreign() {
     }
     drop(p.stop().await);
 }
+
+#[tokio::test]
+async fn a_projector_that_lost_its_server_resumes_with_no_gap_and_no_double_application() {
+    let mut server = NatsServer::start();
+    let h = handler(&server).await;
+    write_customers(&h, 30).await;
+    let head = last_seq(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projector::start(&server, dir.path(), Customer360::default()).await;
+    p.caught_up(head).await;
+    let stats = Arc::clone(p.store.stats());
+    // The server dies (SIGKILL) and comes back on the same store a moment later.
+    drop(h);
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart();
+    let h = handler(&server).await;
+    write_customers(&h, 10).await;
+    let end = last_seq(&server).await;
+    let model = p.caught_up(end).await;
+    assert!(
+        stats.consumer_opens.load(Ordering::Relaxed) >= 2,
+        "the consumer was opened again"
+    );
+    // Exactly what an uninterrupted build gives, each event applied once.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Projector::start(&server, fresh_dir.path(), Customer360::default()).await;
+    let fresh_model = fresh.caught_up(end).await;
+    assert_eq!(contents(&model), contents(&fresh_model));
+    assert_eq!(
+        stats.events_applied.load(Ordering::Relaxed),
+        fresh.store.stats().events_applied.load(Ordering::Relaxed),
+    );
+    drop(fresh.stop().await);
+    drop(p.stop().await);
+}

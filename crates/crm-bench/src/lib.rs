@@ -12,8 +12,11 @@
 //!
 //! Once (durable run): the **raw ordered-consumer read** of the whole stream and the full
 //! **rebuild** of the 360 model from it; **GetCustomer360** at a fixed rate (p50/p99) and its
-//! maximum with 64 in flight; **memory**: the service's peak RSS and the on-disk size per
-//! million events.
+//! maximum with 64 in flight; a **blue/green rebuild** inside the service (AdminService)
+//! with GetCustomer360 at the same fixed rate until it takes over; **memory**: the
+//! service's peak RSS and the on-disk size per million events.
+//!
+//! `--phases` runs a subset ([`Phase`]); the business is always ingested first.
 //!
 //! `crm serve` runs as a child process (`--nats-url` the bench's server), so its RSS is its
 //! own; the load generator shares the machine's cores with it, as a co-located client would.
@@ -38,9 +41,77 @@ use tokio::sync::Mutex;
 use tonic::Request;
 use tonic::transport::Channel;
 
+/// A part of the bench that can be run on its own (`--phases`). The generated business is
+/// always ingested (durable mode) since every other phase reads or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Raw publish baseline (per mode).
+    Raw,
+    /// Unary commands, 64 in flight (per mode).
+    Unary,
+    /// Projection lag at a fixed rate (per mode).
+    Lag,
+    /// GetCustomer360 at a fixed rate and at its maximum.
+    Queries,
+    /// Raw ordered read and the full 360 rebuild into a fresh directory.
+    Rebuild,
+    /// A blue/green rebuild inside the service while GetCustomer360 runs at a fixed rate.
+    BlueGreen,
+}
+
+impl Phase {
+    pub const ALL: [Self; 6] = [
+        Self::Raw,
+        Self::Unary,
+        Self::Lag,
+        Self::Queries,
+        Self::Rebuild,
+        Self::BlueGreen,
+    ];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Unary => "unary",
+            Self::Lag => "lag",
+            Self::Queries => "queries",
+            Self::Rebuild => "rebuild",
+            Self::BlueGreen => "bluegreen",
+        }
+    }
+
+    /// Parses a comma-separated list of phase names.
+    ///
+    /// # Errors
+    /// A name that is not a phase (the message lists them).
+    pub fn parse_list(list: &str) -> Result<std::collections::BTreeSet<Self>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                Self::ALL
+                    .into_iter()
+                    .find(|p| p.name() == n)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
+                        format!("unknown phase {n:?}: one of {}", names.join(", "))
+                    })
+            })
+            .collect()
+    }
+
+    /// Whether the phase is measured in both durability modes.
+    const fn per_mode(self) -> bool {
+        matches!(self, Self::Raw | Self::Unary | Self::Lag)
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
+    /// The phases to run (all by default).
+    pub phases: std::collections::BTreeSet<Phase>,
     pub crm_bin: PathBuf,
     /// Customers of the generated business (bulk ingest).
     pub customers: usize,
@@ -57,6 +128,7 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         Self {
+            phases: Phase::ALL.into_iter().collect(),
             crm_bin: PathBuf::from("target/release/crm"),
             customers: 5_000,
             unary: 20_000,
@@ -138,6 +210,13 @@ pub struct Shared {
     pub query_latency: Latency,
     pub query_max_per_s: f64,
     pub service_peak_rss_mib: f64,
+    /// Blue/green rebuild inside the service: messages/s from the request to the switch,
+    /// its ratio to the raw read, and GetCustomer360 at `query_rate` meanwhile.
+    pub bluegreen_per_s: f64,
+    pub bluegreen_ratio: f64,
+    pub bluegreen_seconds: f64,
+    pub bluegreen_query_latency: Latency,
+    pub bluegreen_query_errors: u64,
     pub stream_mib_per_million_events: f64,
     pub read_model_mib_per_million_events: f64,
 }
@@ -533,28 +612,31 @@ async fn lag(
 }
 
 /// GetCustomer360 at `rate` for `seconds` (open loop), then the maximum with 64 in flight.
-async fn queries(
+/// GetCustomer360 at `rate` per second (open loop: latency from each call's scheduled
+/// time) until `stop(i)` says so before call `i`; the latencies of the answered calls and
+/// the number that failed.
+async fn fixed_rate_queries(
     channel: &Channel,
     token: &str,
     ids: &Arc<Vec<String>>,
     rate: u64,
-    seconds: u64,
-) -> (Latency, f64) {
+    mut stop: impl FnMut(u64) -> bool,
+) -> (Latency, u64) {
     let period = Duration::from_secs_f64(1.0 / rate as f64);
-    let total = rate * seconds;
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(
-        usize::try_from(total).unwrap_or(0),
-    )));
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..total {
+    let mut i = 0u64;
+    while !stop(i) {
         let scheduled = started + period.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled.into()).await;
-        let (channel, token, ids, samples) = (
+        let (channel, token, ids, samples, failed) = (
             channel.clone(),
             token.to_owned(),
             ids.clone(),
             samples.clone(),
+            failed.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let sent = origin(scheduled);
@@ -571,13 +653,28 @@ async fn queries(
                 .await;
             if r.is_ok() {
                 samples.lock().await.push(sent.elapsed());
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
             }
         }));
+        i += 1;
     }
     for t in tasks {
         let _ = t.await;
     }
     let latency = Latency::of(std::mem::take(&mut *samples.lock().await));
+    (latency, failed.load(Ordering::Relaxed))
+}
+
+async fn queries(
+    channel: &Channel,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: u64,
+    seconds: u64,
+) -> (Latency, f64) {
+    let total = rate * seconds;
+    let (latency, _) = fixed_rate_queries(channel, token, ids, rate, |i| i >= total).await;
 
     let done = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(seconds.min(10));
@@ -678,6 +775,81 @@ async fn rebuild(url: &str) -> anyhow::Result<Rebuilt> {
     })
 }
 
+/// What [`bluegreen`] measured.
+struct BlueGreen {
+    messages: u64,
+    seconds: f64,
+    latency: Latency,
+    errors: u64,
+}
+
+/// Asks the service for a rebuild of the 360 model (AdminService) and runs GetCustomer360
+/// at `rate` until the new build is served.
+async fn bluegreen(
+    channel: &Channel,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: u64,
+) -> anyhow::Result<BlueGreen> {
+    use crm_proto::v1::admin_service_client::AdminServiceClient;
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let started = Instant::now();
+    let tree = admin
+        .rebuild_projection(authed(
+            v1::RebuildProjectionRequest {
+                name: "customer360".into(),
+            },
+            token,
+        ))
+        .await?
+        .into_inner()
+        .build
+        .context("no build in the reply")?
+        .tree;
+    let switched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let (switched, token) = (Arc::clone(&switched), token.to_owned());
+        async move {
+            let result = async {
+                loop {
+                    let list = admin
+                        .list_projections(authed(v1::ListProjectionsRequest {}, &token))
+                        .await?
+                        .into_inner();
+                    let live = list
+                        .projections
+                        .iter()
+                        .find(|p| p.name == "customer360")
+                        .and_then(|p| p.builds.first())
+                        .filter(|b| b.tree == tree && b.state == v1::BuildState::Live as i32);
+                    if let Some(b) = live {
+                        return anyhow::Ok((b.checkpoint, started.elapsed().as_secs_f64()));
+                    }
+                    if started.elapsed() > Duration::from_secs(3600) {
+                        bail!("the blue/green rebuild did not finish within an hour");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            .await;
+            // The queries stop on failure too.
+            switched.store(true, Ordering::Relaxed);
+            result
+        }
+    });
+    let (latency, errors) = fixed_rate_queries(channel, token, ids, rate, |_| {
+        switched.load(Ordering::Relaxed)
+    })
+    .await;
+    let (messages, seconds) = watcher.await??;
+    Ok(BlueGreen {
+        messages,
+        seconds,
+        latency,
+        errors,
+    })
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -739,10 +911,15 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
     let data = Arc::new(crm_datagen::generate(&params)?);
     let ids: Arc<Vec<String>> =
         Arc::new(data.truth.iter().map(|t| t.customer_id.clone()).collect());
+    let has = |p: Phase| cfg.phases.contains(&p);
+    let both_modes = cfg.phases.iter().any(|p| p.per_mode());
     for (mode, durability, lag_rate) in [
         ("durable", Durability::Always, cfg.lag_rate_durable),
         ("lazy", Durability::Lazy, cfg.lag_rate_lazy),
     ] {
+        if mode == "lazy" && !both_modes {
+            continue;
+        }
         let server = NatsServer::builder().durability(durability).start();
         let url = server.url();
         let mut f = ModeFigures {
@@ -752,13 +929,16 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         };
         // Event-sized payloads: the mean encoded size of the generated commands' events is
         // close to the mean request size.
-        steal.start();
-        f.raw_publish_per_s = raw_publish(&url, cfg.unary, 400).await?;
-        log(&format!(
-            "{mode}: raw publish {:.0} msgs/s (CPU steal {:.0}%)",
-            f.raw_publish_per_s,
-            steal.end(&format!("{mode} raw publish"))
-        ));
+        if has(Phase::Raw) {
+            steal.start();
+            f.raw_publish_per_s = raw_publish(&url, cfg.unary, 400).await?;
+            log(&format!(
+                "{mode}: raw publish {:.0} msgs/s (CPU steal {:.0}%)",
+                f.raw_publish_per_s,
+                steal.end(&format!("{mode} raw publish"))
+            ));
+        }
+        let ratio = |v: f64, base: f64| if base > 0.0 { v / base } else { 0.0 };
 
         let mut service = Service::start(&cfg.crm_bin, &url)?;
         let channel = Channel::from_shared(service.addr.clone())?
@@ -784,7 +964,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         {
             f.bulk_ingest_per_s = r.ok as f64 / r.elapsed.as_secs_f64();
         }
-        f.bulk_ingest_ratio = f.bulk_ingest_per_s / f.raw_publish_per_s;
+        f.bulk_ingest_ratio = ratio(f.bulk_ingest_per_s, f.raw_publish_per_s);
         log(&format!(
             "{mode}: bulk ingest {:.0} commands/s (CPU steal {:.0}%)",
             f.bulk_ingest_per_s,
@@ -797,69 +977,105 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             f.ingest_catch_up_s
         ));
 
-        steal.start();
-        let (rate, latency, position) =
-            unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
-        f.unary_per_s = rate;
-        f.unary_ratio = rate / f.raw_publish_per_s;
-        f.unary_latency = latency;
-        log(&format!(
-            "{mode}: unary {rate:.0} commands/s (CPU steal {:.0}%)",
-            steal.end(&format!("{mode} unary"))
-        ));
-        caught_up(&channel, &service.token, position).await?;
+        if has(Phase::Unary) {
+            steal.start();
+            let (rate, latency, position) =
+                unary(&channel, &service.token, &ids, cfg.unary, 64).await?;
+            f.unary_per_s = rate;
+            f.unary_ratio = ratio(rate, f.raw_publish_per_s);
+            f.unary_latency = latency;
+            log(&format!(
+                "{mode}: unary {rate:.0} commands/s (CPU steal {:.0}%)",
+                steal.end(&format!("{mode} unary"))
+            ));
+            caught_up(&channel, &service.token, position).await?;
+        }
 
-        steal.start();
-        let (achieved, lag_latency, errors, position) =
-            lag(&channel, &service.token, &ids, lag_rate, cfg.seconds).await;
-        caught_up(&channel, &service.token, position).await?;
-        f.lag_achieved_per_s = achieved;
-        f.lag = lag_latency;
-        f.lag_errors = errors.values().sum();
-        f.lag_error_kinds = errors;
-        log(&format!(
-            "{mode}: lag at {lag_rate}/s: p99 {:.1} ms (CPU steal {:.0}%)",
-            f.lag.p99_ms,
-            steal.end(&format!("{mode} lag"))
-        ));
+        if has(Phase::Lag) {
+            steal.start();
+            let (achieved, lag_latency, errors, position) =
+                lag(&channel, &service.token, &ids, lag_rate, cfg.seconds).await;
+            caught_up(&channel, &service.token, position).await?;
+            f.lag_achieved_per_s = achieved;
+            f.lag = lag_latency;
+            f.lag_errors = errors.values().sum();
+            f.lag_error_kinds = errors;
+            log(&format!(
+                "{mode}: lag at {lag_rate}/s: p99 {:.1} ms (CPU steal {:.0}%)",
+                f.lag.p99_ms,
+                steal.end(&format!("{mode} lag"))
+            ));
+        }
 
         if mode == "durable" {
             let s = &mut report.shared;
             s.query_rate = cfg.query_rate;
-            steal.start();
-            (s.query_latency, s.query_max_per_s) =
-                queries(&channel, &service.token, &ids, cfg.query_rate, cfg.seconds).await;
-            log(&format!(
-                "GetCustomer360 at {}/s: p99 {:.2} ms; max {:.0}/s (CPU steal {:.0}%)",
-                cfg.query_rate,
-                s.query_latency.p99_ms,
-                s.query_max_per_s,
-                steal.end("queries")
-            ));
+            if has(Phase::Queries) {
+                steal.start();
+                (s.query_latency, s.query_max_per_s) =
+                    queries(&channel, &service.token, &ids, cfg.query_rate, cfg.seconds).await;
+                log(&format!(
+                    "GetCustomer360 at {}/s: p99 {:.2} ms; max {:.0}/s (CPU steal {:.0}%)",
+                    cfg.query_rate,
+                    s.query_latency.p99_ms,
+                    s.query_max_per_s,
+                    steal.end("queries")
+                ));
+            }
             s.service_peak_rss_mib = service.peak_rss_mib();
-            steal.start();
-            let rebuilt = rebuild(&url).await?;
-            let events = rebuilt.events;
-            s.stream_messages = rebuilt.messages;
-            s.stream_events = events;
-            s.raw_read_per_s = rebuilt.raw_per_s;
-            s.rebuild_per_s = rebuilt.rebuild_per_s;
-            s.rebuild_events_per_s = rebuilt.rebuild_events_per_s;
-            s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
-            log(&format!(
-                "rebuild {:.0} messages/s, {:.0} events/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
-                rebuilt.rebuild_per_s,
-                rebuilt.rebuild_events_per_s,
-                rebuilt.raw_per_s,
-                steal.end("raw read and rebuild")
-            ));
+            if has(Phase::Rebuild) {
+                steal.start();
+                let rebuilt = rebuild(&url).await?;
+                s.stream_messages = rebuilt.messages;
+                s.stream_events = rebuilt.events;
+                s.raw_read_per_s = rebuilt.raw_per_s;
+                s.rebuild_per_s = rebuilt.rebuild_per_s;
+                s.rebuild_events_per_s = rebuilt.rebuild_events_per_s;
+                s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
+                log(&format!(
+                    "rebuild {:.0} messages/s, {:.0} events/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
+                    rebuilt.rebuild_per_s,
+                    rebuilt.rebuild_events_per_s,
+                    rebuilt.raw_per_s,
+                    steal.end("raw read and rebuild")
+                ));
+            }
+            if has(Phase::BlueGreen) {
+                steal.start();
+                let b = bluegreen(&channel, &service.token, &ids, cfg.query_rate).await?;
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    s.bluegreen_per_s = b.messages as f64 / b.seconds;
+                }
+                s.bluegreen_ratio = ratio(s.bluegreen_per_s, s.raw_read_per_s);
+                s.bluegreen_seconds = b.seconds;
+                s.bluegreen_query_latency = b.latency;
+                s.bluegreen_query_errors = b.errors;
+                s.service_peak_rss_mib = service.peak_rss_mib();
+                log(&format!(
+                    "blue/green rebuild in the service: {} messages in {:.1}s ({:.0}/s); GetCustomer360 at {}/s meanwhile p50 / p99 {:.2} / {:.2} ms, {} failed (CPU steal {:.0}%)",
+                    b.messages,
+                    b.seconds,
+                    s.bluegreen_per_s,
+                    cfg.query_rate,
+                    s.bluegreen_query_latency.p50_ms,
+                    s.bluegreen_query_latency.p99_ms,
+                    b.errors,
+                    steal.end("blue/green rebuild")
+                ));
+            }
             service.stop();
-            #[allow(clippy::cast_precision_loss)]
-            let per_million = |bytes: u64| bytes as f64 / 1024.0 / 1024.0 / (events as f64 / 1e6);
-            s.stream_mib_per_million_events = per_million(dir_size(&server.store_dir()));
-            s.read_model_mib_per_million_events = per_million(dir_size(
-                &service.data_dir.path().join("data").join("read-models"),
-            ));
+            // The events are counted by the rebuild phase.
+            let events = s.stream_events;
+            if events > 0 {
+                #[allow(clippy::cast_precision_loss)]
+                let per_million =
+                    |bytes: u64| bytes as f64 / 1024.0 / 1024.0 / (events as f64 / 1e6);
+                s.stream_mib_per_million_events = per_million(dir_size(&server.store_dir()));
+                s.read_model_mib_per_million_events = per_million(dir_size(
+                    &service.data_dir.path().join("data").join("read-models"),
+                ));
+            }
         }
         service.stop();
         report.modes.push(f);
@@ -969,6 +1185,20 @@ pub fn table(r: &Report) -> String {
         t,
         "| GetCustomer360 at {}/s p50 / p99 | {:.2} / {:.2} ms | p99 <= 1 ms |",
         s.query_rate, s.query_latency.p50_ms, s.query_latency.p99_ms
+    );
+    let _ = writeln!(
+        t,
+        "| blue/green 360 rebuild inside the service (request to switch) | {:.0} messages/s ({:.2}x), {:.1} s | |",
+        s.bluegreen_per_s, s.bluegreen_ratio, s.bluegreen_seconds
+    );
+    let _ = writeln!(
+        t,
+        "| GetCustomer360 at {}/s during it, p50 / p99 | {:.2} / {:.2} ms ({} samples, {} failed) | p99 <= 1 ms |",
+        s.query_rate,
+        s.bluegreen_query_latency.p50_ms,
+        s.bluegreen_query_latency.p99_ms,
+        s.bluegreen_query_latency.samples,
+        s.bluegreen_query_errors
     );
     let _ = writeln!(
         t,

@@ -26,6 +26,10 @@ struct Cli {
     /// The large run: 1,000,000 customers (~21M commands; hours on 2 cores).
     #[arg(long)]
     full: bool,
+    /// Phases to run, comma-separated (raw, unary, lag, queries, rebuild, bluegreen);
+    /// default all. The generated business is always ingested first.
+    #[arg(long, value_parser = crm_bench::Phase::parse_list)]
+    phases: Option<std::collections::BTreeSet<crm_bench::Phase>>,
     /// Where the figures go as JSON.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
@@ -43,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         unary: cli.unary.unwrap_or(d.unary),
         seconds: cli.seconds.unwrap_or(d.seconds),
         out_json: Some(cli.out.clone()),
+        phases: cli.phases.unwrap_or_else(|| d.phases.clone()),
         ..d
     };
     let started = std::time::Instant::now();

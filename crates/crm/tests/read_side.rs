@@ -835,3 +835,294 @@ async fn a_generated_business_ingests_without_a_refusal_and_the_360_agrees_with_
     }
     crm.stop().await;
 }
+
+/// 2026-01-01T00:00:00Z, in seconds.
+const T0_SECS: i64 = 1_767_225_600;
+
+fn day(d: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: T0_SECS + d * 86_400,
+        nanos: 0,
+    })
+}
+
+fn at(d: i64) -> Option<v1::CommandOptions> {
+    Some(v1::CommandOptions {
+        occurred_at: day(d),
+        ..Default::default()
+    })
+}
+
+/// A small business with every figure computed by hand (as of day 100 after T0):
+///
+/// | customer | owner | orders (day: total) | lifecycle | RFM | value class | segment |
+/// |---|---|---|---|---|---|---|
+/// | A | ann | 10, 40, 70: 200 each | repeat (30 d since, gap 30 d) | 3-4-3 | potential | loyal |
+/// | B | bob | 95: 10,000 | new | 4-1-4 | potential | promising |
+/// | C | ann | none | prospect | - | unscored | prospect |
+/// | D | bob | 1: 100 | dormant (one order, 99 d) | 1-1-2 | lost | hibernating |
+/// | E | cat | 20, 25: 20 each | dormant (75 d > 60 d) | 2-3-1 | general | at_risk |
+///
+/// Quintiles over the four buyers: 1 + 5 x (buyers strictly below) / 4.
+#[tokio::test]
+async fn list_filters_sorts_timeline_filters_and_as_of_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(dir.path());
+    let crm = Proc::start(&dir.path().join("data"), &tokens, &[]);
+    let channel = crm.channel().await;
+    let mut commands = CommandServiceClient::new(channel.clone());
+    let mut queries = QueryServiceClient::new(channel);
+    let ids: Vec<String> = (0..5).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| ids[i].clone());
+    for (id, owner) in [
+        (&a, "ann"),
+        (&b, "bob"),
+        (&c, "ann"),
+        (&d, "bob"),
+        (&e, "cat"),
+    ] {
+        let mut r = register(id, "Ada");
+        r.owner = owner.into();
+        r.options = at(0);
+        commands.register_customer(auth(r, "admin")).await.unwrap();
+    }
+    let mut last = 0;
+    for (id, on, price) in [
+        (&a, 10, 100),
+        (&a, 40, 100),
+        (&a, 70, 100),
+        (&b, 95, 5000),
+        (&d, 1, 50),
+        (&e, 20, 10),
+        (&e, 25, 10),
+    ] {
+        let mut o = order(id, price);
+        o.options = at(on);
+        let reply = commands.place_order(auth(o, "admin")).await.unwrap();
+        last = reply.into_inner().position;
+    }
+    let ticket = commands
+        .open_ticket(auth(
+            v1::OpenTicketRequest {
+                options: at(50),
+                customer_id: a.clone(),
+                channel: v1::Channel::Email as i32,
+                category: "delivery".into(),
+                priority: v1::TicketPriority::Normal as i32,
+                subject: "Late parcel".into(),
+                ..Default::default()
+            },
+            "admin",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    last = last.max(ticket.position);
+
+    let mut list = async |req: v1::ListCustomersRequest| -> Vec<v1::CustomerListItem> {
+        queries
+            .list_customers(auth(
+                v1::ListCustomersRequest {
+                    as_of: req.as_of.or_else(|| day(100)),
+                    consistency: consistency(last),
+                    ..req
+                },
+                "admin",
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .customers
+    };
+    let names = |items: &[v1::CustomerListItem]| -> Vec<String> {
+        items.iter().map(|i| i.customer_id.clone()).collect()
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // Classification of each, as of day 100.
+    let all = list(v1::ListCustomersRequest::default()).await;
+    assert_eq!(names(&all), sorted(ids.clone()), "by id");
+    let class = |id: &str| {
+        let c = all
+            .iter()
+            .find(|i| i.customer_id == id)
+            .unwrap()
+            .classification
+            .clone()
+            .unwrap();
+        (
+            c.lifecycle,
+            c.value_class,
+            c.segment,
+            (c.recency_score, c.frequency_score, c.monetary_score),
+        )
+    };
+    let want = [
+        (&a, ("repeat", "potential", "loyal", (3, 4, 3))),
+        (&b, ("new", "potential", "promising", (4, 1, 4))),
+        (&c, ("prospect", "unscored", "prospect", (0, 0, 0))),
+        (&d, ("dormant", "lost", "hibernating", (1, 1, 2))),
+        (&e, ("dormant", "general", "at_risk", (2, 3, 1))),
+    ];
+    for (id, (lifecycle, value, segment, rfm)) in want {
+        assert_eq!(
+            class(id),
+            (lifecycle.into(), value.into(), segment.into(), rfm),
+            "customer {id}"
+        );
+    }
+    // Filters.
+    let by = |f: fn(&mut v1::ListCustomersRequest)| {
+        let mut r = v1::ListCustomersRequest::default();
+        f(&mut r);
+        r
+    };
+    let cases: [(v1::ListCustomersRequest, Vec<&String>); 8] = [
+        (by(|r| r.owner = "ann".into()), vec![&a, &c]),
+        (by(|r| r.owner = "bob".into()), vec![&b, &d]),
+        (by(|r| r.lifecycle = "dormant".into()), vec![&d, &e]),
+        (by(|r| r.lifecycle = "prospect".into()), vec![&c]),
+        (by(|r| r.value_class = "potential".into()), vec![&a, &b]),
+        (by(|r| r.value_class = "lost".into()), vec![&d]),
+        (by(|r| r.segment = "at_risk".into()), vec![&e]),
+        (
+            by(|r| {
+                r.owner = "bob".into();
+                r.lifecycle = "new".into();
+            }),
+            vec![&b],
+        ),
+    ];
+    for (request, expected) in cases {
+        let what = format!("{request:?}");
+        let got = names(&list(request).await);
+        assert_eq!(
+            got,
+            sorted(expected.into_iter().cloned().collect()),
+            "{what}"
+        );
+    }
+    // Sorts: customers with orders only.
+    let by_value = list(v1::ListCustomersRequest {
+        sort: v1::CustomerSort::Value as i32,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(names(&by_value), [&b, &a, &d, &e].map(String::clone));
+    let by_recency = list(v1::ListCustomersRequest {
+        sort: v1::CustomerSort::Recency as i32,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(names(&by_recency), [&b, &a, &e, &d].map(String::clone));
+    // as_of: a year and more later every buyer has churned, and is lost.
+    let later = list(v1::ListCustomersRequest {
+        as_of: day(500),
+        lifecycle: "churned".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        names(&later),
+        sorted(vec![a.clone(), b.clone(), d.clone(), e.clone()])
+    );
+    assert!(
+        later
+            .iter()
+            .all(|i| i.classification.as_ref().unwrap().value_class == "lost")
+    );
+
+    // Timeline filters on A: registration (day 0), orders (10, 40, 70), ticket (50).
+    let mut timeline = async |req: v1::GetTimelineRequest| -> Vec<(String, i64)> {
+        queries
+            .get_timeline(auth(
+                v1::GetTimelineRequest {
+                    customer_id: a.clone(),
+                    consistency: consistency(last),
+                    ..req
+                },
+                "admin",
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .map(|e| {
+                let at = e.occurred_at.unwrap().seconds;
+                (e.event_type, (at - T0_SECS) / 86_400)
+            })
+            .collect()
+    };
+    let entry = |t: &str, d: i64| (t.to_owned(), d);
+    assert_eq!(
+        timeline(v1::GetTimelineRequest::default()).await,
+        [
+            entry("customer.registered", 0),
+            entry("customer.order_placed", 10),
+            entry("customer.order_placed", 40),
+            entry("customer.ticket_opened", 50),
+            entry("customer.order_placed", 70),
+        ]
+    );
+    assert_eq!(
+        timeline(v1::GetTimelineRequest {
+            event_types: vec!["customer.order_placed".into()],
+            newest_first: true,
+            ..Default::default()
+        })
+        .await,
+        [70, 40, 10].map(|d| entry("customer.order_placed", d))
+    );
+    assert_eq!(
+        timeline(v1::GetTimelineRequest {
+            event_types: vec!["customer.ticket_".into()],
+            ..Default::default()
+        })
+        .await,
+        [entry("customer.ticket_opened", 50)]
+    );
+    assert_eq!(
+        timeline(v1::GetTimelineRequest {
+            from: day(30),
+            to: day(60),
+            ..Default::default()
+        })
+        .await,
+        [
+            entry("customer.order_placed", 40),
+            entry("customer.ticket_opened", 50)
+        ]
+    );
+
+    // A position the read model will not reach: the wait ends at 10 s, not at the call's
+    // 30 s deadline, with the STALE_READ_MODEL precondition naming the field.
+    let mut request = auth(
+        v1::GetCustomer360Request {
+            customer_id: a.clone(),
+            consistency: consistency(last + 1_000),
+            ..Default::default()
+        },
+        "admin",
+    );
+    request.set_timeout(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let stale = queries.get_customer360(request).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale:?}");
+    assert!(
+        waited >= Duration::from_millis(9_900) && waited < Duration::from_secs(29),
+        "waited {waited:?}"
+    );
+    use tonic_types::StatusExt;
+    let details = stale.get_error_details();
+    let violation = &details
+        .precondition_failure()
+        .expect("PreconditionFailure")
+        .violations[0];
+    assert_eq!(violation.r#type, "STALE_READ_MODEL");
+    assert_eq!(violation.subject, "consistency.min_position");
+    crm.stop().await;
+}

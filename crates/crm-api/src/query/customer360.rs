@@ -1,7 +1,6 @@
-//! The query service over the customer 360 read model.
+//! `QueryService`: the customer 360° read model's queries.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crm_customer360::view::{self, LIFECYCLE_RULE, Lifecycle, VALUE_RULE, ValueClass};
 use crm_customer360::{
@@ -9,18 +8,14 @@ use crm_customer360::{
     TimelineFilter,
 };
 use crm_domain::Timestamp;
-use crm_projection::ProjectionError;
 use crm_proto::v1::{self, query_service_server::QueryService};
-use crm_proto::{timestamp_from_proto, timestamp_to_proto};
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Authenticator, Permission, Principal};
-use crate::status::{
-    auth_status, invalid_query_field, projection_status, query_error_status, stale_status,
+use super::{
+    as_of, consistent, money, now, page_size, page_token, parse_id, principal, ts, uuid_str,
 };
-
-/// The longest a query waits for its consistency token.
-pub const MAX_CONSISTENCY_WAIT: Duration = Duration::from_secs(10);
+use crate::auth::{Authenticator, Permission, Principal};
+use crate::status::{invalid_query_field, query_error_status};
 
 #[derive(Clone, Debug)]
 pub struct QueryApi {
@@ -35,108 +30,21 @@ impl QueryApi {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
-        self.auth
-            .authorize(header, Permission::CustomersRead, "read customers")
-            .cloned()
-            .map_err(|e| auth_status(&e))
+        principal(
+            &self.auth,
+            request,
+            Permission::CustomersRead,
+            "read customers",
+        )
     }
 
-    /// Waits until the read model applied `consistency.min_position` (bounded by the
-    /// call's deadline and [`MAX_CONSISTENCY_WAIT`]); returns the applied position.
     async fn consistent<T>(
         &self,
         request: &Request<T>,
         consistency: Option<&v1::Consistency>,
     ) -> Result<u64, Status> {
-        let model = self.queries.model();
-        let wanted = consistency.map_or(0, |c| c.min_position);
-        if model.serving().is_some() && model.checkpoint() >= wanted {
-            return Ok(model.checkpoint());
-        }
-        let wait = deadline(request).map_or(MAX_CONSISTENCY_WAIT, |d| {
-            // Leave time to answer before the client gives up.
-            d.saturating_sub(Duration::from_millis(20))
-                .min(MAX_CONSISTENCY_WAIT)
-        });
-        let started = Instant::now();
-        // No build served yet (the first build of a new data dir is catching up): wait
-        // for it like for a position.
-        if model.wait_for(wanted, wait).await {
-            Ok(model.checkpoint())
-        } else if model.serving().is_none() {
-            Err(projection_status(&ProjectionError::NotServing(
-                model.projection().to_owned(),
-            )))
-        } else {
-            Err(stale_status(model.checkpoint(), wanted, started.elapsed()))
-        }
+        consistent(self.queries.model(), request, consistency).await
     }
-}
-
-/// The call's deadline from the `grpc-timeout` header.
-fn deadline<T>(request: &Request<T>) -> Option<Duration> {
-    let v = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-fn as_of(t: Option<&prost_types::Timestamp>, field: &str) -> Result<i64, Status> {
-    match t {
-        None => Ok(now()),
-        Some(t) => timestamp_from_proto(t)
-            .map(|t| t.0)
-            .ok_or_else(|| invalid_query_field(field, "not a valid timestamp")),
-    }
-}
-
-fn parse_id(s: &str, field: &str) -> Result<[u8; 16], Status> {
-    uuid::Uuid::try_parse(s)
-        .map(uuid::Uuid::into_bytes)
-        .map_err(|_| invalid_query_field(field, "must be a UUID"))
-}
-
-fn page_size(n: u32) -> Result<usize, Status> {
-    match n {
-        0 => Ok(50),
-        1..=1000 => Ok(n as usize),
-        _ => Err(invalid_query_field("page_size", "must be 1-1000")),
-    }
-}
-
-fn page_token(t: &str) -> Result<Option<Vec<u8>>, Status> {
-    if t.is_empty() {
-        return Ok(None);
-    }
-    hex::decode(t)
-        .map(Some)
-        .map_err(|_| invalid_query_field("page_token", "not a token this service issued"))
-}
-
-fn ts(micros: i64) -> Option<prost_types::Timestamp> {
-    Some(timestamp_to_proto(Timestamp(micros)))
-}
-
-fn uuid_str(id: [u8; 16]) -> String {
-    uuid::Uuid::from_bytes(id).to_string()
 }
 
 fn read_info(position: u64, as_of: i64) -> Option<v1::ReadInfo> {
@@ -145,13 +53,6 @@ fn read_info(position: u64, as_of: i64) -> Option<v1::ReadInfo> {
         as_of: ts(as_of),
         rules: vec![LIFECYCLE_RULE.into(), VALUE_RULE.into()],
     })
-}
-
-fn money(minor: i64, currency: &str) -> v1::Money {
-    v1::Money {
-        minor,
-        currency: currency.to_owned(),
-    }
 }
 
 fn classification(c: &Classes, r: &CustomerRecord, as_of: i64) -> v1::Classification {

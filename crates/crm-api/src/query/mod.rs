@@ -1,0 +1,137 @@
+//! The read side's query services, one module per read model. What they share is here:
+//! authorization, the read-your-writes wait on the model's served position, and the
+//! conversions of common request fields.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crm_domain::Timestamp;
+use crm_projection::{ProjectionError, ReadModel};
+use crm_proto::v1;
+use crm_proto::{timestamp_from_proto, timestamp_to_proto};
+use tonic::{Request, Status};
+
+use crate::auth::{Authenticator, Permission, Principal};
+use crate::status::{auth_status, invalid_query_field, projection_status, stale_status};
+
+mod customer360;
+
+pub use customer360::QueryApi;
+
+/// The longest a query waits for its consistency token.
+pub const MAX_CONSISTENCY_WAIT: Duration = Duration::from_secs(10);
+
+/// The authenticated principal, if it holds `permission`.
+fn principal<T>(
+    auth: &Arc<Authenticator>,
+    request: &Request<T>,
+    permission: Permission,
+    action: &'static str,
+) -> Result<Principal, Status> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or(""));
+    auth.authorize(header, permission, action)
+        .cloned()
+        .map_err(|e| auth_status(&e))
+}
+
+/// Waits until `model`'s served build applied `consistency.min_position` (bounded by the
+/// call's deadline and [`MAX_CONSISTENCY_WAIT`]); returns the applied position. While no
+/// build is served yet (the first build of a new data dir catching up) it waits for one
+/// the same way, then answers UNAVAILABLE.
+async fn consistent<T>(
+    model: &ReadModel,
+    request: &Request<T>,
+    consistency: Option<&v1::Consistency>,
+) -> Result<u64, Status> {
+    let wanted = consistency.map_or(0, |c| c.min_position);
+    if model.serving().is_some() && model.checkpoint() >= wanted {
+        return Ok(model.checkpoint());
+    }
+    let wait = deadline(request).map_or(MAX_CONSISTENCY_WAIT, |d| {
+        // Leave time to answer before the client gives up.
+        d.saturating_sub(Duration::from_millis(20))
+            .min(MAX_CONSISTENCY_WAIT)
+    });
+    let started = Instant::now();
+    if model.wait_for(wanted, wait).await {
+        Ok(model.checkpoint())
+    } else if model.serving().is_none() {
+        Err(projection_status(&ProjectionError::NotServing(
+            model.projection().to_owned(),
+        )))
+    } else {
+        Err(stale_status(model.checkpoint(), wanted, started.elapsed()))
+    }
+}
+
+/// The call's deadline from the `grpc-timeout` header.
+fn deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let v = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn as_of(t: Option<&prost_types::Timestamp>, field: &str) -> Result<i64, Status> {
+    match t {
+        None => Ok(now()),
+        Some(t) => timestamp_from_proto(t)
+            .map(|t| t.0)
+            .ok_or_else(|| invalid_query_field(field, "not a valid timestamp")),
+    }
+}
+
+fn parse_id(s: &str, field: &str) -> Result<[u8; 16], Status> {
+    uuid::Uuid::try_parse(s)
+        .map(uuid::Uuid::into_bytes)
+        .map_err(|_| invalid_query_field(field, "must be a UUID"))
+}
+
+fn page_size(n: u32) -> Result<usize, Status> {
+    match n {
+        0 => Ok(50),
+        1..=1000 => Ok(n as usize),
+        _ => Err(invalid_query_field("page_size", "must be 1-1000")),
+    }
+}
+
+fn page_token(t: &str) -> Result<Option<Vec<u8>>, Status> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    hex::decode(t)
+        .map(Some)
+        .map_err(|_| invalid_query_field("page_token", "not a token this service issued"))
+}
+
+fn ts(micros: i64) -> Option<prost_types::Timestamp> {
+    Some(timestamp_to_proto(Timestamp(micros)))
+}
+
+fn uuid_str(id: [u8; 16]) -> String {
+    uuid::Uuid::from_bytes(id).to_string()
+}
+
+fn money(minor: i64, currency: &str) -> v1::Money {
+    v1::Money {
+        minor,
+        currency: currency.to_owned(),
+    }
+}
