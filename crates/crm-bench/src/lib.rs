@@ -1102,44 +1102,63 @@ pub fn table(r: &Report) -> String {
         r.machine,
         r.config.get("customers").map_or("", String::as_str)
     );
-    let _ = writeln!(t, "| figure | durable | lazy | target |");
-    let _ = writeln!(t, "|---|---|---|---|");
-    let m = |f: &dyn Fn(&ModeFigures) -> String| -> Vec<String> { r.modes.iter().map(f).collect() };
+    let names: Vec<&str> = r.modes.iter().map(|m| m.mode.as_str()).collect();
+    let _ = writeln!(t, "| figure | {} | target |", names.join(" | "));
+    let _ = writeln!(t, "|---|{}---|", "---|".repeat(names.len()));
+    // A figure a phase left out by `--phases` did not measure shows as "-".
+    let dash = || "-".to_owned();
+    let m = |f: &dyn Fn(&ModeFigures) -> Option<String>| -> Vec<String> {
+        r.modes
+            .iter()
+            .map(|mode| f(mode).unwrap_or_else(dash))
+            .collect()
+    };
     let row = |t: &mut String, name: &str, v: Vec<String>, target: &str| {
         let _ = writeln!(t, "| {name} | {} | {target} |", v.join(" | "));
     };
     row(
         &mut t,
         "raw publish with expected sequence (msgs/s)",
-        m(&|f| format!("{:.0}", f.raw_publish_per_s)),
+        m(&|f| (f.raw_publish_per_s > 0.0).then(|| format!("{:.0}", f.raw_publish_per_s))),
         "baseline",
     );
     row(
         &mut t,
         "bulk ingest (commands/s, ratio to raw)",
-        m(&|f| format!("{:.0} ({:.2}x)", f.bulk_ingest_per_s, f.bulk_ingest_ratio)),
+        m(&|f| {
+            Some(if f.raw_publish_per_s > 0.0 {
+                format!("{:.0} ({:.2}x)", f.bulk_ingest_per_s, f.bulk_ingest_ratio)
+            } else {
+                format!("{:.0}", f.bulk_ingest_per_s)
+            })
+        }),
         ">= 0.5x",
     );
     row(
         &mut t,
         "read model caught up after bulk ingest (s)",
-        m(&|f| format!("{:.1}", f.ingest_catch_up_s)),
+        m(&|f| Some(format!("{:.1}", f.ingest_catch_up_s))),
         "",
     );
     row(
         &mut t,
         "unary, 64 in flight (commands/s, ratio)",
-        m(&|f| format!("{:.0} ({:.2}x)", f.unary_per_s, f.unary_ratio)),
+        m(&|f| {
+            (f.unary_latency.samples > 0)
+                .then(|| format!("{:.0} ({:.2}x)", f.unary_per_s, f.unary_ratio))
+        }),
         ">= 0.25x",
     );
     row(
         &mut t,
         "unary latency p50 / p99 (ms)",
         m(&|f| {
-            format!(
-                "{:.1} / {:.1}",
-                f.unary_latency.p50_ms, f.unary_latency.p99_ms
-            )
+            (f.unary_latency.samples > 0).then(|| {
+                format!(
+                    "{:.1} / {:.1}",
+                    f.unary_latency.p50_ms, f.unary_latency.p99_ms
+                )
+            })
         }),
         "",
     );
@@ -1147,73 +1166,115 @@ pub fn table(r: &Report) -> String {
         &mut t,
         "projection lag p50 / p99 (ms) at rate",
         m(&|f| {
-            let kinds: Vec<String> = f
-                .lag_error_kinds
-                .iter()
-                .map(|(kind, n)| format!("{n} {kind}"))
-                .collect();
-            format!(
-                "{:.1} / {:.1} at {}/s ({:.0}/s achieved, {} errors{})",
-                f.lag.p50_ms,
-                f.lag.p99_ms,
-                f.lag_rate,
-                f.lag_achieved_per_s,
-                f.lag_errors,
-                if kinds.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", kinds.join(", "))
-                }
-            )
+            (f.lag.samples > 0 || f.lag_errors > 0).then(|| {
+                let kinds: Vec<String> = f
+                    .lag_error_kinds
+                    .iter()
+                    .map(|(kind, n)| format!("{n} {kind}"))
+                    .collect();
+                format!(
+                    "{:.1} / {:.1} at {}/s ({:.0}/s achieved, {} errors{})",
+                    f.lag.p50_ms,
+                    f.lag.p99_ms,
+                    f.lag_rate,
+                    f.lag_achieved_per_s,
+                    f.lag_errors,
+                    if kinds.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", kinds.join(", "))
+                    }
+                )
+            })
         }),
         "p99 <= 20 ms",
     );
     let s = &r.shared;
+    let shared = |t: &mut String, name: String, value: Option<String>, target: &str| {
+        let _ = writeln!(t, "| {name} | {} | {target} |", value.unwrap_or_else(dash));
+    };
     let _ = writeln!(t, "\n| figure | value | target |");
     let _ = writeln!(t, "|---|---|---|");
-    let _ = writeln!(
-        t,
-        "| raw ordered-consumer read ({} messages, {} events) | {:.0} messages/s | baseline |",
-        s.stream_messages, s.stream_events, s.raw_read_per_s
+    let rebuilt = s.stream_messages > 0;
+    shared(
+        &mut t,
+        format!(
+            "raw ordered-consumer read ({} messages, {} events)",
+            s.stream_messages, s.stream_events
+        ),
+        rebuilt.then(|| format!("{:.0} messages/s", s.raw_read_per_s)),
+        "baseline",
     );
-    let _ = writeln!(
-        t,
-        "| 360 rebuild | {:.0} messages/s ({:.2}x), {:.0} events/s | >= 0.5x |",
-        s.rebuild_per_s, s.rebuild_ratio, s.rebuild_events_per_s
+    shared(
+        &mut t,
+        "360 rebuild into a fresh directory".into(),
+        rebuilt.then(|| {
+            format!(
+                "{:.0} messages/s ({:.2}x), {:.0} events/s",
+                s.rebuild_per_s, s.rebuild_ratio, s.rebuild_events_per_s
+            )
+        }),
+        ">= 0.5x",
     );
-    let _ = writeln!(
-        t,
-        "| GetCustomer360 at {}/s p50 / p99 | {:.2} / {:.2} ms | p99 <= 1 ms |",
-        s.query_rate, s.query_latency.p50_ms, s.query_latency.p99_ms
+    shared(
+        &mut t,
+        format!("GetCustomer360 at {}/s p50 / p99", s.query_rate),
+        (s.query_latency.samples > 0).then(|| {
+            format!(
+                "{:.2} / {:.2} ms",
+                s.query_latency.p50_ms, s.query_latency.p99_ms
+            )
+        }),
+        "p99 <= 1 ms",
     );
-    let _ = writeln!(
-        t,
-        "| blue/green 360 rebuild inside the service (request to switch) | {:.0} messages/s ({:.2}x), {:.1} s | |",
-        s.bluegreen_per_s, s.bluegreen_ratio, s.bluegreen_seconds
+    shared(
+        &mut t,
+        "GetCustomer360 max, 64 in flight".into(),
+        (s.query_max_per_s > 0.0).then(|| format!("{:.0}/s", s.query_max_per_s)),
+        "",
     );
-    let _ = writeln!(
-        t,
-        "| GetCustomer360 at {}/s during it, p50 / p99 | {:.2} / {:.2} ms ({} samples, {} failed) | p99 <= 1 ms |",
-        s.query_rate,
-        s.bluegreen_query_latency.p50_ms,
-        s.bluegreen_query_latency.p99_ms,
-        s.bluegreen_query_latency.samples,
-        s.bluegreen_query_errors
+    let bluegreen = s.bluegreen_seconds > 0.0;
+    shared(
+        &mut t,
+        "blue/green 360 rebuild inside the service (request to switch)".into(),
+        bluegreen.then(|| {
+            format!(
+                "{:.0} messages/s ({:.2}x), {:.1} s",
+                s.bluegreen_per_s, s.bluegreen_ratio, s.bluegreen_seconds
+            )
+        }),
+        "",
     );
-    let _ = writeln!(
-        t,
-        "| GetCustomer360 max, 64 in flight | {:.0}/s | |",
-        s.query_max_per_s
+    shared(
+        &mut t,
+        format!("GetCustomer360 at {}/s during it, p50 / p99", s.query_rate),
+        bluegreen.then(|| {
+            format!(
+                "{:.2} / {:.2} ms ({} answered, {} failed)",
+                s.bluegreen_query_latency.p50_ms,
+                s.bluegreen_query_latency.p99_ms,
+                s.bluegreen_query_latency.samples,
+                s.bluegreen_query_errors
+            )
+        }),
+        "p99 <= 1 ms",
     );
-    let _ = writeln!(
-        t,
-        "| service peak RSS | {:.0} MiB | < 1.5 GiB at 1M customers |",
-        s.service_peak_rss_mib
+    shared(
+        &mut t,
+        "service peak RSS".into(),
+        Some(format!("{:.0} MiB", s.service_peak_rss_mib)),
+        "< 1.5 GiB at 1M customers",
     );
-    let _ = writeln!(
-        t,
-        "| on disk per million events | stream {:.0} MiB, read model {:.0} MiB | |",
-        s.stream_mib_per_million_events, s.read_model_mib_per_million_events
+    shared(
+        &mut t,
+        "on disk per million events".into(),
+        rebuilt.then(|| {
+            format!(
+                "stream {:.0} MiB, read model {:.0} MiB",
+                s.stream_mib_per_million_events, s.read_model_mib_per_million_events
+            )
+        }),
+        "",
     );
     if !r.steal_pct.is_empty() {
         let phases: Vec<String> = r
