@@ -7,7 +7,7 @@ use crm_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Permission, Principal};
-use crate::status::{auth_status, invalid_query_field, projection_status};
+use crate::status::{invalid_query_field, projection_status};
 
 #[derive(Clone, Debug)]
 pub struct AdminApi {
@@ -27,14 +27,7 @@ impl AdminApi {
         permission: Permission,
         action: &'static str,
     ) -> Result<Principal, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
-        self.auth
-            .authorize(header, permission, action)
-            .cloned()
-            .map_err(|e| auth_status(&e))
+        crate::query::principal(&self.auth, request, permission, action)
     }
 }
 

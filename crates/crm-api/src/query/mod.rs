@@ -22,7 +22,7 @@ pub use customer360::QueryApi;
 pub const MAX_CONSISTENCY_WAIT: Duration = Duration::from_secs(10);
 
 /// The authenticated principal, if it holds `permission`.
-fn principal<T>(
+pub(crate) fn principal<T>(
     auth: &Arc<Authenticator>,
     request: &Request<T>,
     permission: Permission,
