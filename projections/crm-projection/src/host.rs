@@ -298,10 +298,6 @@ impl<P: Projection> Hosted<P> {
         ReadModel::new(P::NAME, Arc::clone(&self.served))
     }
 
-    pub fn projection(&self) -> &P {
-        &self.projection
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Builds<P>> {
         self.builds.lock().unwrap_or_else(|p| p.into_inner())
     }
