@@ -7,7 +7,7 @@ use std::time::Duration;
 use crm_customer360::{Customer360, CustomerRecord, Queries};
 use crm_domain::{AggregateRef, Command, CustomerId};
 use crm_events::SubjectScheme;
-use crm_projection::{ProjectionStore, ReadModel, RunnerConfig};
+use crm_projection::{ProjectionStore, ReadModel, RunnerConfig, WriteBack};
 use crm_store::{CommandHandler, LogConfig};
 use crm_testkit::NatsServer;
 
@@ -49,6 +49,15 @@ impl Projector {
         dir: &std::path::Path,
         fold: Customer360,
     ) -> Self {
+        Self::start_with(server, dir, fold, WriteBack::default()).await
+    }
+
+    pub(crate) async fn start_with(
+        server: &NatsServer,
+        dir: &std::path::Path,
+        fold: Customer360,
+        write_back: WriteBack,
+    ) -> Self {
         let db = sled::open(dir).unwrap();
         let store = Arc::new(ProjectionStore::open(&db, fold, SubjectScheme::default()).unwrap());
         let js = async_nats::jetstream::new(connect(&server.url()).await);
@@ -58,6 +67,7 @@ impl Projector {
             js,
             RunnerConfig {
                 batch_max: 64,
+                write_back,
                 ..RunnerConfig::default()
             },
             stopped,
@@ -246,6 +256,122 @@ async fn two_rebuilds_are_byte_identical_and_a_new_version_rebuilds() {
     let rebuilt = again.caught_up(end).await;
     assert_eq!(contents(&rebuilt).len(), ca.len());
     again.stop().await;
+}
+
+#[tokio::test]
+async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let ids = write_customers(&h, 30).await;
+    // Long timelines (several chunks) on a few customers, interleaved with the others.
+    for round in 0..40 {
+        for id in &ids[..3] {
+            // Tag, then untag the same tag: every command changes something.
+            let tag = format!("t{}", round / 2);
+            let cmd = if round % 2 == 0 {
+                Command::TagCustomer {
+                    customer_id: *id,
+                    tag,
+                }
+            } else {
+                Command::UntagCustomer {
+                    customer_id: *id,
+                    tag,
+                }
+            };
+            h.handle(&cmd, &meta()).await.unwrap();
+        }
+    }
+    let end = last_seq(&server).await;
+    let tiny = WriteBack {
+        cache_bytes: 4 << 10,
+        flush_events: 7,
+        ..WriteBack::default()
+    };
+    let rare = WriteBack {
+        cache_bytes: 64 << 20,
+        flush_events: u64::MAX,
+        flush_bytes: usize::MAX,
+        flush_interval: Duration::from_secs(3600),
+    };
+    let mut builds = Vec::new();
+    for wb in [tiny, rare, WriteBack::default()] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Projector::start_with(&server, dir.path(), Customer360::default(), wb).await;
+        let model = p.caught_up(end).await;
+        builds.push((
+            contents(&model),
+            p.store
+                .stats()
+                .flushes
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        drop(model);
+        p.stop().await;
+    }
+    let (tiny, rare) = (builds[0].1, builds[1].1);
+    assert!(
+        tiny > rare,
+        "the tiny cache wrote back more often ({tiny} flushes) than the rare one ({rare})"
+    );
+    assert!(builds[0].0.len() > 30 * 3);
+    assert!(
+        builds[0].0 == builds[1].0,
+        "tiny cache and rare write-backs differ"
+    );
+    assert!(
+        builds[0].0 == builds[2].0,
+        "tiny cache and the default differ"
+    );
+    // The long timelines are whole and in order.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Projector::start(&server, dir.path(), Customer360::default()).await;
+        let m = p.caught_up(end).await;
+        let page = Queries::new(m.clone())
+            .timeline(
+                ids[0].0.into_bytes(),
+                &crm_customer360::TimelineFilter::default(),
+                None,
+                1000,
+            )
+            .unwrap();
+        assert_eq!(
+            page.entries.len(),
+            1 + 1 + 40,
+            "registered, tagged, 40 tag changes"
+        );
+        assert!(
+            page.entries
+                .windows(2)
+                .all(|w| (w[0].occurred_at, w[0].seq) <= (w[1].occurred_at, w[1].seq))
+        );
+        // Pages of 5 walk the chunks in timeline order, both ways.
+        for newest_first in [false, true] {
+            let filter = crm_customer360::TimelineFilter {
+                newest_first,
+                ..Default::default()
+            };
+            let (mut walked, mut cursor) = (Vec::new(), None);
+            loop {
+                let p = Queries::new(m.clone())
+                    .timeline(ids[0].0.into_bytes(), &filter, cursor.as_deref(), 5)
+                    .unwrap();
+                walked.extend(p.entries);
+                cursor = p.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            let mut want = page.entries.clone();
+            if newest_first {
+                want.reverse();
+            }
+            assert!(walked == want, "paging newest_first={newest_first}");
+        }
+        drop(m);
+        p.stop().await;
+    }
 }
 
 /// Polls `cond` for up to 20 s.

@@ -123,6 +123,10 @@ pub struct BenchConfig {
     pub lag_rate_lazy: u64,
     pub query_rate: u64,
     pub out_json: Option<PathBuf>,
+    /// Write-back cache and flush size of a build, MiB (`crm serve --fold-cache-mib`,
+    /// `--fold-flush-mib`; the offline rebuild uses the same).
+    pub fold_cache_mib: u64,
+    pub fold_flush_mib: u64,
 }
 
 impl Default for BenchConfig {
@@ -137,6 +141,8 @@ impl Default for BenchConfig {
             lag_rate_lazy: 5_000,
             query_rate: 2_000,
             out_json: None,
+            fold_cache_mib: 128,
+            fold_flush_mib: 4,
         }
     }
 }
@@ -310,7 +316,8 @@ struct Service {
 }
 
 impl Service {
-    fn start(bin: &Path, nats_url: &str) -> anyhow::Result<Self> {
+    fn start(cfg: &BenchConfig, nats_url: &str) -> anyhow::Result<Self> {
+        let bin = &cfg.crm_bin;
         let data_dir = tempfile::tempdir()?;
         let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let hash: String = Sha256::digest(token.as_bytes())
@@ -331,6 +338,8 @@ impl Service {
             .arg("--tokens-file")
             .arg(&tokens)
             .args(["--max-concurrent-requests", "4096"])
+            .args(["--fold-cache-mib", &cfg.fold_cache_mib.to_string()])
+            .args(["--fold-flush-mib", &cfg.fold_flush_mib.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -721,7 +730,7 @@ struct Rebuilt {
 }
 
 /// The raw ordered-consumer read of the stream, then the full rebuild of the 360 model.
-async fn rebuild(url: &str) -> anyhow::Result<Rebuilt> {
+async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
     let mut stream = js.get_stream("CRM_EVENTS").await?;
     let last = stream.info().await?.state.last_sequence;
@@ -751,7 +760,14 @@ async fn rebuild(url: &str) -> anyhow::Result<Rebuilt> {
     let task = tokio::spawn(crm_projection::run(
         Arc::clone(&store),
         js,
-        crm_projection::RunnerConfig::default(),
+        crm_projection::RunnerConfig {
+            write_back: crm_projection::WriteBack {
+                cache_bytes: usize::try_from(cfg.fold_cache_mib << 20)?,
+                flush_bytes: usize::try_from(cfg.fold_flush_mib << 20)?,
+                ..crm_projection::WriteBack::default()
+            },
+            ..crm_projection::RunnerConfig::default()
+        },
         stopped,
     ));
     if !store
@@ -897,6 +913,8 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             ("customers".into(), cfg.customers.to_string()),
             ("unary".into(), cfg.unary.to_string()),
             ("seconds".into(), cfg.seconds.to_string()),
+            ("fold_cache_mib".into(), cfg.fold_cache_mib.to_string()),
+            ("fold_flush_mib".into(), cfg.fold_flush_mib.to_string()),
         ]),
         ..Report::default()
     };
@@ -940,7 +958,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         }
         let ratio = |v: f64, base: f64| if base > 0.0 { v / base } else { 0.0 };
 
-        let mut service = Service::start(&cfg.crm_bin, &url)?;
+        let mut service = Service::start(cfg, &url)?;
         let channel = Channel::from_shared(service.addr.clone())?
             .connect()
             .await?;
@@ -1025,7 +1043,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             s.service_peak_rss_mib = service.peak_rss_mib();
             if has(Phase::Rebuild) {
                 steal.start();
-                let rebuilt = rebuild(&url).await?;
+                let rebuilt = rebuild(&url, cfg).await?;
                 s.stream_messages = rebuilt.messages;
                 s.stream_events = rebuilt.events;
                 s.raw_read_per_s = rebuilt.raw_per_s;
@@ -1097,10 +1115,12 @@ pub fn table(r: &Report) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Measured {} on {} by `cargo xtask bench` ({} customers).\n",
+        "Measured {} on {} by `cargo xtask bench` ({} customers; write-back cache {} MiB per build, flushed every {} MiB changed).\n",
         r.date,
         r.machine,
-        r.config.get("customers").map_or("", String::as_str)
+        r.config.get("customers").map_or("", String::as_str),
+        r.config.get("fold_cache_mib").map_or("?", String::as_str),
+        r.config.get("fold_flush_mib").map_or("?", String::as_str)
     );
     let names: Vec<&str> = r.modes.iter().map(|m| m.mode.as_str()).collect();
     let _ = writeln!(t, "| figure | {} | target |", names.join(" | "));

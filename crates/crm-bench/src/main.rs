@@ -30,6 +30,12 @@ struct Cli {
     /// default all. The generated business is always ingested first.
     #[arg(long, value_parser = crm_bench::Phase::parse_list)]
     phases: Option<std::collections::BTreeSet<crm_bench::Phase>>,
+    /// Write-back cache of a projection build, MiB (as `crm serve --fold-cache-mib`).
+    #[arg(long)]
+    fold_cache_mib: Option<u64>,
+    /// Changed MiB that make a catching-up build write back (`crm serve --fold-flush-mib`).
+    #[arg(long)]
+    fold_flush_mib: Option<u64>,
     /// Where the figures go as JSON.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
@@ -48,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
         seconds: cli.seconds.unwrap_or(d.seconds),
         out_json: Some(cli.out.clone()),
         phases: cli.phases.unwrap_or_else(|| d.phases.clone()),
+        fold_cache_mib: cli.fold_cache_mib.unwrap_or(d.fold_cache_mib),
+        fold_flush_mib: cli.fold_flush_mib.unwrap_or(d.fold_flush_mib),
         ..d
     };
     let started = std::time::Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crm_api::auth::{Authenticator, Principal, PrincipalKind, Role as AuthRole, token_hash};
 use crm_api::server::{ApiConfig, ServeError, Services, TlsPem, serve};
-use crm_projection::RunnerConfig;
+use crm_projection::{RunnerConfig, WriteBack};
 use crm_store::{CommandHandler, EventLog, HandlerConfig, LogConfig, StoreError};
 use tokio::net::TcpListener;
 
@@ -179,6 +179,11 @@ async fn serve_with_log(
             log_config.scheme(),
             RunnerConfig {
                 stream: config.stream.clone(),
+                write_back: WriteBack {
+                    cache_bytes: mib(config.fold_cache_mib),
+                    flush_bytes: mib(config.fold_flush_mib),
+                    ..WriteBack::default()
+                },
                 ..RunnerConfig::default()
             },
             &js,
@@ -264,4 +269,9 @@ async fn serve_with_log(
     }
     served?;
     Ok(())
+}
+
+/// MiB to bytes (saturating on a 32-bit host).
+fn mib(m: u64) -> usize {
+    usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
 }

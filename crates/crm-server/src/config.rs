@@ -33,6 +33,8 @@
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
 //! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 1024 |
+//! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
+//! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 4 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 
 use std::fmt;
@@ -61,6 +63,10 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 1024;
 /// Smallest accepted read-model page cache, MiB.
 pub const MIN_READ_MODEL_CACHE_MIB: u64 = 16;
+/// Default write-back cache of each projection build, MiB.
+pub const DEFAULT_FOLD_CACHE_MIB: u64 = 128;
+/// Default changed data that makes a catching-up build write back, MiB.
+pub const DEFAULT_FOLD_FLUSH_MIB: u64 = 4;
 /// Longest JetStream stream name the server accepts.
 const MAX_STREAM_NAME_LEN: usize = 255;
 
@@ -218,6 +224,17 @@ pub struct ServeArgs {
     /// service's memory [default: 1024].
     #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
     pub read_model_cache_mib: Option<u64>,
+
+    /// Write-back cache of each projection build (decoded-once values a fold works on) in
+    /// MiB; a build being rebuilt beside the live one has its own [default: 128].
+    #[arg(long, env = "CRM_FOLD_CACHE_MIB", value_name = "MIB")]
+    pub fold_cache_mib: Option<u64>,
+
+    /// While a build catches up, it writes back once this many MiB changed (or every
+    /// second): larger is a faster rebuild, smaller a shorter pause for queries, which
+    /// wait while sled applies the write [default: 4].
+    #[arg(long, env = "CRM_FOLD_FLUSH_MIB", value_name = "MIB")]
+    pub fold_flush_mib: Option<u64>,
 }
 
 /// The validated configuration of `crm serve`.
@@ -259,6 +276,10 @@ pub struct ServeConfig {
     pub cache_capacity: usize,
     /// Page cache of the read models' sled database, MiB.
     pub read_model_cache_mib: u64,
+    /// Write-back cache of each projection build, MiB.
+    pub fold_cache_mib: u64,
+    /// Changed data that makes a catching-up build write back, MiB.
+    pub fold_flush_mib: u64,
 }
 
 impl Default for ServeConfig {
@@ -282,6 +303,8 @@ impl Default for ServeConfig {
             role: Role::All,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             read_model_cache_mib: DEFAULT_READ_MODEL_CACHE_MIB,
+            fold_cache_mib: DEFAULT_FOLD_CACHE_MIB,
+            fold_flush_mib: DEFAULT_FOLD_FLUSH_MIB,
         }
     }
 }
@@ -371,6 +394,14 @@ impl ServeConfig {
                 .read_model_cache_mib
                 .or(file.read_model_cache_mib)
                 .unwrap_or(d.read_model_cache_mib),
+            fold_cache_mib: args
+                .fold_cache_mib
+                .or(file.fold_cache_mib)
+                .unwrap_or(d.fold_cache_mib),
+            fold_flush_mib: args
+                .fold_flush_mib
+                .or(file.fold_flush_mib)
+                .unwrap_or(d.fold_flush_mib),
         }
     }
 
@@ -440,6 +471,15 @@ impl ServeConfig {
             p.push(format!(
                 "read_model_cache_mib must be at least {MIN_READ_MODEL_CACHE_MIB}, got {}",
                 self.read_model_cache_mib
+            ));
+        }
+        if self.fold_cache_mib == 0 {
+            p.push("fold_cache_mib must be at least 1".to_owned());
+        }
+        if self.fold_flush_mib == 0 || self.fold_flush_mib > self.fold_cache_mib {
+            p.push(format!(
+                "fold_flush_mib must be between 1 and fold_cache_mib ({}), got {}",
+                self.fold_cache_mib, self.fold_flush_mib
             ));
         }
         if let Some(problem) = stream_name_problem(&self.stream) {
@@ -600,6 +640,8 @@ struct FileConfig {
     role: Option<Role>,
     cache_capacity: Option<usize>,
     read_model_cache_mib: Option<u64>,
+    fold_cache_mib: Option<u64>,
+    fold_flush_mib: Option<u64>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
@@ -832,6 +874,8 @@ mod tests {
             max_concurrent_requests: 0,
             cache_capacity: 0,
             read_model_cache_mib: 8,
+            fold_cache_mib: 4,
+            fold_flush_mib: 5,
             stream: "CRM.EVENTS".to_owned(),
             tokens_file: Some(dir.path().join("tokens.txt")),
             ..ServeConfig::default()
@@ -845,6 +889,7 @@ mod tests {
             "max_concurrent_requests must be at least 1",
             "cache_capacity must be at least 1",
             "read_model_cache_mib must be at least 16, got 8",
+            "fold_flush_mib must be between 1 and fold_cache_mib (4), got 5",
             "stream \"CRM.EVENTS\" contains '.'",
         ];
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");

@@ -92,17 +92,18 @@ pub fn reconstruct<'a>(
     let facts =
         load::<CustomerFacts>(&mut state, &keys::id_key(keys::FACTS, id))?.unwrap_or_default();
     let prefix = keys::id_key(keys::TIMELINE, id);
-    let timeline = state
+    let mut timeline = Vec::new();
+    for (k, v) in state
         .entries
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, v)| {
-            postcard::from_bytes(v).map_err(|e| FoldError::Corrupt {
-                key: String::from_utf8_lossy(k).into_owned(),
-                reason: e.to_string(),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    {
+        crate::record::decode_chunk(v, &mut timeline).map_err(|e| FoldError::Corrupt {
+            key: String::from_utf8_lossy(k).into_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    crate::record::sort_timeline(&mut timeline);
     Ok(PointInTime {
         record,
         facts,

@@ -52,7 +52,8 @@ impl Default for Customer360 {
 impl Projection for Customer360 {
     const NAME: &'static str = "customer360";
     // 2: timeline keys and entries carry the event's index in its message.
-    const VERSION: u32 = 2;
+    // 3: the timeline is stored in chunks per customer (`keys::TIMELINE_CHUNK`).
+    const VERSION: u32 = 3;
 
     fn fingerprint(&self) -> String {
         format!("reporting_currency={}", self.reporting_currency)
@@ -135,9 +136,9 @@ impl Customer360 {
         r.version = meta.version;
         r.last_seq = event.seq;
         r.updated_at = r.updated_at.max(at);
+        timeline(state, &mut r, event, summary);
         save(state, &key, &r);
         self.reindex(state, before, &r);
-        timeline(state, id, event, summary);
         Ok(())
     }
 
@@ -619,10 +620,9 @@ fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Resu
                     origin.captured_at = Some(info.captured_at);
                 }
                 origin.converted_at = Some(at);
-                save(state, &ckey, &r);
                 timeline(
                     state,
-                    customer,
+                    &mut r,
                     event,
                     format!(
                         "Converted from lead {} (source: {})",
@@ -634,6 +634,7 @@ fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Resu
                         }
                     ),
                 );
+                save(state, &ckey, &r);
             }
         }
         LeadEvent::Assigned { .. }
@@ -672,13 +673,13 @@ fn campaign(
                     continue;
                 };
                 r.marketing.received.entry(id).or_default().sat_add(1);
-                save(state, &ckey, &r);
                 timeline(
                     state,
-                    customer,
+                    &mut r,
                     event,
                     format!("Received campaign {} (wave {wave})", info.name),
                 );
+                save(state, &ckey, &r);
             }
         }
         CampaignEvent::CostRecorded { .. } => {}
@@ -686,7 +687,9 @@ fn campaign(
     Ok(())
 }
 
-fn timeline(state: &mut dyn State, customer: Id, event: &Event<'_>, summary: String) {
+/// Appends an entry to the customer's timeline: to the bytes of its last chunk, so an
+/// append neither decodes nor rewrites the entries before it.
+fn timeline(state: &mut dyn State, r: &mut CustomerRecord, event: &Event<'_>, summary: String) {
     let env = event.envelope;
     let entry = TimelineEntry {
         seq: event.seq,
@@ -700,11 +703,16 @@ fn timeline(state: &mut dyn State, customer: Id, event: &Event<'_>, summary: Str
         actor: actor(&env.meta.actor),
         summary,
     };
-    save(
-        state,
-        &keys::timeline_key(customer, entry.occurred_at, event.seq, event.index),
-        &entry,
-    );
+    let key = keys::timeline_chunk(r.id, r.timeline_len);
+    let mut chunk = if r.timeline_len.is_multiple_of(keys::TIMELINE_CHUNK) {
+        Vec::new()
+    } else {
+        state.get(&key).unwrap_or_default()
+    };
+    // Encoding into a Vec cannot fail.
+    chunk = postcard::to_extend(&entry, chunk).unwrap_or_default();
+    state.put(&key, chunk);
+    r.timeline_len.sat_add(1);
 }
 
 fn ticket(r: &mut CustomerRecord, id: Id) -> Result<&mut Ticket, FoldError> {

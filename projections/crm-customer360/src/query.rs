@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crm_projection::{ProjectionError, ReadModel};
 
 use crate::keys::{self, id_key};
-use crate::record::{CustomerFacts, CustomerRecord, Id, TimelineEntry};
+use crate::record::{self, CustomerFacts, CustomerRecord, Id, TimelineEntry};
 use crate::view::{self, Lifecycle, LifecyclePolicy, Population, Rfm, ValueClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -230,10 +230,28 @@ impl Queries {
     ) -> Result<TimelinePage, QueryError> {
         let limit = limit.max(1);
         let prefix = id_key(keys::TIMELINE, id);
+        let mut entries = Vec::new();
+        for chunk in self.model.scan(&prefix, None, false) {
+            let (k, v) = chunk?;
+            record::decode_chunk(&v, &mut entries).map_err(|e| {
+                QueryError::Corrupt(String::from_utf8_lossy(&k).into_owned(), e.to_string())
+            })?;
+        }
+        record::sort_timeline(&mut entries);
+        if filter.newest_first {
+            entries.reverse();
+        }
+        let position = |e: &TimelineEntry| keys::timeline_key(id, e.occurred_at, e.seq, e.index);
         let mut page = TimelinePage::default();
-        for entry in self.model.scan(&prefix, cursor, filter.newest_first) {
-            let (k, v) = entry?;
-            let e: TimelineEntry = decode(&k, &v)?;
+        for e in entries {
+            if let Some(c) = cursor {
+                let p = position(&e);
+                if (!filter.newest_first && p.as_slice() <= c)
+                    || (filter.newest_first && p.as_slice() >= c)
+                {
+                    continue;
+                }
+            }
             if filter.newest_first && filter.from.is_some_and(|f| e.occurred_at < f)
                 || !filter.newest_first && filter.to.is_some_and(|t| e.occurred_at > t)
             {
@@ -248,13 +266,7 @@ impl Queries {
                     .any(|t| e.event_type.starts_with(t.as_str()));
             if in_range && type_ok {
                 if page.entries.len() == limit {
-                    let last = page.entries.last();
-                    page.next_cursor = Some(keys::timeline_key(
-                        id,
-                        last.map_or(0, |l| l.occurred_at),
-                        last.map_or(0, |l| l.seq),
-                        last.map_or(0, |l| l.index),
-                    ));
+                    page.next_cursor = page.entries.last().map(position);
                     break;
                 }
                 page.entries.push(e);

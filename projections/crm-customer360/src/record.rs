@@ -41,6 +41,9 @@ pub struct CustomerRecord {
     pub tickets: BTreeMap<Id, Ticket>,
     /// Stream sequences of this customer's dead-lettered events: the record is incomplete.
     pub dead_letters: Vec<u64>,
+    /// Entries in the customer's timeline (they are stored in chunks of
+    /// [`crate::keys::TIMELINE_CHUNK`], in the order they were applied).
+    pub timeline_len: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +224,21 @@ pub struct CustomerFacts {
     pub last_order_at: Option<i64>,
     /// Revenue net of refunds in the reporting currency.
     pub net_revenue_minor: i64,
+}
+
+/// The entries of a stored timeline chunk (see [`crate::keys::TIMELINE_CHUNK`]).
+pub fn decode_chunk(mut bytes: &[u8], into: &mut Vec<TimelineEntry>) -> postcard::Result<()> {
+    while !bytes.is_empty() {
+        let (entry, rest) = postcard::take_from_bytes(bytes)?;
+        into.push(entry);
+        bytes = rest;
+    }
+    Ok(())
+}
+
+/// Timeline order: business time, then stream position (the order a page walks).
+pub fn sort_timeline(entries: &mut [TimelineEntry]) {
+    entries.sort_unstable_by_key(|e| (e.occurred_at, e.seq, e.index));
 }
 
 /// One entry of a customer's timeline.

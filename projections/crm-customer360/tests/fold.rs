@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crm_customer360::view::{self, Lifecycle, LifecyclePolicy, Population, ValueClass};
 use crm_customer360::{
     Amounts, CategoryStats, ChannelEngagement, ConsentRecord, Customer360, CustomerFacts,
-    CustomerRecord, DealStatus, TicketState, TimelineEntry, keys,
+    CustomerRecord, DealStatus, TicketState, TimelineEntry, decode_chunk, keys, sort_timeline,
 };
 use crm_domain::{
     Actor, CampaignEvent, CampaignId, CampaignResponse, Channel, CommandId, ConsentChannel,
@@ -102,12 +102,14 @@ impl Stream {
 
     fn timeline(&self, id: CustomerId) -> Vec<TimelineEntry> {
         let prefix = keys::id_key(keys::TIMELINE, id.0.into_bytes());
+        let mut entries = Vec::new();
         self.state
             .entries
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, v)| postcard::from_bytes(v).unwrap())
-            .collect()
+            .for_each(|(_, v)| decode_chunk(v, &mut entries).unwrap());
+        sort_timeline(&mut entries);
+        entries
     }
 
     fn has_key(&self, key: &[u8]) -> bool {
@@ -827,4 +829,53 @@ fn sums_and_counters_saturate_instead_of_overflowing() {
     assert_eq!(r.commerce.categories["big"].units, 3 * u64::from(u32::MAX));
     // Net revenue (revenue - refunds) of the saturated sums stays in range.
     assert_eq!(s.facts(ann).net_revenue_minor, 0);
+}
+
+#[test]
+fn a_long_timeline_is_kept_in_chunks_and_read_in_business_time_order() {
+    let mut s = Stream::new();
+    let ann = CustomerId(Uuid::from_u128(1));
+    s.push(T0 + 50 * DAY, c(ann, registered("Ann"))).unwrap();
+    // 70 more entries, a third of them backdated before the registration.
+    for i in 0..70 {
+        let at = if i % 3 == 0 {
+            T0 + i * MIN
+        } else {
+            T0 + 60 * DAY + i * MIN
+        };
+        let tag = format!("t{}", i / 2);
+        let e = if i % 2 == 0 {
+            CustomerEvent::Tagged { tag }
+        } else {
+            CustomerEvent::Untagged { tag }
+        };
+        s.push(at, c(ann, e)).unwrap();
+    }
+    assert_eq!(s.customer(ann).timeline_len, 71);
+    let prefix = keys::id_key(keys::TIMELINE, ann.0.into_bytes());
+    let chunks = s
+        .state
+        .entries
+        .keys()
+        .filter(|k| k.starts_with(&prefix))
+        .count();
+    assert_eq!(
+        chunks,
+        3,
+        "71 entries in chunks of {}",
+        keys::TIMELINE_CHUNK
+    );
+    let t = s.timeline(ann);
+    assert_eq!(t.len(), 71);
+    assert!(
+        t.windows(2)
+            .all(|w| (w[0].occurred_at, w[0].seq) < (w[1].occurred_at, w[1].seq)),
+        "business time, then stream order"
+    );
+    assert_eq!(t[0].occurred_at, T0, "the earliest backdated entry first");
+    assert_eq!(
+        t.iter().filter(|e| e.occurred_at < T0 + 50 * DAY).count(),
+        24,
+        "every third entry was backdated"
+    );
 }

@@ -3,9 +3,11 @@
 //! A projection is a **pure fold**: [`Projection::apply`] turns one event into changes of a
 //! key-value [`State`], with no I/O, clock or randomness. Where the state lives is the
 //! runtime's business: [`MemState`] (a `BTreeMap`, for tests and point-in-time
-//! reconstruction) or a sled tree through [`ProjectionStore`], which applies a batch of
-//! events and writes their changes **and the checkpoint in one sled batch**, so a crash at
-//! any point resumes with no gap and no double application. [`run`] feeds a store from the
+//! reconstruction) or a sled tree through [`ProjectionStore`], whose fold works on a
+//! write-back cache kept across batches and writes what changed **and the checkpoint in one
+//! sled batch** (every batch at the stream head; while catching up, by the [`WriteBack`]
+//! policy), so a crash at any point resumes from the last write with no gap and no double
+//! application. [`run`] feeds a store from the
 //! JetStream stream with an ordered consumer starting at checkpoint + 1. A [`ReadSide`] hosts
 //! many projections, each with a live build and, while one is rebuilt (new code version or
 //! configuration, another stream, or on request), a second build beside it that replaces
@@ -16,6 +18,7 @@
 //! the fold's [`Projection::on_dead_letter`] may mark the affected entity, and the stream
 //! goes on.
 
+mod cache;
 mod host;
 mod read;
 mod runner;
@@ -29,7 +32,8 @@ pub use read::{Entries, ReadModel};
 pub use runner::{RunnerConfig, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
-    BatchOutcome, DeadLetter, ProjectionStats, ProjectionStore, RawEvent, StoreInfo, StreamIdentity,
+    BatchOutcome, DeadLetter, ProjectionStats, ProjectionStore, RawEvent, StoreInfo,
+    StreamIdentity, WriteBack,
 };
 
 use crm_domain::AggregateRef;

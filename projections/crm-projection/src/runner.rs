@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::store::StreamIdentity;
-use crate::{Projection, ProjectionError, ProjectionStore, RawEvent};
+use crate::{Projection, ProjectionError, ProjectionStore, RawEvent, WriteBack};
 
 /// How the runner reads.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct RunnerConfig {
     /// How often the stream's state is read: its last sequence for the lag metric, its
     /// identity to notice a stream recreated under the build.
     pub head_interval: Duration,
+    /// The build's write-back cache and how often it is written while catching up.
+    pub write_back: WriteBack,
 }
 
 impl Default for RunnerConfig {
@@ -33,6 +35,7 @@ impl Default for RunnerConfig {
             batch_max: 1000,
             retry_pause: Duration::from_millis(500),
             head_interval: Duration::from_secs(2),
+            write_back: WriteBack::default(),
         }
     }
 }
@@ -48,11 +51,13 @@ pub async fn run<P: Projection>(
     cfg: RunnerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
+    store.set_write_back(cfg.write_back.clone());
     let watchdog = watch_stream(&store, &js, &cfg);
     tokio::select! {
         result = project(&store, &js, &cfg, &mut shutdown) => result,
         e = watchdog => {
-            store.flush()?;
+            // What the cache holds may come from another stream: not written.
+            store.sync()?;
             Err(e)
         }
     }
@@ -162,6 +167,9 @@ async fn project<P: Projection>(
         if *shutdown.borrow() {
             break;
         }
+        // The consumer starts after the checkpoint: what the cache applied past it is
+        // written first.
+        store.write_pending()?;
         let start = store.checkpoint() + 1;
         let messages = tokio::select! {
             m = open(store, js, &cfg.stream, start) => m,
@@ -186,13 +194,20 @@ async fn project<P: Projection>(
             "projecting"
         );
         let mut chunks = messages.ready_chunks(cfg.batch_max);
+        // One batch applies on a blocking thread while the next is read.
+        let mut applying: Option<Applying> = None;
+        let mut handed = store.applied();
         loop {
             let chunk = tokio::select! {
                 c = chunks.next() => c,
+                done = finish(&mut applying) => {
+                    settle(store, done)?;
+                    continue;
+                }
                 _ = shutdown.changed() => None,
             };
             let Some(chunk) = chunk else { break };
-            let read = read_chunk(chunk, store.checkpoint());
+            let read = read_chunk(chunk, handed);
             if let Some(seq) = read.replayed {
                 // async-nats re-creates an ordered consumer that had delivered nothing yet
                 // (idle since it was opened) from the start of the stream. Skipping would
@@ -202,30 +217,35 @@ async fn project<P: Projection>(
                     projection = P::NAME,
                     build = store.tree_name(),
                     seq,
-                    checkpoint = store.checkpoint(),
+                    applied = handed,
                     "the consumer started over; re-opening it after the checkpoint"
                 );
                 break;
             }
+            if applying.is_some() {
+                settle(store, finish(&mut applying).await)?;
+            }
+            if let Some(last) = read.batch.last() {
+                handed = last.seq;
+            }
+            // Nearly nothing more to read: written now, so queries see it at once.
+            // Catching up: written back when the policy says.
+            let at_head = read.pending.is_none_or(|p| p < cfg.batch_max as u64);
             // The fold and sled's writes are blocking work: they run on a blocking thread
             // so a large batch never holds up a runtime worker that the gRPC API shares.
-            let applying = Arc::clone(store);
+            let store_ = Arc::clone(store);
             let batch = read.batch;
-            let out = tokio::task::spawn_blocking(move || applying.apply_batch(&batch))
-                .await
-                .map_err(|e| ProjectionError::Task(e.to_string()))??;
-            // Messages already applied, delivered again: counted with the replays above.
-            store
-                .stats()
-                .replayed
-                .fetch_add(out.skipped, Ordering::Relaxed);
-            if let Some(pending) = read.pending {
-                note_head(store.stats(), out.checkpoint + pending);
-            }
+            applying = Some(Applying {
+                task: tokio::task::spawn_blocking(move || store_.apply_batch(&batch, at_head)),
+                pending: read.pending,
+            });
             if let Some(e) = read.failed {
                 tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "stream read failed; re-creating the consumer");
                 break;
             }
+        }
+        if applying.is_some() {
+            settle(store, finish(&mut applying).await)?;
         }
         if *shutdown.borrow() {
             break;
@@ -242,6 +262,44 @@ async fn project<P: Projection>(
         checkpoint = store.checkpoint(),
         "projector stopped"
     );
+    Ok(())
+}
+
+/// A batch being applied on a blocking thread.
+struct Applying {
+    task: tokio::task::JoinHandle<Result<crate::BatchOutcome, ProjectionError>>,
+    /// Messages pending in the stream after the batch, when it was read.
+    pending: Option<u64>,
+}
+
+/// Waits for the batch being applied (forever if there is none).
+async fn finish(
+    applying: &mut Option<Applying>,
+) -> Result<(crate::BatchOutcome, Option<u64>), ProjectionError> {
+    let Some(a) = applying else {
+        return std::future::pending().await;
+    };
+    let joined = (&mut a.task).await;
+    let pending = a.pending;
+    *applying = None;
+    let out = joined.map_err(|e| ProjectionError::Task(e.to_string()))??;
+    Ok((out, pending))
+}
+
+/// Counts what an applied batch tells about the stream.
+fn settle<P: Projection>(
+    store: &ProjectionStore<P>,
+    done: Result<(crate::BatchOutcome, Option<u64>), ProjectionError>,
+) -> Result<(), ProjectionError> {
+    let (out, pending) = done?;
+    // Messages already applied, delivered again: counted with the replays.
+    store
+        .stats()
+        .replayed
+        .fetch_add(out.skipped, Ordering::Relaxed);
+    if let Some(pending) = pending {
+        note_head(store.stats(), out.applied_seq + pending);
+    }
     Ok(())
 }
 

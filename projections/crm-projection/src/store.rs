@@ -5,10 +5,9 @@
 //! the build reads, checkpoint), `x<seq>` dead letters (sequence big-endian, so they list in
 //! stream order).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crm_domain::AggregateRef;
@@ -16,6 +15,7 @@ use crm_events::SubjectScheme;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::cache::Cache;
 use crate::read::{Build, ReadModel};
 use crate::{Event, Projection, ProjectionError, State};
 
@@ -68,9 +68,37 @@ pub struct BatchOutcome {
     pub applied: u64,
     /// Messages dead-lettered (a group is dead-lettered whole).
     pub dead_lettered: u64,
-    /// Messages at or below the checkpoint (already applied), skipped.
+    /// Messages at or below the last applied sequence, skipped.
     pub skipped: u64,
+    /// The last sequence applied (in the write-back cache or stored).
+    pub applied_seq: u64,
+    /// The last sequence stored (what queries see).
     pub checkpoint: u64,
+}
+
+/// How a build caches what its fold reads and writes, and how often it writes back while
+/// it catches up (at the stream head every batch is written at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteBack {
+    /// Memory for the cache, bytes (clean keys beyond it are evicted after each flush).
+    pub cache_bytes: usize,
+    /// While catching up, write back after this many events...
+    pub flush_events: u64,
+    /// ... or once this many bytes of the cache are changed...
+    pub flush_bytes: usize,
+    /// ... or this long after the last write-back.
+    pub flush_interval: Duration,
+}
+
+impl Default for WriteBack {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 128 << 20,
+            flush_events: 100_000,
+            flush_bytes: 4 << 20,
+            flush_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Counters for metrics and logs.
@@ -98,6 +126,19 @@ pub struct ProjectionStats {
     pub consumer_opens: AtomicU64,
     /// Times the data was cleared because it was built by another version.
     pub rebuilds: AtomicU64,
+    /// Write-backs of the cache (sled batches with a checkpoint).
+    pub flushes: AtomicU64,
+    /// Keys written by write-backs.
+    pub flushed_keys: AtomicU64,
+    /// Time spent in sled applying write-backs (queries of the process wait meanwhile:
+    /// sled 0.34 applies a batch under a process-wide lock), microseconds; and the longest.
+    pub flush_micros_total: AtomicU64,
+    pub flush_micros_max: AtomicU64,
+    /// Bytes held by the write-back cache after the last flush.
+    pub cache_bytes: AtomicU64,
+    /// Reads of the fold answered by the cache, and those that went to sled.
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
 }
 
 impl ProjectionStats {
@@ -123,9 +164,22 @@ pub struct ProjectionStore<P> {
     scheme: SubjectScheme,
     checkpoint: watch::Sender<u64>,
     stats: Arc<ProjectionStats>,
-    /// Held while a batch applies; `true` once the build is retired (another build took
-    /// its place), after which nothing is applied to it.
-    retired: Mutex<bool>,
+    /// Held while a batch applies or is written back.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `true` once the build is retired (another build took its place), after which
+    /// nothing is applied to it.
+    retired: bool,
+    cache: Cache,
+    write_back: WriteBack,
+    /// The last sequence applied into the cache (the checkpoint, or past it).
+    applied: u64,
+    /// Messages applied since the last write-back.
+    unflushed: u64,
+    last_flush: Instant,
 }
 
 impl<P: Projection> ProjectionStore<P> {
@@ -185,11 +239,18 @@ impl<P: Projection> ProjectionStore<P> {
             scheme,
             checkpoint: watch::Sender::new(checkpoint),
             stats,
-            retired: Mutex::new(false),
+            inner: Mutex::new(Inner {
+                retired: false,
+                cache: Cache::default(),
+                write_back: WriteBack::default(),
+                applied: checkpoint,
+                unflushed: 0,
+                last_flush: Instant::now(),
+            }),
         })
     }
 
-    /// The last stream sequence whose effects are stored.
+    /// The last stream sequence whose effects are stored (and seen by queries).
     pub fn checkpoint(&self) -> u64 {
         *self.checkpoint.borrow()
     }
@@ -252,65 +313,140 @@ impl<P: Projection> ProjectionStore<P> {
     /// returns `true` the build is retired: every later [`Self::apply_batch`] fails with
     /// [`ProjectionError::Retired`].
     pub(crate) fn retire_if(&self, f: impl FnOnce(u64) -> bool) -> bool {
-        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        if !*retired && f(self.checkpoint()) {
-            *retired = true;
+        let mut inner = self.lock();
+        if !inner.retired && f(self.checkpoint()) {
+            inner.retired = true;
         }
-        *retired
+        inner.retired
     }
 
-    /// Applies events in stream order and stores their changes together with the new
-    /// checkpoint in one atomic sled batch. Events at or below the checkpoint are skipped.
-    pub fn apply_batch(&self, events: &[RawEvent]) -> Result<BatchOutcome, ProjectionError> {
-        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        if *retired {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets how the build caches and writes back (the runner's [`WriteBack`]).
+    pub fn set_write_back(&self, write_back: WriteBack) {
+        self.lock().write_back = write_back;
+    }
+
+    /// The last stream sequence applied, stored or still in the write-back cache (at least
+    /// the checkpoint).
+    pub fn applied(&self) -> u64 {
+        self.lock().applied
+    }
+
+    /// Applies events in stream order to the build's write-back cache. Events at or below
+    /// the last applied sequence are skipped. The changes and the new checkpoint are written
+    /// in one atomic sled batch (a *flush*) when `at_head` (the runner has nothing more to
+    /// read: a query must see this batch now) or when a flush is due by the [`WriteBack`]
+    /// policy; until then the checkpoint, and what queries see, stay at the last flush.
+    pub fn apply_batch(
+        &self,
+        events: &[RawEvent],
+        at_head: bool,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let mut inner = self.lock();
+        if inner.retired {
             return Err(ProjectionError::Retired(self.tree_name.clone()));
         }
         let started = Instant::now();
-        let mut overlay = Overlay::new(&self.tree);
-        let mut out = BatchOutcome {
-            checkpoint: self.checkpoint(),
-            ..BatchOutcome::default()
-        };
-        for raw in events {
-            if raw.seq <= out.checkpoint {
-                out.skipped += 1;
-                continue;
-            }
-            match self.apply_message(&mut overlay, raw) {
-                Ok(events) => out.applied += events,
-                Err((aggregate, event_type, reason)) => {
-                    self.dead_letter(&mut overlay, aggregate, raw, event_type, reason);
-                    out.dead_lettered += 1;
+        let mut out = BatchOutcome::default();
+        let mut applied = inner.applied;
+        {
+            let mut state = Working {
+                cache: &mut inner.cache,
+                tree: &self.tree,
+                error: None,
+            };
+            for raw in events {
+                if raw.seq <= applied {
+                    out.skipped += 1;
+                    continue;
                 }
+                match self.apply_message(&mut state, raw) {
+                    Ok(events) => out.applied += events,
+                    Err((aggregate, event_type, reason)) => {
+                        self.dead_letter(&mut state, aggregate, raw, event_type, reason);
+                        out.dead_lettered += 1;
+                    }
+                }
+                if let Some(e) = state.error.take() {
+                    // What this batch cached may be incomplete: forget it all and go on
+                    // from the last flush.
+                    inner.cache = Cache::default();
+                    inner.applied = self.checkpoint();
+                    inner.unflushed = 0;
+                    return Err(e.into());
+                }
+                applied = raw.seq;
             }
-            if let Some(e) = overlay.error.take() {
-                return Err(e.into());
-            }
-            out.checkpoint = raw.seq;
         }
-        if out.checkpoint == self.checkpoint() {
-            return Ok(out);
-        }
-        let mut batch = overlay.into_batch();
-        batch.insert(META_CHECKPOINT, &out.checkpoint.to_be_bytes());
-        self.tree.apply_batch(batch)?;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        inner.applied = applied;
+        inner.unflushed += out.applied + out.dead_lettered;
         let s = &self.stats;
-        s.checkpoint.store(out.checkpoint, Ordering::Relaxed);
-        s.stream_head.fetch_max(out.checkpoint, Ordering::Relaxed);
         s.events_applied.fetch_add(out.applied, Ordering::Relaxed);
         s.dead_lettered
             .fetch_add(out.dead_lettered, Ordering::Relaxed);
         s.batches.fetch_add(1, Ordering::Relaxed);
-        s.batch_micros_total.fetch_add(micros, Ordering::Relaxed);
-        s.last_batch_micros.store(micros, Ordering::Relaxed);
         s.last_batch_events
             .store(events.len() as u64, Ordering::Relaxed);
-        // Published last: whoever waits for this position also sees the batch's counters.
-        self.checkpoint.send_replace(out.checkpoint);
-        drop(retired);
+        let wb = &inner.write_back;
+        let due = inner.unflushed >= wb.flush_events
+            || inner.cache.dirty_bytes() >= wb.flush_bytes
+            || inner.last_flush.elapsed() >= wb.flush_interval;
+        if at_head || due {
+            self.write_back(&mut inner)?;
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        s.batch_micros_total.fetch_add(micros, Ordering::Relaxed);
+        s.last_batch_micros.store(micros, Ordering::Relaxed);
+        out.applied_seq = inner.applied;
+        out.checkpoint = self.checkpoint();
         Ok(out)
+    }
+
+    /// Writes every dirty key and the applied sequence as the checkpoint in one sled batch,
+    /// then publishes the checkpoint and trims the cache to its budget.
+    fn write_back(&self, inner: &mut Inner) -> Result<(), ProjectionError> {
+        inner.last_flush = Instant::now();
+        if inner.applied == self.checkpoint() {
+            return Ok(());
+        }
+        let changes = inner.cache.take_dirty();
+        let mut batch = sled::Batch::default();
+        for (k, v) in &changes {
+            match v {
+                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
+                None => batch.remove(k.as_slice()),
+            }
+        }
+        batch.insert(META_CHECKPOINT, &inner.applied.to_be_bytes());
+        let started = Instant::now();
+        if let Err(e) = self.tree.apply_batch(batch) {
+            inner.cache.restore_dirty(changes);
+            return Err(e.into());
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        inner.unflushed = 0;
+        let budget = inner.write_back.cache_bytes;
+        inner.cache.evict_to(budget - budget / 4);
+        let s = &self.stats;
+        s.flushes.fetch_add(1, Ordering::Relaxed);
+        s.flushed_keys
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        s.flush_micros_total.fetch_add(micros, Ordering::Relaxed);
+        s.flush_micros_max.fetch_max(micros, Ordering::Relaxed);
+        s.cache_bytes
+            .store(inner.cache.bytes() as u64, Ordering::Relaxed);
+        s.cache_hits.store(inner.cache.hits, Ordering::Relaxed);
+        s.cache_misses.store(inner.cache.misses, Ordering::Relaxed);
+        s.checkpoint.store(inner.applied, Ordering::Relaxed);
+        s.stream_head.fetch_max(inner.applied, Ordering::Relaxed);
+        // Published last: whoever waits for this position also sees the batch's counters.
+        self.checkpoint.send_replace(inner.applied);
+        Ok(())
     }
 
     /// Applies one message (one event, or a command's group of events on one aggregate)
@@ -318,7 +454,7 @@ impl<P: Projection> ProjectionStore<P> {
     #[allow(clippy::type_complexity)]
     fn apply_message(
         &self,
-        overlay: &mut Overlay<'_>,
+        state: &mut Working<'_>,
         raw: &RawEvent,
     ) -> Result<u64, (Option<AggregateRef>, Option<String>, String)> {
         let aggregate = self.scheme.parse(&raw.subject);
@@ -334,7 +470,7 @@ impl<P: Projection> ProjectionStore<P> {
                 ),
             ));
         };
-        overlay.begin();
+        state.cache.begin();
         for (index, envelope) in envelopes.iter().enumerate() {
             let refused =
                 |reason: String| (Some(aggregate), Some(envelope.event_type.clone()), reason);
@@ -345,7 +481,7 @@ impl<P: Projection> ProjectionStore<P> {
                     subject: &raw.subject,
                     envelope,
                 };
-                self.projection.apply(overlay, &event).map_err(|e| {
+                self.projection.apply(state, &event).map_err(|e| {
                     if envelopes.len() == 1 {
                         refused(format!("rejected by the {} fold: {e}", P::NAME))
                     } else {
@@ -363,7 +499,7 @@ impl<P: Projection> ProjectionStore<P> {
                 )))
             };
             if let Err(failure) = result {
-                overlay.rollback();
+                state.cache.rollback();
                 return Err(failure);
             }
         }
@@ -372,7 +508,7 @@ impl<P: Projection> ProjectionStore<P> {
 
     fn dead_letter(
         &self,
-        overlay: &mut Overlay<'_>,
+        state: &mut Working<'_>,
         aggregate: Option<AggregateRef>,
         raw: &RawEvent,
         event_type: Option<String>,
@@ -391,15 +527,33 @@ impl<P: Projection> ProjectionStore<P> {
             reason = %letter.reason,
             "event dead-lettered"
         );
-        overlay.begin();
-        self.projection.on_dead_letter(overlay, aggregate, &letter);
+        state.cache.begin();
+        self.projection.on_dead_letter(state, aggregate, &letter);
         let mut key = vec![DEAD];
         key.extend_from_slice(&raw.seq.to_be_bytes());
-        overlay.put_raw(key, postcard::to_stdvec(&letter).unwrap_or_default());
+        state
+            .cache
+            .set(&key, Some(postcard::to_stdvec(&letter).unwrap_or_default()));
     }
 
-    /// Flushes sled's buffers to disk.
+    /// Writes what the write-back cache holds past the checkpoint (see
+    /// [`Self::apply_batch`]).
+    pub fn write_pending(&self) -> Result<(), ProjectionError> {
+        let mut inner = self.lock();
+        if inner.retired {
+            return Ok(());
+        }
+        self.write_back(&mut inner)
+    }
+
+    /// Writes what the write-back cache holds and flushes sled's buffers to disk.
     pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.write_pending()?;
+        self.sync()
+    }
+
+    /// Flushes sled's buffers to disk (what is only in the write-back cache stays there).
+    pub fn sync(&self) -> Result<(), ProjectionError> {
         self.tree.flush()?;
         Ok(())
     }
@@ -419,9 +573,6 @@ fn stored_info(tree: &sled::Tree) -> Result<Option<StoreInfo>, ProjectionError> 
         .transpose()
 }
 
-/// A pending change: `None` deletes.
-type Pending = Option<Vec<u8>>;
-
 pub(crate) fn data_key(key: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(key.len() + 1);
     full.push(DATA);
@@ -429,67 +580,25 @@ pub(crate) fn data_key(key: &[u8]) -> Vec<u8> {
     full
 }
 
-/// A batch's pending changes over the tree, with an undo journal for the current event.
-struct Overlay<'a> {
+/// The fold's view of a build: its write-back cache over its tree.
+struct Working<'a> {
+    cache: &'a mut Cache,
     tree: &'a sled::Tree,
-    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Key and its previous pending entry (`None`: none was pending).
-    undo: Vec<(Vec<u8>, Option<Pending>)>,
     error: Option<sled::Error>,
 }
 
-impl<'a> Overlay<'a> {
-    fn new(tree: &'a sled::Tree) -> Self {
-        Self {
-            tree,
-            pending: BTreeMap::new(),
-            undo: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn begin(&mut self) {
-        self.undo.clear();
-    }
-
-    fn rollback(&mut self) {
-        for (key, old) in self.undo.drain(..).rev() {
-            match old {
-                Some(v) => self.pending.insert(key, v),
-                None => self.pending.remove(&key),
-            };
-        }
-    }
-
-    fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.set(key, Some(value));
-    }
-
-    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let old = self.pending.insert(key.clone(), value);
-        self.undo.push((key, old));
-    }
-
-    fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.pending {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        batch
-    }
-}
-
-impl State for Overlay<'_> {
+impl State for Working<'_> {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let full = data_key(key);
-        if let Some(v) = self.pending.get(&full) {
-            return v.clone();
+        if let Some(v) = self.cache.get(&full) {
+            return v;
         }
         match self.tree.get(&full) {
-            Ok(v) => v.map(|v| v.to_vec()),
+            Ok(v) => {
+                let v = v.map(|v| v.to_vec());
+                self.cache.fill(&full, v.clone());
+                v
+            }
             Err(e) => {
                 self.error.get_or_insert(e);
                 None
@@ -497,9 +606,9 @@ impl State for Overlay<'_> {
         }
     }
     fn put(&mut self, key: &[u8], value: Vec<u8>) {
-        self.set(data_key(key), Some(value));
+        self.cache.set(&data_key(key), Some(value));
     }
     fn delete(&mut self, key: &[u8]) {
-        self.set(data_key(key), None);
+        self.cache.set(&data_key(key), None);
     }
 }
