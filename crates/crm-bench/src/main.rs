@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use clap::Parser;
 use crm_bench::{BenchConfig, run, table};
 
+/// The same allocator as `crm` (the offline rebuild runs in this process).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

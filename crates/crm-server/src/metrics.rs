@@ -308,7 +308,7 @@ impl Served {
         self.counters(
             encoder,
             "projection_batches",
-            "Sled batches written (changes and checkpoint together)",
+            "Batches of messages applied (to the build's write-back cache)",
             |s| get(&s.batches),
         )?;
         self.counters(
@@ -360,6 +360,63 @@ impl Served {
             "projection_last_batch_events",
             "Events in the last batch",
             |s| f(get(&s.last_batch_events)),
+        )?;
+        self.write_back(encoder)
+    }
+
+    fn write_back(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        self.counters(
+            encoder,
+            "projection_write_backs",
+            "Write-backs: the changed keys and the checkpoint in one sled batch (every \
+             batch at the stream head; while catching up, by --fold-flush-mib or each second)",
+            |s| get(&s.flushes),
+        )?;
+        self.counters(
+            encoder,
+            "projection_write_back_keys",
+            "Keys written by write-backs",
+            |s| get(&s.flushed_keys),
+        )?;
+        {
+            let mut m = encoder.encode_descriptor(
+                "projection_write_back_seconds",
+                "Time sled spent applying write-backs; queries wait meanwhile (sled applies \
+                 a batch under a process-wide lock)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (projection, stats) in &self.0 {
+                ConstCounter::new(f(get(&stats.flush_micros_total)) / 1e6)
+                    .encode(m.encode_family(&[("projection", *projection)])?)?;
+            }
+        }
+        self.gauges(
+            encoder,
+            "projection_write_back_max_seconds",
+            "The longest write-back so far",
+            |s| f(get(&s.flush_micros_max)) / 1e6,
+        )?;
+        self.gauges(
+            encoder,
+            "projection_cache_bytes",
+            "Bytes held by the build's write-back cache after the last write-back",
+            |s| f(get(&s.cache_bytes)),
+        )?;
+        self.counters(
+            encoder,
+            "projection_cache_hits",
+            "Reads of the fold answered by the write-back cache",
+            |s| get(&s.cache_hits),
+        )?;
+        self.counters(
+            encoder,
+            "projection_cache_misses",
+            "Reads of the fold that went to sled",
+            |s| get(&s.cache_misses),
         )
     }
 }

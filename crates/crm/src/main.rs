@@ -4,6 +4,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use crm_server::{ServeArgs, ServeConfig};
 
+/// The read side's folds allocate and free many small values: mimalloc spends a fraction of
+/// glibc malloc's time on them (see the bench document).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "crm", version, about = "Event-sourced CRM core")]
 struct Cli {

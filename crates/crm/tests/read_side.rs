@@ -684,6 +684,10 @@ async fn prometheus_metrics_count_commands_calls_and_projection_progress() {
     );
     assert_eq!(sample(&m, &format!("crm_projection_lag_events{p}")), 0.0);
     assert!(sample(&m, &format!("crm_projection_batches_total{p}")) >= 1.0);
+    assert!(sample(&m, &format!("crm_projection_write_backs_total{p}")) >= 1.0);
+    assert!(sample(&m, &format!("crm_projection_write_back_keys_total{p}")) >= 1.0);
+    assert!(sample(&m, &format!("crm_projection_cache_bytes{p}")) > 0.0);
+    assert!(sample(&m, &format!("crm_projection_cache_hits_total{p}")) >= 1.0);
     let place = "/crm.v1.CommandService/PlaceOrder";
     assert_eq!(
         sample(
