@@ -49,14 +49,14 @@ impl Projector {
         dir: &std::path::Path,
         fold: Customer360,
     ) -> Self {
-        Self::start_with(server, dir, fold, WriteBack::default()).await
+        Self::start_with(server, dir, fold, RunnerConfig::default()).await
     }
 
     pub(crate) async fn start_with(
         server: &NatsServer,
         dir: &std::path::Path,
         fold: Customer360,
-        write_back: WriteBack,
+        runner: RunnerConfig,
     ) -> Self {
         let db = sled::open(dir).unwrap();
         let store = Arc::new(ProjectionStore::open(&db, fold, SubjectScheme::default()).unwrap());
@@ -67,8 +67,7 @@ impl Projector {
             js,
             RunnerConfig {
                 batch_max: 64,
-                write_back,
-                ..RunnerConfig::default()
+                ..runner
             },
             stopped,
         ));
@@ -297,7 +296,11 @@ async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
     let mut builds = Vec::new();
     for wb in [tiny, rare, WriteBack::default()] {
         let dir = tempfile::tempdir().unwrap();
-        let p = Projector::start_with(&server, dir.path(), Customer360::default(), wb).await;
+        let runner = RunnerConfig {
+            write_back: wb,
+            ..RunnerConfig::default()
+        };
+        let p = Projector::start_with(&server, dir.path(), Customer360::default(), runner).await;
         let model = p.caught_up(end).await;
         builds.push((
             contents(&model),
@@ -372,6 +375,59 @@ async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
         drop(m);
         p.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_stream_is_never_taken_for_one_behind_the_checkpoint() {
+    // The watchdog compares the stream's last sequence with the checkpoint. Read in the
+    // wrong order, a message projected between the two reads looks like a stream cut
+    // back (it once made a service rebuild its model under load). The window is widest
+    // when the runtime is slow to resume the watchdog: a task here keeps a worker busy.
+    let hog = tokio::spawn(async {
+        loop {
+            std::thread::sleep(Duration::from_millis(3));
+            tokio::task::yield_now().await;
+        }
+    });
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = Projector::start_with(
+        &server,
+        dir.path(),
+        Customer360::default(),
+        RunnerConfig {
+            head_interval: Duration::from_millis(1),
+            ..RunnerConfig::default()
+        },
+    )
+    .await;
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { write_customers(&h, 150).await })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let end = last_seq(&server).await;
+    let reader = p.store.reader();
+    while reader.checkpoint() < end {
+        if p.task.is_finished() {
+            panic!("the projector stopped under load: {:?}", p.task.await);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hog.abort();
+    assert_eq!(
+        p.store
+            .stats()
+            .consumer_opens
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    p.stop().await;
 }
 
 /// Polls `cond` for up to 20 s.

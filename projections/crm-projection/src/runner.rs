@@ -88,9 +88,12 @@ async fn watch_stream<P: Projection>(
     cfg: &RunnerConfig,
 ) -> ProjectionError {
     loop {
+        // Read before the stream's state: the checkpoint then cannot be past the last
+        // sequence the state reports (the projector goes on meanwhile).
+        let checkpoint = store.checkpoint();
         if let Some((identity, last)) = stream_state(js, &cfg.stream).await {
             note_head(store.stats(), last);
-            if let Err(e) = check_stream(store, &identity, last) {
+            if let Err(e) = check_stream(store, checkpoint, &identity, last) {
                 return e;
             }
         }
@@ -126,10 +129,10 @@ async fn stream_state(js: &jetstream::Context, stream: &str) -> Option<(StreamId
 /// it reads becomes that) and holds at least everything the build applied.
 fn check_stream<P: Projection>(
     store: &ProjectionStore<P>,
+    checkpoint: u64,
     identity: &StreamIdentity,
     last: u64,
 ) -> Result<(), ProjectionError> {
-    let checkpoint = store.checkpoint();
     match store.stream_identity()? {
         None => store.set_stream_identity(identity)?,
         Some(stored) if stored != *identity => {
@@ -366,6 +369,7 @@ async fn open<P: Projection>(
     stream: &str,
     start: u64,
 ) -> Result<jetstream::consumer::pull::Ordered, Opened> {
+    let checkpoint = store.checkpoint();
     let stream = js
         .get_stream(stream)
         .await
@@ -376,7 +380,8 @@ async fn open<P: Projection>(
         created_unix_nanos: info.created.unix_timestamp_nanos(),
     };
     note_head(store.stats(), info.state.last_sequence);
-    check_stream(store, &identity, info.state.last_sequence).map_err(Opened::Refused)?;
+    check_stream(store, checkpoint, &identity, info.state.last_sequence)
+        .map_err(Opened::Refused)?;
     let consumer = stream
         .create_consumer(OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence {
