@@ -307,6 +307,20 @@ impl Steal {
     }
 }
 
+/// `crm serve`'s write-back flags when they are not its defaults (so the bench also runs
+/// a `crm` from before they existed, for back-to-back comparisons).
+fn fold_args(cfg: &BenchConfig) -> Vec<String> {
+    let d = BenchConfig::default();
+    let mut args = Vec::new();
+    if cfg.fold_cache_mib != d.fold_cache_mib {
+        args.extend(["--fold-cache-mib".into(), cfg.fold_cache_mib.to_string()]);
+    }
+    if cfg.fold_flush_mib != d.fold_flush_mib {
+        args.extend(["--fold-flush-mib".into(), cfg.fold_flush_mib.to_string()]);
+    }
+    args
+}
+
 /// A `crm serve` child on an existing NATS server, with one admin token.
 struct Service {
     child: Child,
@@ -338,8 +352,7 @@ impl Service {
             .arg("--tokens-file")
             .arg(&tokens)
             .args(["--max-concurrent-requests", "4096"])
-            .args(["--fold-cache-mib", &cfg.fold_cache_mib.to_string()])
-            .args(["--fold-flush-mib", &cfg.fold_flush_mib.to_string()])
+            .args(fold_args(cfg))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1128,5 +1128,14 @@ async fn list_filters_sorts_timeline_filters_and_as_of_over_grpc() {
         .violations[0];
     assert_eq!(violation.r#type, "STALE_READ_MODEL");
     assert_eq!(violation.subject, "consistency.min_position");
+    // The live build wrote back at the head after the commands and its cache answered
+    // the reads of later events on the same customers.
+    let b = &builds(&crm).await[0];
+    assert!(
+        b.write_backs >= 1 && b.write_back_keys >= b.write_backs,
+        "{b:?}"
+    );
+    assert!(b.cache_bytes > 0, "{b:?}");
+    assert!(b.cache_hit_ratio > 0.0 && b.cache_hit_ratio <= 1.0, "{b:?}");
     crm.stop().await;
 }

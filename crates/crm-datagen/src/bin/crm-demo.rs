@@ -632,6 +632,13 @@ async fn rebuild(channel: Channel, token: &str) -> anyhow::Result<()> {
                 positions.0,
                 positions.1
             );
+            println!(
+                "  its fold worked on a write-back cache: {} write-backs of {} keys in all, {:.1} MiB cached, {:.1}% of the fold's reads answered from memory",
+                b.write_backs,
+                b.write_back_keys,
+                mib(b.cache_bytes),
+                b.cache_hit_ratio * 100.0
+            );
             return Ok(());
         }
         if started.elapsed() > std::time::Duration::from_secs(600) {
@@ -639,4 +646,9 @@ async fn rebuild(channel: Channel, token: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
 }
