@@ -142,7 +142,7 @@ impl Default for BenchConfig {
             query_rate: 2_000,
             out_json: None,
             fold_cache_mib: 128,
-            fold_flush_mib: 4,
+            fold_flush_mib: 2,
         }
     }
 }

@@ -32,9 +32,9 @@
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
-//! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 1024 |
+//! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 512 |
 //! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
-//! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 4 |
+//! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 
 use std::fmt;
@@ -59,14 +59,15 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default number of aggregates in the command side's cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
-/// Default page cache of the read models' sled database, MiB (sled's own default).
-pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 1024;
+/// Default page cache of the read models' sled database, MiB (half of sled's own default: with
+/// two builds' write-back caches the service stays under 1.5 GiB at 1M events).
+pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 512;
 /// Smallest accepted read-model page cache, MiB.
 pub const MIN_READ_MODEL_CACHE_MIB: u64 = 16;
 /// Default write-back cache of each projection build, MiB.
 pub const DEFAULT_FOLD_CACHE_MIB: u64 = 128;
 /// Default changed data that makes a catching-up build write back, MiB.
-pub const DEFAULT_FOLD_FLUSH_MIB: u64 = 4;
+pub const DEFAULT_FOLD_FLUSH_MIB: u64 = 2;
 /// Longest JetStream stream name the server accepts.
 const MAX_STREAM_NAME_LEN: usize = 255;
 
@@ -221,7 +222,7 @@ pub struct ServeArgs {
     pub cache_capacity: Option<usize>,
 
     /// Page cache of the read models' sled database in MiB, the largest part of the
-    /// service's memory [default: 1024].
+    /// service's memory [default: 512].
     #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
     pub read_model_cache_mib: Option<u64>,
 
@@ -232,7 +233,7 @@ pub struct ServeArgs {
 
     /// While a build catches up, it writes back once this many MiB changed (or every
     /// second): larger is a faster rebuild, smaller a shorter pause for queries, which
-    /// wait while sled applies the write [default: 4].
+    /// wait while sled applies the write [default: 2].
     #[arg(long, env = "CRM_FOLD_FLUSH_MIB", value_name = "MIB")]
     pub fold_flush_mib: Option<u64>,
 }
@@ -747,7 +748,7 @@ mod tests {
         assert!(!config.dev);
         assert_eq!(config.role, Role::All);
         assert_eq!(config.cache_capacity, 100_000);
-        assert_eq!(config.read_model_cache_mib, 1024);
+        assert_eq!(config.read_model_cache_mib, 512);
         assert_eq!(config.embedded_nats_port, None);
     }
 

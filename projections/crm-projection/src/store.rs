@@ -95,7 +95,7 @@ impl Default for WriteBack {
         Self {
             cache_bytes: 128 << 20,
             flush_events: 100_000,
-            flush_bytes: 4 << 20,
+            flush_bytes: 2 << 20,
             flush_interval: Duration::from_secs(1),
         }
     }
@@ -430,8 +430,12 @@ impl<P: Projection> ProjectionStore<P> {
         }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         inner.unflushed = 0;
+        // Over budget, evict down to three quarters of it: one pass over the cache now
+        // and then, not at every write-back.
         let budget = inner.write_back.cache_bytes;
-        inner.cache.evict_to(budget - budget / 4);
+        if inner.cache.bytes() > budget {
+            inner.cache.evict_to(budget - budget / 4);
+        }
         let s = &self.stats;
         s.flushes.fetch_add(1, Ordering::Relaxed);
         s.flushed_keys
