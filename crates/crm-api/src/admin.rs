@@ -110,21 +110,10 @@ fn build_info(b: &BuildStatus) -> v1::BuildInfo {
         write_backs: get(&b.stats.flushes),
         write_back_keys: get(&b.stats.flushed_keys),
         cache_bytes: get(&b.stats.cache_bytes),
-        cache_hit_ratio: hit_ratio(get(&b.stats.cache_hits), get(&b.stats.cache_misses)),
+        cache_hit_ratio: b.stats.cache_hit_ratio(),
     }
 }
 
 fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
     counter.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Hits / reads, 0 before any read.
-#[allow(clippy::cast_precision_loss)]
-fn hit_ratio(hits: u64, misses: u64) -> f64 {
-    let reads = hits.saturating_add(misses);
-    if reads == 0 {
-        0.0
-    } else {
-        hits as f64 / reads as f64
-    }
 }

@@ -774,11 +774,7 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
         Arc::clone(&store),
         js,
         crm_projection::RunnerConfig {
-            write_back: crm_projection::WriteBack {
-                cache_bytes: usize::try_from(cfg.fold_cache_mib << 20)?,
-                flush_bytes: usize::try_from(cfg.fold_flush_mib << 20)?,
-                ..crm_projection::WriteBack::default()
-            },
+            write_back: crm_projection::WriteBack::with_mib(cfg.fold_cache_mib, cfg.fold_flush_mib),
             ..crm_projection::RunnerConfig::default()
         },
         stopped,

@@ -179,11 +179,7 @@ async fn serve_with_log(
             log_config.scheme(),
             RunnerConfig {
                 stream: config.stream.clone(),
-                write_back: WriteBack {
-                    cache_bytes: mib(config.fold_cache_mib),
-                    flush_bytes: mib(config.fold_flush_mib),
-                    ..WriteBack::default()
-                },
+                write_back: WriteBack::with_mib(config.fold_cache_mib, config.fold_flush_mib),
                 ..RunnerConfig::default()
             },
             &js,
@@ -269,9 +265,4 @@ async fn serve_with_log(
     }
     served?;
     Ok(())
-}
-
-/// MiB to bytes (saturating on a 32-bit host).
-fn mib(m: u64) -> usize {
-    usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
 }

@@ -199,6 +199,28 @@ impl Served {
         Ok(())
     }
 
+    /// A counter of seconds from a total kept in microseconds.
+    fn seconds(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        micros: impl Fn(&ProjectionStats) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = encoder.encode_descriptor(
+            name,
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (projection, stats) in &self.0 {
+            #[allow(clippy::cast_precision_loss)]
+            ConstCounter::new(micros(stats) as f64 / 1e6)
+                .encode(m.encode_family(&[("projection", *projection)])?)?;
+        }
+        Ok(())
+    }
+
     fn gauges(
         &self,
         encoder: &mut DescriptorEncoder,
@@ -318,18 +340,12 @@ impl Served {
              configuration built it",
             |s| get(&s.rebuilds),
         )?;
-        {
-            let mut m = encoder.encode_descriptor(
-                "projection_batch_seconds",
-                "Time spent applying batches (rate / rate(batches) = mean batch time)",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (projection, stats) in &self.0 {
-                ConstCounter::new(f(get(&stats.batch_micros_total)) / 1e6)
-                    .encode(m.encode_family(&[("projection", *projection)])?)?;
-            }
-        }
+        self.seconds(
+            encoder,
+            "projection_batch_seconds",
+            "Time spent applying batches (rate / rate(batches) = mean batch time)",
+            |s| get(&s.batch_micros_total),
+        )?;
         self.gauges(
             encoder,
             "projection_checkpoint",
@@ -381,19 +397,13 @@ impl Served {
             "Keys written by write-backs",
             |s| get(&s.flushed_keys),
         )?;
-        {
-            let mut m = encoder.encode_descriptor(
-                "projection_write_back_seconds",
-                "Time sled spent applying write-backs; queries wait meanwhile (sled applies \
-                 a batch under a process-wide lock)",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (projection, stats) in &self.0 {
-                ConstCounter::new(f(get(&stats.flush_micros_total)) / 1e6)
-                    .encode(m.encode_family(&[("projection", *projection)])?)?;
-            }
-        }
+        self.seconds(
+            encoder,
+            "projection_write_back_seconds",
+            "Time sled spent applying write-backs; queries wait meanwhile (sled applies \
+             a batch under a process-wide lock)",
+            |s| get(&s.flush_micros_total),
+        )?;
         self.gauges(
             encoder,
             "projection_write_back_max_seconds",

@@ -90,6 +90,20 @@ pub struct WriteBack {
     pub flush_interval: Duration,
 }
 
+impl WriteBack {
+    /// The cache and flush sizes from MiB (as the configuration gives them; saturating),
+    /// with the other settings' defaults.
+    #[must_use]
+    pub fn with_mib(cache_mib: u64, flush_mib: u64) -> Self {
+        let bytes = |mib: u64| usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        Self {
+            cache_bytes: bytes(cache_mib),
+            flush_bytes: bytes(flush_mib),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for WriteBack {
     fn default() -> Self {
         Self {
@@ -147,6 +161,18 @@ impl ProjectionStats {
         self.stream_head
             .load(Ordering::Relaxed)
             .saturating_sub(self.checkpoint.load(Ordering::Relaxed))
+    }
+
+    /// Share of the fold's reads the write-back cache answered (0 before any read).
+    pub fn cache_hit_ratio(&self) -> f64 {
+        let hits = self.cache_hits.load(Ordering::Relaxed);
+        let reads = hits.saturating_add(self.cache_misses.load(Ordering::Relaxed));
+        #[allow(clippy::cast_precision_loss)]
+        if reads == 0 {
+            0.0
+        } else {
+            hits as f64 / reads as f64
+        }
     }
 
     /// Whether the build has applied everything the stream held when last looked at.
