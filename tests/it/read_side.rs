@@ -58,7 +58,7 @@ impl Projector {
         fold: Customer360,
         runner: RunnerConfig,
     ) -> Self {
-        let db = sled::open(dir).unwrap();
+        let db = open_db(dir).await;
         let store = Arc::new(ProjectionStore::open(&db, fold, SubjectScheme::default()).unwrap());
         let js = async_nats::jetstream::new(connect(&server.url()).await);
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -93,6 +93,26 @@ impl Projector {
         self.stop.send(true).unwrap();
         self.task.await.unwrap().unwrap();
         self.db
+    }
+}
+
+/// Opens a sled database, waiting (up to 10 s) while the previous handle on the same
+/// directory in this process releases its file lock: sled's background threads let go of
+/// it shortly after the last `Db` is dropped, not at once (seen failing a reopen on a fresh
+/// clone's CI run).
+pub(crate) async fn open_db(dir: &std::path::Path) -> sled::Db {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("cannot open {}: {e}", dir.display()),
+        }
     }
 }
 
