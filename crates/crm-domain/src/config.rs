@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::customer::{SlaTargets, TicketPriority};
+use crate::rejection::{Rejection, RejectionKind};
+use crate::values::Timestamp;
 
 /// Forecast categories of an open deal (closed deals are `Closed`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -65,6 +67,63 @@ pub struct DomainConfig {
     pub pipelines: BTreeMap<String, Pipeline>,
     pub default_pipeline: String,
     pub sla: SlaPolicy,
+    pub business_time: BusinessTimeBounds,
+}
+
+/// Which business times (`options.occurred_at`) a command may carry, against the time the
+/// service received it. A business time says when something happened: it may lie in the
+/// past (a historical import reaches back decades) but not in the future beyond the clock
+/// skew between services. An order dated 9999 would keep its customer "new" for ever.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BusinessTimeBounds {
+    /// How far after receipt a business time may be (clock skew), minutes.
+    pub future_tolerance_mins: u32,
+    /// The earliest business time accepted.
+    pub earliest: Timestamp,
+}
+
+impl BusinessTimeBounds {
+    /// 1900-01-01T00:00:00Z: before any customer record a CRM imports.
+    pub const EARLIEST: Timestamp = Timestamp::from_micros(-2_208_988_800 * 1_000_000);
+    pub const FUTURE_TOLERANCE_MINS: u32 = 5;
+
+    /// Checks a command's business time against its receipt; the rejection names
+    /// `options.occurred_at`.
+    pub fn check(&self, occurred_at: Timestamp, received_at: Timestamp) -> Result<(), Rejection> {
+        let latest = received_at.plus_minutes(self.future_tolerance_mins);
+        if occurred_at > latest {
+            return Err(Rejection::new(
+                RejectionKind::Invalid,
+                "options.occurred_at",
+                "not_in_future",
+                format!(
+                    "must not be later than the time of receipt plus {} minute(s) of clock skew: a business time says when something happened",
+                    self.future_tolerance_mins
+                ),
+            ));
+        }
+        if occurred_at < self.earliest {
+            return Err(Rejection::new(
+                RejectionKind::Invalid,
+                "options.occurred_at",
+                "not_before_earliest",
+                format!(
+                    "must not be earlier than {} (microseconds since the epoch; 1900-01-01 by default)",
+                    self.earliest.as_micros()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for BusinessTimeBounds {
+    fn default() -> Self {
+        Self {
+            future_tolerance_mins: Self::FUTURE_TOLERANCE_MINS,
+            earliest: Self::EARLIEST,
+        }
+    }
 }
 
 impl DomainConfig {
@@ -184,6 +243,7 @@ impl Default for DomainConfig {
                 name: "standard-v1".into(),
                 targets,
             },
+            business_time: BusinessTimeBounds::default(),
         }
     }
 }

@@ -33,7 +33,7 @@ pub use command::{
     AggregateKind, AggregateRef, Command, ConversionOpportunity, ConvertInto, LogInteraction,
     OpenOpportunity, OpenTicket, PlaceOrder, RecordReturn, RegisterCustomer, Target,
 };
-pub use config::{DomainConfig, ForecastCategory, Pipeline, SlaPolicy, Stage};
+pub use config::{BusinessTimeBounds, DomainConfig, ForecastCategory, Pipeline, SlaPolicy, Stage};
 pub use customer::{
     CallDetails, CallOutcome, CampaignResponse, Customer, CustomerEvent, CustomerRegistered,
     Direction, InteractionLogged, OpportunityOpened, OpportunityState, OpportunityStatus,

@@ -123,7 +123,9 @@ impl Check {
             self.fail(
                 field,
                 "email",
-                format!("must be an email address like name@example.com (got {value:?})"),
+                // The value is personal data: not echoed (replies and logs may reach
+                // readers without `pii.read`); the field's index says which one.
+                "must be an email address like name@example.com".to_owned(),
             );
         }
     }
@@ -134,7 +136,8 @@ impl Check {
             self.fail(
                 field,
                 "e164",
-                format!("must be an E.164 number: '+' and 8-15 digits, like +4915112345678 (got {value:?})"),
+                // Not echoed either: personal data.
+                "must be an E.164 number: '+' and 8-15 digits, like +4915112345678".to_owned(),
             );
         }
     }

@@ -8,6 +8,7 @@
 //! (`lines[2].unit_price_minor`, `opportunity.amount.currency`, `options.command_id`).
 
 mod check;
+mod codec;
 mod enums;
 mod options;
 mod reply;
@@ -18,6 +19,7 @@ mod requests;
 #[allow(unused_qualifications, clippy::all, clippy::pedantic, clippy::nursery)]
 pub mod v1 {
     tonic::include_proto!("crm.v1");
+    include!(concat!(env!("OUT_DIR"), "/client/crm.v1.rs"));
 }
 
 /// The encoded `google.protobuf.FileDescriptorSet` of `crm.v1` (with its imports and

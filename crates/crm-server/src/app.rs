@@ -164,6 +164,13 @@ async fn serve_with_log(
             HandlerConfig {
                 cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
                     .expect("at least 1"),
+                domain: crm_domain::DomainConfig {
+                    business_time: crm_domain::BusinessTimeBounds {
+                        future_tolerance_mins: config.business_time_tolerance_mins,
+                        ..crm_domain::BusinessTimeBounds::default()
+                    },
+                    ..crm_domain::DomainConfig::default()
+                },
                 ..HandlerConfig::default()
             },
         )

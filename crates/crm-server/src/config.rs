@@ -32,6 +32,7 @@
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
+//! | `business_time_tolerance_mins` | `--business-time-tolerance-mins` | `CRM_BUSINESS_TIME_TOLERANCE_MINS` | 5 |
 //! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 512 |
 //! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
 //! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
@@ -221,6 +222,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_CACHE_CAPACITY", value_name = "N")]
     pub cache_capacity: Option<usize>,
 
+    /// How far after its receipt a command's business time (`options.occurred_at`) may
+    /// lie, for clock skew between services, in minutes [default: 5].
+    #[arg(long, env = "CRM_BUSINESS_TIME_TOLERANCE_MINS", value_name = "MINUTES")]
+    pub business_time_tolerance_mins: Option<u32>,
+
     /// Page cache of the read models' sled database in MiB, the largest part of the
     /// service's memory [default: 512].
     #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
@@ -275,6 +281,8 @@ pub struct ServeConfig {
     pub role: Role,
     /// Aggregates kept in the command side's cache.
     pub cache_capacity: usize,
+    /// How far after receipt a business time may lie, minutes.
+    pub business_time_tolerance_mins: u32,
     /// Page cache of the read models' sled database, MiB.
     pub read_model_cache_mib: u64,
     /// Write-back cache of each projection build, MiB.
@@ -303,6 +311,7 @@ impl Default for ServeConfig {
             dev: false,
             role: Role::All,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            business_time_tolerance_mins: crm_domain::BusinessTimeBounds::FUTURE_TOLERANCE_MINS,
             read_model_cache_mib: DEFAULT_READ_MODEL_CACHE_MIB,
             fold_cache_mib: DEFAULT_FOLD_CACHE_MIB,
             fold_flush_mib: DEFAULT_FOLD_FLUSH_MIB,
@@ -391,6 +400,10 @@ impl ServeConfig {
                 .cache_capacity
                 .or(file.cache_capacity)
                 .unwrap_or(d.cache_capacity),
+            business_time_tolerance_mins: args
+                .business_time_tolerance_mins
+                .or(file.business_time_tolerance_mins)
+                .unwrap_or(d.business_time_tolerance_mins),
             read_model_cache_mib: args
                 .read_model_cache_mib
                 .or(file.read_model_cache_mib)
@@ -640,6 +653,7 @@ struct FileConfig {
     dev: Option<bool>,
     role: Option<Role>,
     cache_capacity: Option<usize>,
+    business_time_tolerance_mins: Option<u32>,
     read_model_cache_mib: Option<u64>,
     fold_cache_mib: Option<u64>,
     fold_flush_mib: Option<u64>,

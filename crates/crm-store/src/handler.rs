@@ -400,6 +400,14 @@ impl CommandHandler {
         command: &Command,
         meta: &CommandMeta,
     ) -> Result<CommandOutcome, HandleError> {
+        if let Some(at) = meta.occurred_at {
+            // Before any aggregate is locked or read: a business time out of bounds is
+            // the request's fault whatever the state.
+            if let Err(r) = self.cfg.domain.business_time.check(at, now()) {
+                self.stats.commands_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(HandleError::Rejected(r));
+            }
+        }
         let declared = command.targets();
         // Lock slots in a global order (sorted by aggregate) so commands touching two
         // aggregates cannot deadlock.

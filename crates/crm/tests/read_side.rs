@@ -244,7 +244,43 @@ async fn read_your_writes_timeline_lists_and_pii_by_role_over_grpc() {
         .into_inner();
     assert!(redacted.pii_redacted);
     assert!(redacted.profile.is_none());
-    assert_eq!(redacted.commerce.unwrap().orders, 1);
+    assert_eq!(redacted.service.as_ref().unwrap().tickets[0].subject, "");
+    assert_eq!(redacted.commerce.as_ref().unwrap().orders, 1);
+    let personal = ["Ada", "Lovelace", "ada@example.com", "Where is my book?"];
+    let shown = format!("{redacted:?}");
+    for p in personal {
+        assert!(!shown.contains(p), "the analyst's 360 shows {p:?}: {shown}");
+    }
+    // ... nor in the timeline's summaries, which keep the rest of each line.
+    let analyst_timeline = queries
+        .get_timeline(auth(
+            v1::GetTimelineRequest {
+                customer_id: id.clone(),
+                consistency: consistency(last.position),
+                ..Default::default()
+            },
+            "analyst",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let shown = format!("{analyst_timeline:?}");
+    for p in personal {
+        assert!(
+            !shown.contains(p),
+            "the analyst's timeline shows {p:?}: {shown}"
+        );
+    }
+    let summaries: Vec<_> = analyst_timeline
+        .entries
+        .iter()
+        .map(|e| e.summary.as_str())
+        .collect();
+    assert_eq!(summaries[0], "Registered [personal data]");
+    assert_eq!(
+        summaries[3],
+        "Ticket opened (high priority, delivery): [personal data]"
+    );
     // Importers write but do not read.
     let denied = queries
         .get_customer360(auth(
@@ -303,6 +339,7 @@ async fn read_your_writes_timeline_lists_and_pii_by_role_over_grpc() {
         ]
     );
     assert_eq!(timeline.entries[0].actor, "user:admin-user");
+    assert_eq!(timeline.entries[0].summary, "Registered Ada Lovelace");
     assert!(!timeline.next_page_token.is_empty());
     let rest = queries
         .get_timeline(auth(

@@ -12,7 +12,7 @@ use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save
 use crate::keys::{self, id_key};
 use crate::record::{
     AcquisitionRecord, AddressRecord, CampaignInfo, ConsentRecord, CustomerFacts, CustomerRecord,
-    DealStatus, Id, LeadInfo, LeadOrigin, Opportunity, ProfileRecord, Ticket, TicketState,
+    DealStatus, Id, LeadInfo, LeadOrigin, Opportunity, ProfileRecord, Summary, Ticket, TicketState,
     TimelineEntry,
 };
 
@@ -53,7 +53,8 @@ impl Projection for Customer360 {
     const NAME: &'static str = "customer360";
     // 2: timeline keys and entries carry the event's index in its message.
     // 3: the timeline is stored in chunks per customer (`keys::TIMELINE_CHUNK`).
-    const VERSION: u32 = 3;
+    // 4: timeline summaries keep personal data in their own parts (`record::Summary`).
+    const VERSION: u32 = 4;
 
     fn fingerprint(&self) -> String {
         format!("reporting_currency={}", self.reporting_currency)
@@ -200,14 +201,15 @@ impl Customer360 {
     }
 }
 
-/// Applies a customer event to the record; returns the timeline summary.
+/// Applies a customer event to the record; returns the timeline summary (personal data
+/// in its own parts: see [`Summary`]).
 #[allow(clippy::too_many_lines)]
 fn apply_customer(
     r: &mut CustomerRecord,
     e: &CustomerEvent,
     at: i64,
     actor: &str,
-) -> Result<String, FoldError> {
+) -> Result<Summary, FoldError> {
     use CustomerEvent as E;
     Ok(match e {
         E::Registered(reg) => {
@@ -228,10 +230,10 @@ fn apply_customer(
                     ..LeadOrigin::default()
                 });
             }
-            format!(
-                "Registered {} {}",
+            Summary::text("Registered ").p(format!(
+                "{} {}",
                 reg.profile.given_name, reg.profile.family_name
-            )
+            ))
         }
         E::ProfileUpdated(p) => {
             let mut changed = Vec::new();
@@ -276,7 +278,7 @@ fn apply_customer(
                 r.team.clone_from(v);
                 changed.push("team");
             }
-            format!("Profile updated: {}", changed.join(", "))
+            Summary::text(format!("Profile updated: {}", changed.join(", ")))
         }
         E::ConsentChanged {
             channel,
@@ -291,24 +293,30 @@ fn apply_customer(
                     changed_at: at,
                 },
             );
-            format!(
-                "{} consent {} ({source})",
+            Summary::text(format!(
+                "{} consent {} (",
                 consent_name(*channel),
                 if *granted { "granted" } else { "withdrawn" }
-            )
+            ))
+            .p(source)
+            .t(")")
         }
         E::Tagged { tag } => {
             r.tags.insert(tag.clone());
-            format!("Tagged {tag}")
+            Summary::text(format!("Tagged {tag}"))
         }
         E::Untagged { tag } => {
             r.tags.remove(tag);
-            format!("Untagged {tag}")
+            Summary::text(format!("Untagged {tag}"))
         }
         E::RelationshipLinked { other, kind } => {
             r.relationships
                 .insert((relationship_name(*kind).to_owned(), other.0.into_bytes()));
-            format!("Linked as {} of {}", relationship_name(*kind), other.0)
+            Summary::text(format!(
+                "Linked as {} of {}",
+                relationship_name(*kind),
+                other.0
+            ))
         }
         E::InteractionLogged(i) => {
             let eng = r
@@ -328,15 +336,15 @@ fn apply_customer(
                 eng.sentiment_sum.sat_add(i64::from(s));
                 eng.sentiment_count.sat_add(1);
             }
-            format!(
-                "{} {} interaction: {}",
+            Summary::text(format!(
+                "{} {} interaction: ",
                 match i.direction {
                     crm_domain::Direction::Inbound => "Inbound",
                     crm_domain::Direction::Outbound => "Outbound",
                 },
                 channel_name(i.channel),
-                i.subject
-            )
+            ))
+            .p(&i.subject)
         }
         E::OrderPlaced(o) => {
             let c = &mut r.commerce;
@@ -363,13 +371,13 @@ fn apply_customer(
                 .entry(o.sales_channel.clone())
                 .or_default()
                 .sat_add(1);
-            format!(
+            Summary::text(format!(
                 "Order {} placed via {}: {} line(s), {}",
                 o.order_id.0,
                 o.sales_channel,
                 o.lines.len(),
                 money(o.total)
-            )
+            ))
         }
         E::ReturnRecorded(ret) => {
             let c = &mut r.commerce;
@@ -379,12 +387,13 @@ fn apply_customer(
                 .or_default()
                 .refunded_minor
                 .sat_add(ret.refund.minor);
-            format!(
-                "Return for order {}: {} refunded ({})",
+            Summary::text(format!(
+                "Return for order {}: {} refunded (",
                 ret.order_id.0,
                 money(ret.refund),
-                ret.reason
-            )
+            ))
+            .p(&ret.reason)
+            .t(")")
         }
         E::TicketOpened(t) => {
             r.tickets.insert(
@@ -401,18 +410,18 @@ fn apply_customer(
                     ..Ticket::default()
                 },
             );
-            format!(
-                "Ticket opened ({} priority, {}): {}",
+            Summary::text(format!(
+                "Ticket opened ({} priority, {}): ",
                 priority_name(t.priority),
                 t.category,
-                t.subject
-            )
+            ))
+            .p(&t.subject)
         }
         E::TicketAssigned {
             ticket_id, agent, ..
         } => {
             ticket(r, ticket_id.0.into_bytes())?.agent = Some(agent.clone());
-            format!("Ticket assigned to {agent}")
+            Summary::text(format!("Ticket assigned to {agent}"))
         }
         E::TicketResponded {
             ticket_id,
@@ -426,20 +435,20 @@ fn apply_customer(
                 t.status = TicketState::AwaitingCustomer;
                 t.awaiting_since.get_or_insert(at);
             }
-            format!(
+            Summary::text(format!(
                 "{agent} responded to the ticket{}",
                 if *awaiting_customer {
                     ", waiting on the customer"
                 } else {
                     ""
                 }
-            )
+            ))
         }
         E::TicketCustomerReplied { ticket_id } => {
             let t = ticket(r, ticket_id.0.into_bytes())?;
             resume(t, at);
             t.status = TicketState::Open;
-            "Customer replied to the ticket".to_owned()
+            Summary::text("Customer replied to the ticket")
         }
         E::TicketResolved {
             ticket_id,
@@ -453,14 +462,14 @@ fn apply_customer(
                 t.first_resolved_at = Some(at);
                 t.paused_at_first_resolution = t.paused_micros;
             }
-            format!("Ticket resolved: {resolution}")
+            Summary::text("Ticket resolved: ").p(resolution)
         }
         E::TicketReopened { ticket_id, reason } => {
             let t = ticket(r, ticket_id.0.into_bytes())?;
             t.status = TicketState::Open;
             t.resolved_at = None;
             t.reopened.sat_add(1);
-            format!("Ticket reopened: {reason}")
+            Summary::text("Ticket reopened: ").p(reason)
         }
         E::TicketClosed {
             ticket_id, csat, ..
@@ -470,10 +479,10 @@ fn apply_customer(
             t.status = TicketState::Closed;
             t.closed_at = Some(at);
             t.csat = *csat;
-            match csat {
+            Summary::text(match csat {
                 Some(c) => format!("Ticket closed, CSAT {c}/5"),
                 None => "Ticket closed".to_owned(),
-            }
+            })
         }
         E::OpportunityOpened(o) => {
             r.opportunities.insert(
@@ -495,12 +504,12 @@ fn apply_customer(
                     expected_close: o.expected_close.map(|t| t.0),
                 },
             );
-            format!(
+            Summary::text(format!(
                 "Opportunity {} opened at {} ({})",
                 o.name,
                 o.stage,
                 money(o.amount)
-            )
+            ))
         }
         E::OpportunityStageMoved {
             opportunity_id,
@@ -514,10 +523,10 @@ fn apply_customer(
             o.probability_pct = *probability_pct;
             o.forecast = forecast_name(*forecast).to_owned();
             o.stage_entered_at = at;
-            format!(
+            Summary::text(format!(
                 "Opportunity {} moved from {from_stage} to {to_stage}",
                 o.name
-            )
+            ))
         }
         E::OpportunityWon {
             opportunity_id,
@@ -530,7 +539,7 @@ fn apply_customer(
             o.currency = amount.currency.as_str().to_owned();
             o.probability_pct = 100;
             o.forecast = "closed".into();
-            format!("Opportunity {} won ({})", o.name, money(*amount))
+            Summary::text(format!("Opportunity {} won ({})", o.name, money(*amount)))
         }
         E::OpportunityLost {
             opportunity_id,
@@ -543,7 +552,7 @@ fn apply_customer(
             o.lost_reason = Some(reason.clone());
             o.probability_pct = 0;
             o.forecast = "omitted".into();
-            format!("Opportunity {} lost: {reason}", o.name)
+            Summary::text(format!("Opportunity {} lost: {reason}", o.name))
         }
         E::CampaignResponseRecorded {
             campaign_id,
@@ -584,7 +593,7 @@ fn apply_customer(
                 m.last_response_at = Some(at);
                 m.last_response = Some(name.to_owned());
             }
-            format!("Campaign {}: {name}", campaign_id.0)
+            Summary::text(format!("Campaign {}: {name}", campaign_id.0))
         }
     })
 }
@@ -624,7 +633,7 @@ fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Resu
                     state,
                     &mut r,
                     event,
-                    format!(
+                    Summary::text(format!(
                         "Converted from lead {} (source: {})",
                         uuid::Uuid::from_bytes(id),
                         if info.source.is_empty() {
@@ -632,7 +641,7 @@ fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Resu
                         } else {
                             &info.source
                         }
-                    ),
+                    )),
                 );
                 save(state, &ckey, &r);
             }
@@ -677,7 +686,7 @@ fn campaign(
                     state,
                     &mut r,
                     event,
-                    format!("Received campaign {} (wave {wave})", info.name),
+                    Summary::text(format!("Received campaign {} (wave {wave})", info.name)),
                 );
                 save(state, &ckey, &r);
             }
@@ -689,7 +698,7 @@ fn campaign(
 
 /// Appends an entry to the customer's timeline: to the bytes of its last chunk, so an
 /// append neither decodes nor rewrites the entries before it.
-fn timeline(state: &mut dyn State, r: &mut CustomerRecord, event: &Event<'_>, summary: String) {
+fn timeline(state: &mut dyn State, r: &mut CustomerRecord, event: &Event<'_>, summary: Summary) {
     let env = event.envelope;
     let entry = TimelineEntry {
         seq: event.seq,

@@ -257,7 +257,59 @@ pub struct TimelineEntry {
     pub occurred_at: i64,
     pub recorded_at: i64,
     pub actor: String,
-    pub summary: String,
+    pub summary: Summary,
+}
+
+/// A timeline entry's one-line description, stored in parts so personal data is kept
+/// apart from the rest: a reader without `pii.read` gets the same line with every
+/// personal part replaced by [`Summary::REDACTED`]. Which data is personal: names, free
+/// text a person wrote or that can name one (interaction subjects, ticket subjects,
+/// resolutions and reopen reasons, return reasons, consent sources).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary(pub Vec<Part>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Part {
+    Text(String),
+    Personal(String),
+}
+
+impl Summary {
+    /// What a reader without `pii.read` sees in place of a personal part.
+    pub const REDACTED: &'static str = "[personal data]";
+
+    /// A summary with no personal part.
+    #[must_use]
+    pub fn text(s: impl Into<String>) -> Self {
+        Self(vec![Part::Text(s.into())])
+    }
+
+    /// Appends text that is not personal data.
+    #[must_use]
+    pub fn t(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Part::Text(s.into()));
+        self
+    }
+
+    /// Appends personal data.
+    #[must_use]
+    pub fn p(mut self, s: impl Into<String>) -> Self {
+        self.0.push(Part::Personal(s.into()));
+        self
+    }
+
+    /// The line, with personal parts shown only when `pii`.
+    #[must_use]
+    pub fn render(&self, pii: bool) -> String {
+        self.0
+            .iter()
+            .map(|part| match part {
+                Part::Text(s) => s.as_str(),
+                Part::Personal(s) if pii => s.as_str(),
+                Part::Personal(_) => Self::REDACTED,
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crm_customer360::view::{self, Lifecycle, LifecyclePolicy, Population, ValueClass};
 use crm_customer360::{
     Amounts, CategoryStats, ChannelEngagement, ConsentRecord, Customer360, CustomerFacts,
-    CustomerRecord, DealStatus, TicketState, TimelineEntry, decode_chunk, keys, sort_timeline,
+    CustomerRecord, DealStatus, Summary, TicketState, TimelineEntry, decode_chunk, keys,
+    sort_timeline,
 };
 use crm_domain::{
     Actor, CampaignEvent, CampaignId, CampaignResponse, Channel, CommandId, ConsentChannel,
@@ -321,10 +322,15 @@ fn identity_consent_tags_relationships_and_commerce() {
     let timeline = s.timeline(ann);
     assert_eq!(timeline.len(), 9);
     assert_eq!(timeline[0].event_type, "customer.registered");
-    assert_eq!(timeline[0].summary, "Registered Ann Doe");
+    assert_eq!(timeline[0].summary.render(true), "Registered Ann Doe");
+    // The name is personal data: a reader without `pii.read` sees the line without it.
+    assert_eq!(
+        timeline[0].summary.render(false),
+        format!("Registered {}", Summary::REDACTED)
+    );
     assert_eq!(timeline[6].event_type, "customer.order_placed");
     assert_eq!(
-        timeline[6].summary,
+        timeline[6].summary.render(false),
         format!(
             "Order {} placed via web: 2 line(s), 64.00 EUR",
             Uuid::from_u128(10)

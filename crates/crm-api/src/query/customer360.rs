@@ -70,6 +70,11 @@ fn classification(c: &Classes, r: &CustomerRecord, as_of: i64) -> v1::Classifica
     }
 }
 
+/// Free text that can hold personal data: empty for a reader without `pii.read`.
+fn personal(pii: bool, text: &str) -> String {
+    if pii { text.to_owned() } else { String::new() }
+}
+
 #[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
 fn customer360(
     r: &CustomerRecord,
@@ -244,7 +249,7 @@ fn customer360(
                 let (frt, res) = view::sla_breaches(t, as_of);
                 v1::TicketSummary {
                     ticket_id: uuid_str(*id),
-                    subject: t.subject.clone(),
+                    subject: personal(pii, &t.subject),
                     category: t.category.clone(),
                     priority: t.priority.clone(),
                     status: match t.status {
@@ -295,7 +300,7 @@ fn customer360(
             .map(|(channel, c)| v1::ConsentState {
                 channel: channel.clone(),
                 granted: c.granted,
-                source: c.source.clone(),
+                source: personal(pii, &c.source),
                 changed_at: ts(c.changed_at),
             })
             .collect(),
@@ -457,7 +462,8 @@ impl QueryService for QueryApi {
         &self,
         request: Request<v1::GetTimelineRequest>,
     ) -> Result<Response<v1::GetTimelineReply>, Status> {
-        self.principal(&request)?;
+        let principal = self.principal(&request)?;
+        let pii = principal.allows(Permission::PiiRead);
         let req = request.get_ref();
         let id = parse_id(&req.customer_id, "customer_id")?;
         let filter = TimelineFilter {
@@ -502,7 +508,7 @@ impl QueryService for QueryApi {
                     occurred_at: ts(e.occurred_at),
                     recorded_at: ts(e.recorded_at),
                     actor: e.actor,
-                    summary: e.summary,
+                    summary: e.summary.render(pii),
                 })
                 .collect(),
             next_page_token: page.next_cursor.map(hex::encode).unwrap_or_default(),

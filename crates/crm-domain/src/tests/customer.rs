@@ -198,6 +198,11 @@ fn register_customer_reports_every_violation_at_once() {
         .map(|v| v.field.as_str())
         .collect();
     assert_eq!(fields, ["emails[0]", "country", "owner", "tags[0]"]);
+    // A rejected email or phone is personal data: the message names the field, not the value.
+    assert!(
+        !rejection.to_string().contains("nope"),
+        "the rejection echoes the email: {rejection}"
+    );
 }
 
 #[test]

@@ -462,3 +462,92 @@ async fn one_hundred_thousand_commands_through_ingest_with_bad_ones_mixed_in() {
     drop((client, replies));
     assert!(crm.stop().await.success());
 }
+
+/// Sends bytes as they are: what a client built from other proto files, or a buggy one,
+/// puts on the wire.
+#[derive(Clone, Copy, Default)]
+struct RawRequest;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawRequest {
+    type Encode = Vec<u8>;
+    // Any reply decodes as () (unknown fields are skipped): only the status matters.
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<()>;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_does_not_decode_is_invalid_argument_naming_what_to_fix() {
+    let crm = Crm::dev();
+    let mut grpc = tonic::client::Grpc::new(crm.channel().await);
+    // customer_id (field 2 of a command request, 1 of a query) with bytes that are not
+    // UTF-8; a length prefix longer than the message.
+    let calls: [(&str, &[u8], &str); 3] = [
+        (
+            "/crm.v1.CommandService/RegisterCustomer",
+            &[0x12, 0x02, 0xff, 0xfe],
+            "RegisterCustomerRequest.customer_id: invalid string value",
+        ),
+        (
+            "/crm.v1.CommandService/TagCustomer",
+            &[0x12, 0x09, b'a'],
+            "TagCustomerRequest.customer_id: buffer underflow",
+        ),
+        (
+            "/crm.v1.QueryService/GetCustomer360",
+            &[0x0a, 0x02, 0xff, 0xfe],
+            "GetCustomer360Request.customer_id: invalid string value",
+        ),
+    ];
+    for (path, bytes, field) in calls {
+        grpc.ready().await.unwrap();
+        let err = grpc
+            .unary(
+                crm.auth(bytes.to_vec()),
+                tonic::codegen::http::uri::PathAndQuery::from_static(path),
+                RawRequest,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{path}: {err:?}");
+        let method = path.rsplit('/').next().unwrap();
+        assert!(
+            err.message()
+                .contains(&format!("not a valid crm.v1.{method}Request"))
+                && err.message().contains(field),
+            "{path}: {}",
+            err.message()
+        );
+    }
+    // Nothing was appended: the next registration is the log's first event.
+    let first = crm
+        .client()
+        .await
+        .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "a@example.com")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.position, 1);
+    assert!(crm.stop().await.success());
+}

@@ -148,6 +148,14 @@ async fn customer_commands_accept_and_reject_over_grpc() {
     {
         t.nanos = -1;
     }
+    let at = |seconds: i64| {
+        let mut r = register("", "Eve");
+        r.options = Some(v1::CommandOptions {
+            occurred_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        });
+        r
+    };
     let mut bad_correlation_id = register("", "Eve");
     bad_correlation_id.options = Some(v1::CommandOptions {
         correlation_id: "x".into(),
@@ -197,6 +205,26 @@ async fn customer_commands_accept_and_reject_over_grpc() {
             "occurred_at out of range",
             bad_occurred_at,
             invalid("options.occurred_at"),
+        ),
+        case(
+            "business time in the year 9999",
+            at(253_370_764_800),
+            invalid("options.occurred_at"),
+        ),
+        case(
+            "business time an hour after receipt",
+            at(unix_now() + 3_600),
+            invalid("options.occurred_at"),
+        ),
+        case(
+            "business time in 1850",
+            at(-3_786_825_600),
+            invalid("options.occurred_at"),
+        ),
+        case(
+            "an import of a registration in 1990",
+            at(631_152_000),
+            ok(1),
         ),
         case(
             "no profile",
@@ -1047,4 +1075,9 @@ async fn customer_commands_accept_and_reject_over_grpc() {
     ])
     .await;
     api.finish().await;
+}
+
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(now.unwrap().as_secs()).unwrap()
 }
