@@ -305,6 +305,13 @@ impl Authenticator {
             if auth.credentials.iter().any(|c| c.principal.name == p.name) {
                 return Err(invalid(format!("principal {} is listed twice", p.name)));
             }
+            // One token, one principal: a shared token would make the actor ambiguous.
+            if let Some(other) = auth.credentials.iter().find(|c| c.hash == hash) {
+                return Err(invalid(format!(
+                    "principal[{i}] ({}) has the same token_sha256 as principal {}: every principal needs its own token",
+                    p.name, other.principal.name
+                )));
+            }
             auth.add(
                 hash,
                 Principal {
@@ -464,5 +471,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn two_principals_with_one_token_or_one_name_are_refused() {
+        let entry = |name: &str, token: &str| {
+            format!(
+                "[[principal]]\nname = \"{name}\"\nkind = \"user\"\nroles = [\"sales\"]\ntoken_sha256 = \"{}\"\n",
+                hex::encode(token_hash(token))
+            )
+        };
+        let shared = format!("{}{}", entry("ann", "t1"), entry("bob", "t1"));
+        let e = Authenticator::from_toml(&shared, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bob") && e.contains("same token_sha256") && e.contains("ann"),
+            "{e}"
+        );
+        let twice = format!("{}{}", entry("ann", "t1"), entry("ann", "t2"));
+        let e = Authenticator::from_toml(&twice, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ann is listed twice"), "{e}");
+        let distinct = format!("{}{}", entry("ann", "t1"), entry("bob", "t2"));
+        assert!(Authenticator::from_toml(&distinct, "t.toml").is_ok());
     }
 }

@@ -319,40 +319,153 @@ pub struct Target {
     pub write: bool,
 }
 
+/// What a command is, without its data: the compiler-checked key of per-command policy
+/// (which permission runs it, how it is counted). Every [`Command`] has one
+/// ([`Command::kind`]); the matches over it are exhaustive, so a new command does not
+/// compile until it has its policy.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum CommandKind {
+    RegisterCustomer,
+    UpdateProfile,
+    SetConsent,
+    TagCustomer,
+    UntagCustomer,
+    LinkCustomers,
+    LogInteraction,
+    PlaceOrder,
+    RecordReturn,
+    OpenTicket,
+    AssignTicket,
+    RespondToTicket,
+    ResolveTicket,
+    ReopenTicket,
+    CloseTicket,
+    OpenOpportunity,
+    MoveOpportunityStage,
+    WinOpportunity,
+    LoseOpportunity,
+    RecordCampaignResponse,
+    CreateLead,
+    AssignLead,
+    ContactLead,
+    QualifyLead,
+    DisqualifyLead,
+    ConvertLead,
+    CreateCampaign,
+    SendCampaign,
+    RecordCampaignCost,
+}
+
+impl CommandKind {
+    pub const ALL: [Self; 29] = [
+        Self::RegisterCustomer,
+        Self::UpdateProfile,
+        Self::SetConsent,
+        Self::TagCustomer,
+        Self::UntagCustomer,
+        Self::LinkCustomers,
+        Self::LogInteraction,
+        Self::PlaceOrder,
+        Self::RecordReturn,
+        Self::OpenTicket,
+        Self::AssignTicket,
+        Self::RespondToTicket,
+        Self::ResolveTicket,
+        Self::ReopenTicket,
+        Self::CloseTicket,
+        Self::OpenOpportunity,
+        Self::MoveOpportunityStage,
+        Self::WinOpportunity,
+        Self::LoseOpportunity,
+        Self::RecordCampaignResponse,
+        Self::CreateLead,
+        Self::AssignLead,
+        Self::ContactLead,
+        Self::QualifyLead,
+        Self::DisqualifyLead,
+        Self::ConvertLead,
+        Self::CreateCampaign,
+        Self::SendCampaign,
+        Self::RecordCampaignCost,
+    ];
+
+    /// The name in the API (the RPC's name).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RegisterCustomer => "RegisterCustomer",
+            Self::UpdateProfile => "UpdateProfile",
+            Self::SetConsent => "SetConsent",
+            Self::TagCustomer => "TagCustomer",
+            Self::UntagCustomer => "UntagCustomer",
+            Self::LinkCustomers => "LinkCustomers",
+            Self::LogInteraction => "LogInteraction",
+            Self::PlaceOrder => "PlaceOrder",
+            Self::RecordReturn => "RecordReturn",
+            Self::OpenTicket => "OpenTicket",
+            Self::AssignTicket => "AssignTicket",
+            Self::RespondToTicket => "RespondToTicket",
+            Self::ResolveTicket => "ResolveTicket",
+            Self::ReopenTicket => "ReopenTicket",
+            Self::CloseTicket => "CloseTicket",
+            Self::OpenOpportunity => "OpenOpportunity",
+            Self::MoveOpportunityStage => "MoveOpportunityStage",
+            Self::WinOpportunity => "WinOpportunity",
+            Self::LoseOpportunity => "LoseOpportunity",
+            Self::RecordCampaignResponse => "RecordCampaignResponse",
+            Self::CreateLead => "CreateLead",
+            Self::AssignLead => "AssignLead",
+            Self::ContactLead => "ContactLead",
+            Self::QualifyLead => "QualifyLead",
+            Self::DisqualifyLead => "DisqualifyLead",
+            Self::ConvertLead => "ConvertLead",
+            Self::CreateCampaign => "CreateCampaign",
+            Self::SendCampaign => "SendCampaign",
+            Self::RecordCampaignCost => "RecordCampaignCost",
+        }
+    }
+}
+
 impl Command {
     /// The command's name, as in the API.
     #[must_use]
     pub const fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// What the command is, without its data.
+    #[must_use]
+    pub const fn kind(&self) -> CommandKind {
         match self {
-            Self::RegisterCustomer(_) => "RegisterCustomer",
-            Self::UpdateProfile { .. } => "UpdateProfile",
-            Self::SetConsent { .. } => "SetConsent",
-            Self::TagCustomer { .. } => "TagCustomer",
-            Self::UntagCustomer { .. } => "UntagCustomer",
-            Self::LinkCustomers { .. } => "LinkCustomers",
-            Self::LogInteraction(_) => "LogInteraction",
-            Self::PlaceOrder(_) => "PlaceOrder",
-            Self::RecordReturn(_) => "RecordReturn",
-            Self::OpenTicket(_) => "OpenTicket",
-            Self::AssignTicket { .. } => "AssignTicket",
-            Self::RespondToTicket { .. } => "RespondToTicket",
-            Self::ResolveTicket { .. } => "ResolveTicket",
-            Self::ReopenTicket { .. } => "ReopenTicket",
-            Self::CloseTicket { .. } => "CloseTicket",
-            Self::OpenOpportunity(_) => "OpenOpportunity",
-            Self::MoveOpportunityStage { .. } => "MoveOpportunityStage",
-            Self::WinOpportunity { .. } => "WinOpportunity",
-            Self::LoseOpportunity { .. } => "LoseOpportunity",
-            Self::RecordCampaignResponse { .. } => "RecordCampaignResponse",
-            Self::CreateLead { .. } => "CreateLead",
-            Self::AssignLead { .. } => "AssignLead",
-            Self::ContactLead { .. } => "ContactLead",
-            Self::QualifyLead { .. } => "QualifyLead",
-            Self::DisqualifyLead { .. } => "DisqualifyLead",
-            Self::ConvertLead { .. } => "ConvertLead",
-            Self::CreateCampaign { .. } => "CreateCampaign",
-            Self::SendCampaign { .. } => "SendCampaign",
-            Self::RecordCampaignCost { .. } => "RecordCampaignCost",
+            Self::RegisterCustomer(_) => CommandKind::RegisterCustomer,
+            Self::UpdateProfile { .. } => CommandKind::UpdateProfile,
+            Self::SetConsent { .. } => CommandKind::SetConsent,
+            Self::TagCustomer { .. } => CommandKind::TagCustomer,
+            Self::UntagCustomer { .. } => CommandKind::UntagCustomer,
+            Self::LinkCustomers { .. } => CommandKind::LinkCustomers,
+            Self::LogInteraction(_) => CommandKind::LogInteraction,
+            Self::PlaceOrder(_) => CommandKind::PlaceOrder,
+            Self::RecordReturn(_) => CommandKind::RecordReturn,
+            Self::OpenTicket(_) => CommandKind::OpenTicket,
+            Self::AssignTicket { .. } => CommandKind::AssignTicket,
+            Self::RespondToTicket { .. } => CommandKind::RespondToTicket,
+            Self::ResolveTicket { .. } => CommandKind::ResolveTicket,
+            Self::ReopenTicket { .. } => CommandKind::ReopenTicket,
+            Self::CloseTicket { .. } => CommandKind::CloseTicket,
+            Self::OpenOpportunity(_) => CommandKind::OpenOpportunity,
+            Self::MoveOpportunityStage { .. } => CommandKind::MoveOpportunityStage,
+            Self::WinOpportunity { .. } => CommandKind::WinOpportunity,
+            Self::LoseOpportunity { .. } => CommandKind::LoseOpportunity,
+            Self::RecordCampaignResponse { .. } => CommandKind::RecordCampaignResponse,
+            Self::CreateLead { .. } => CommandKind::CreateLead,
+            Self::AssignLead { .. } => CommandKind::AssignLead,
+            Self::ContactLead { .. } => CommandKind::ContactLead,
+            Self::QualifyLead { .. } => CommandKind::QualifyLead,
+            Self::DisqualifyLead { .. } => CommandKind::DisqualifyLead,
+            Self::ConvertLead { .. } => CommandKind::ConvertLead,
+            Self::CreateCampaign { .. } => CommandKind::CreateCampaign,
+            Self::SendCampaign { .. } => CommandKind::SendCampaign,
+            Self::RecordCampaignCost { .. } => CommandKind::RecordCampaignCost,
         }
     }
 

@@ -30,8 +30,9 @@ use std::collections::BTreeMap;
 
 pub use campaign::{Campaign, CampaignCreated, CampaignEvent};
 pub use command::{
-    AggregateKind, AggregateRef, Command, ConversionOpportunity, ConvertInto, LogInteraction,
-    OpenOpportunity, OpenTicket, PlaceOrder, RecordReturn, RegisterCustomer, Target,
+    AggregateKind, AggregateRef, Command, CommandKind, ConversionOpportunity, ConvertInto,
+    LogInteraction, OpenOpportunity, OpenTicket, PlaceOrder, RecordReturn, RegisterCustomer,
+    Target,
 };
 pub use config::{BusinessTimeBounds, DomainConfig, ForecastCategory, Pipeline, SlaPolicy, Stage};
 pub use customer::{

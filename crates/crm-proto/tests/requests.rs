@@ -47,7 +47,7 @@ fn pmoney(minor: i64) -> Option<v1::Money> {
 /// Converts directly and through `IngestRequest`, and checks both give `expected`.
 /// Both also name the command before converting (what permission is checked on).
 fn check<R: IntoCommand + Clone>(request: R, wrap: fn(R) -> Ingest, expected: &Command) {
-    assert_eq!(request.command_name(), Some(expected.name()));
+    assert_eq!(request.command_kind(), Some(expected.kind()));
     assert_eq!(request.clone().into_command(&ids()).as_ref(), Ok(expected));
     let ingest = v1::IngestRequest {
         sequence: 7,
@@ -57,7 +57,7 @@ fn check<R: IntoCommand + Clone>(request: R, wrap: fn(R) -> Ingest, expected: &C
         ingest.options().is_some(),
         "ingest exposes the inner options"
     );
-    assert_eq!(ingest.command_name(), Some(expected.name()));
+    assert_eq!(ingest.command_kind(), Some(expected.kind()));
     assert_eq!(ingest.into_command(&ids()).as_ref(), Ok(expected));
 }
 
@@ -827,7 +827,7 @@ fn ingest_without_a_command_is_invalid() {
         command: None,
     };
     assert!(r.options().is_none());
-    assert_eq!(r.command_name(), None);
+    assert_eq!(r.command_kind(), None);
     let rejection = r.into_command(&ids()).unwrap_err();
     assert_eq!(rejection.violations.len(), 1);
     assert_eq!(rejection.violations[0].field, "command");

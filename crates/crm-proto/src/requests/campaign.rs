@@ -1,6 +1,6 @@
 //! Requests on the campaign aggregate.
 
-use crm_domain::{CampaignCreated, Command, Rejection};
+use crm_domain::{CampaignCreated, Command, CommandKind, Rejection};
 
 use super::{CommandIds, IntoCommand, purpose};
 use crate::check::{created_id, enum_of, finish, money, opt_money, required_id};
@@ -8,8 +8,8 @@ use crate::enums::channel;
 use crate::v1;
 
 impl IntoCommand for v1::CreateCampaignRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("CreateCampaign")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::CreateCampaign)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -43,8 +43,8 @@ impl IntoCommand for v1::CreateCampaignRequest {
 }
 
 impl IntoCommand for v1::SendCampaignRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("SendCampaign")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::SendCampaign)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -67,8 +67,8 @@ impl IntoCommand for v1::SendCampaignRequest {
 }
 
 impl IntoCommand for v1::RecordCampaignCostRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("RecordCampaignCost")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::RecordCampaignCost)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {

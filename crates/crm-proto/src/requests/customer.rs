@@ -2,9 +2,9 @@
 //! opportunities and campaign responses.
 
 use crm_domain::{
-    Acquisition, Address, CallDetails, CampaignResponse, Command, LogInteraction, OpenOpportunity,
-    OpenTicket, OrderLine, PlaceOrder, Profile, ProfilePatch, RecordReturn, RegisterCustomer,
-    Rejection, ReturnLine,
+    Acquisition, Address, CallDetails, CampaignResponse, Command, CommandKind, LogInteraction,
+    OpenOpportunity, OpenTicket, OrderLine, PlaceOrder, Profile, ProfilePatch, RecordReturn,
+    RegisterCustomer, Rejection, ReturnLine,
 };
 
 use super::{CommandIds, IntoCommand, purpose};
@@ -92,8 +92,8 @@ fn cleared<T>(
 }
 
 impl IntoCommand for v1::RegisterCustomerRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("RegisterCustomer")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::RegisterCustomer)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -139,8 +139,8 @@ impl IntoCommand for v1::RegisterCustomerRequest {
 }
 
 impl IntoCommand for v1::UpdateProfileRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("UpdateProfile")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::UpdateProfile)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -197,8 +197,8 @@ impl IntoCommand for v1::UpdateProfileRequest {
 }
 
 impl IntoCommand for v1::SetConsentRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("SetConsent")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::SetConsent)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -221,8 +221,8 @@ impl IntoCommand for v1::SetConsentRequest {
 }
 
 impl IntoCommand for v1::TagCustomerRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("TagCustomer")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::TagCustomer)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -242,8 +242,8 @@ impl IntoCommand for v1::TagCustomerRequest {
 }
 
 impl IntoCommand for v1::UntagCustomerRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("UntagCustomer")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::UntagCustomer)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -263,8 +263,8 @@ impl IntoCommand for v1::UntagCustomerRequest {
 }
 
 impl IntoCommand for v1::LinkCustomersRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("LinkCustomers")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::LinkCustomers)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -287,8 +287,8 @@ impl IntoCommand for v1::LinkCustomersRequest {
 }
 
 impl IntoCommand for v1::LogInteractionRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("LogInteraction")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::LogInteraction)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -338,8 +338,8 @@ impl IntoCommand for v1::LogInteractionRequest {
 }
 
 impl IntoCommand for v1::PlaceOrderRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("PlaceOrder")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::PlaceOrder)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -378,8 +378,8 @@ impl IntoCommand for v1::PlaceOrderRequest {
 }
 
 impl IntoCommand for v1::RecordReturnRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("RecordReturn")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::RecordReturn)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -413,8 +413,8 @@ impl IntoCommand for v1::RecordReturnRequest {
 }
 
 impl IntoCommand for v1::OpenTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("OpenTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::OpenTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -442,8 +442,8 @@ impl IntoCommand for v1::OpenTicketRequest {
 }
 
 impl IntoCommand for v1::AssignTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("AssignTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::AssignTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -466,8 +466,8 @@ impl IntoCommand for v1::AssignTicketRequest {
 }
 
 impl IntoCommand for v1::RespondToTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("RespondToTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::RespondToTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -490,8 +490,8 @@ impl IntoCommand for v1::RespondToTicketRequest {
 }
 
 impl IntoCommand for v1::ResolveTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("ResolveTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ResolveTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -513,8 +513,8 @@ impl IntoCommand for v1::ResolveTicketRequest {
 }
 
 impl IntoCommand for v1::ReopenTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("ReopenTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ReopenTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -536,8 +536,8 @@ impl IntoCommand for v1::ReopenTicketRequest {
 }
 
 impl IntoCommand for v1::CloseTicketRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("CloseTicket")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::CloseTicket)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -561,8 +561,8 @@ impl IntoCommand for v1::CloseTicketRequest {
 }
 
 impl IntoCommand for v1::OpenOpportunityRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("OpenOpportunity")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::OpenOpportunity)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -603,8 +603,8 @@ impl IntoCommand for v1::OpenOpportunityRequest {
 }
 
 impl IntoCommand for v1::MoveOpportunityStageRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("MoveOpportunityStage")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::MoveOpportunityStage)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -629,8 +629,8 @@ impl IntoCommand for v1::MoveOpportunityStageRequest {
 }
 
 impl IntoCommand for v1::WinOpportunityRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("WinOpportunity")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::WinOpportunity)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -653,8 +653,8 @@ impl IntoCommand for v1::WinOpportunityRequest {
 }
 
 impl IntoCommand for v1::LoseOpportunityRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("LoseOpportunity")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::LoseOpportunity)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -676,8 +676,8 @@ impl IntoCommand for v1::LoseOpportunityRequest {
 }
 
 impl IntoCommand for v1::RecordCampaignResponseRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("RecordCampaignResponse")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::RecordCampaignResponse)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {

@@ -1,6 +1,8 @@
 //! Requests on the lead aggregate.
 
-use crm_domain::{Command, ConversionOpportunity, ConvertInto, LeadCaptured, Rejection};
+use crm_domain::{
+    Command, CommandKind, ConversionOpportunity, ConvertInto, LeadCaptured, Rejection,
+};
 
 use super::{CommandIds, IntoCommand, purpose};
 use crate::check::{created_id, enum_of, fail, finish, money, opt_id, opt_string, required_id};
@@ -9,8 +11,8 @@ use crate::v1;
 use crate::v1::convert_lead_request::Into as ConvertInto1;
 
 impl IntoCommand for v1::CreateLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("CreateLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::CreateLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -40,8 +42,8 @@ impl IntoCommand for v1::CreateLeadRequest {
 }
 
 impl IntoCommand for v1::AssignLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("AssignLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::AssignLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -62,8 +64,8 @@ impl IntoCommand for v1::AssignLeadRequest {
 }
 
 impl IntoCommand for v1::ContactLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("ContactLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ContactLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -85,8 +87,8 @@ impl IntoCommand for v1::ContactLeadRequest {
 }
 
 impl IntoCommand for v1::QualifyLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("QualifyLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::QualifyLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -106,8 +108,8 @@ impl IntoCommand for v1::QualifyLeadRequest {
 }
 
 impl IntoCommand for v1::DisqualifyLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("DisqualifyLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::DisqualifyLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {
@@ -127,8 +129,8 @@ impl IntoCommand for v1::DisqualifyLeadRequest {
 }
 
 impl IntoCommand for v1::ConvertLeadRequest {
-    fn command_name(&self) -> Option<&'static str> {
-        Some("ConvertLead")
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ConvertLead)
     }
 
     fn options(&self) -> Option<&v1::CommandOptions> {

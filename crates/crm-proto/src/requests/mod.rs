@@ -4,7 +4,7 @@ mod campaign;
 mod customer;
 mod lead;
 
-use crm_domain::{Command, CommandId, Rejection};
+use crm_domain::{Command, CommandId, CommandKind, Rejection};
 use uuid::Uuid;
 
 use crate::check::{fail, invalid};
@@ -57,10 +57,10 @@ pub trait IntoCommand {
     /// The request's options (idempotency key, correlation, business time, ...).
     fn options(&self) -> Option<&v1::CommandOptions>;
 
-    /// The API name of the command the request asks for ([`Command::name`] of what it
-    /// converts into), known before conversion so permission is checked first. `None`:
-    /// an ingest item without a command.
-    fn command_name(&self) -> Option<&'static str>;
+    /// The kind of command the request asks for ([`Command::kind`] of what it converts
+    /// into), known before conversion so permission is checked first. `None`: an ingest
+    /// item without a command.
+    fn command_kind(&self) -> Option<CommandKind>;
 
     /// The domain command, or a rejection (`Invalid`) listing every field that does not
     /// convert. Field paths are relative to the request message. Options are not read
@@ -69,37 +69,37 @@ pub trait IntoCommand {
 }
 
 impl IntoCommand for v1::IngestRequest {
-    fn command_name(&self) -> Option<&'static str> {
+    fn command_kind(&self) -> Option<CommandKind> {
         Some(match self.command.as_ref()? {
-            Ingest::RegisterCustomer(r) => r.command_name()?,
-            Ingest::UpdateProfile(r) => r.command_name()?,
-            Ingest::SetConsent(r) => r.command_name()?,
-            Ingest::TagCustomer(r) => r.command_name()?,
-            Ingest::UntagCustomer(r) => r.command_name()?,
-            Ingest::LinkCustomers(r) => r.command_name()?,
-            Ingest::LogInteraction(r) => r.command_name()?,
-            Ingest::PlaceOrder(r) => r.command_name()?,
-            Ingest::RecordReturn(r) => r.command_name()?,
-            Ingest::OpenTicket(r) => r.command_name()?,
-            Ingest::AssignTicket(r) => r.command_name()?,
-            Ingest::RespondToTicket(r) => r.command_name()?,
-            Ingest::ResolveTicket(r) => r.command_name()?,
-            Ingest::ReopenTicket(r) => r.command_name()?,
-            Ingest::CloseTicket(r) => r.command_name()?,
-            Ingest::OpenOpportunity(r) => r.command_name()?,
-            Ingest::MoveOpportunityStage(r) => r.command_name()?,
-            Ingest::WinOpportunity(r) => r.command_name()?,
-            Ingest::LoseOpportunity(r) => r.command_name()?,
-            Ingest::CreateLead(r) => r.command_name()?,
-            Ingest::AssignLead(r) => r.command_name()?,
-            Ingest::ContactLead(r) => r.command_name()?,
-            Ingest::QualifyLead(r) => r.command_name()?,
-            Ingest::DisqualifyLead(r) => r.command_name()?,
-            Ingest::ConvertLead(r) => r.command_name()?,
-            Ingest::CreateCampaign(r) => r.command_name()?,
-            Ingest::SendCampaign(r) => r.command_name()?,
-            Ingest::RecordCampaignCost(r) => r.command_name()?,
-            Ingest::RecordCampaignResponse(r) => r.command_name()?,
+            Ingest::RegisterCustomer(r) => r.command_kind()?,
+            Ingest::UpdateProfile(r) => r.command_kind()?,
+            Ingest::SetConsent(r) => r.command_kind()?,
+            Ingest::TagCustomer(r) => r.command_kind()?,
+            Ingest::UntagCustomer(r) => r.command_kind()?,
+            Ingest::LinkCustomers(r) => r.command_kind()?,
+            Ingest::LogInteraction(r) => r.command_kind()?,
+            Ingest::PlaceOrder(r) => r.command_kind()?,
+            Ingest::RecordReturn(r) => r.command_kind()?,
+            Ingest::OpenTicket(r) => r.command_kind()?,
+            Ingest::AssignTicket(r) => r.command_kind()?,
+            Ingest::RespondToTicket(r) => r.command_kind()?,
+            Ingest::ResolveTicket(r) => r.command_kind()?,
+            Ingest::ReopenTicket(r) => r.command_kind()?,
+            Ingest::CloseTicket(r) => r.command_kind()?,
+            Ingest::OpenOpportunity(r) => r.command_kind()?,
+            Ingest::MoveOpportunityStage(r) => r.command_kind()?,
+            Ingest::WinOpportunity(r) => r.command_kind()?,
+            Ingest::LoseOpportunity(r) => r.command_kind()?,
+            Ingest::CreateLead(r) => r.command_kind()?,
+            Ingest::AssignLead(r) => r.command_kind()?,
+            Ingest::ContactLead(r) => r.command_kind()?,
+            Ingest::QualifyLead(r) => r.command_kind()?,
+            Ingest::DisqualifyLead(r) => r.command_kind()?,
+            Ingest::ConvertLead(r) => r.command_kind()?,
+            Ingest::CreateCampaign(r) => r.command_kind()?,
+            Ingest::SendCampaign(r) => r.command_kind()?,
+            Ingest::RecordCampaignCost(r) => r.command_kind()?,
+            Ingest::RecordCampaignResponse(r) => r.command_kind()?,
         })
     }
 
