@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::config::{Role, ServeConfig};
 use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 use crate::metrics::Metrics;
+use crate::nats_auth::NatsUser;
 use crate::read_side::RunningReadSide;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,28 +138,43 @@ async fn serve_with_log(
         Some(nats) => vec![nats.url().to_owned()],
         None => config.nats_urls.clone(),
     };
-    let client = async_nats::ConnectOptions::new()
-        .name("crm")
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(urls.as_slice())
-        .await
-        .map_err(|e| RunError::Connect {
-            urls: urls.join(","),
-            message: e.to_string(),
-        })?;
-    let log = EventLog::open(
-        client,
-        LogConfig {
-            stream: config.stream.clone(),
-            replicas: config.replicas,
-            ..LogConfig::default()
-        },
-    )
-    .await?;
-    let js = log.jetstream().clone();
-    let log_config = log.config().clone();
-    let commands = matches!(config.role, Role::All | Role::Commands).then(|| {
+    // The command side and the read side connect as different NATS users: on the
+    // embedded server the read side may not append (see `nats_auth`).
+    let connect = |user: NatsUser| {
+        let options = match embedded {
+            Some(nats) => nats.users().connect_options(user),
+            None => async_nats::ConnectOptions::new(),
+        };
+        let urls = urls.clone();
+        async move {
+            options
+                .name(format!("crm ({})", user.name()))
+                .retry_on_initial_connect()
+                .connection_timeout(Duration::from_secs(5))
+                .connect(urls.as_slice())
+                .await
+                .map_err(|e| RunError::Connect {
+                    urls: urls.join(","),
+                    message: e.to_string(),
+                })
+        }
+    };
+    let log_config = LogConfig {
+        stream: config.stream.clone(),
+        replicas: config.replicas,
+        ..LogConfig::default()
+    };
+    let log = if matches!(config.role, Role::All | Role::Commands) {
+        Some(EventLog::open(connect(NatsUser::Writer).await?, log_config.clone()).await?)
+    } else {
+        None
+    };
+    let js = if matches!(config.role, Role::Commands) {
+        None
+    } else {
+        Some(async_nats::jetstream::new(connect(NatsUser::Reader).await?))
+    };
+    let commands = log.map(|log| {
         CommandHandler::new(
             log,
             HandlerConfig {
@@ -177,10 +193,9 @@ async fn serve_with_log(
     });
     // The read side: projectors, the query and admin services over their own sled
     // directory.
-    let read_side = if matches!(config.role, Role::Commands) {
-        None
-    } else {
-        Some(RunningReadSide::start(
+    let read_side = match &js {
+        None => None,
+        Some(js) => Some(RunningReadSide::start(
             &config.data_dir.join("read-models"),
             config.read_model_cache_mib,
             log_config.scheme(),
@@ -189,8 +204,8 @@ async fn serve_with_log(
                 write_back: WriteBack::with_mib(config.fold_cache_mib, config.fold_flush_mib),
                 ..RunnerConfig::default()
             },
-            &js,
-        )?)
+            js,
+        )?),
     };
     let request_metrics = crm_api::metrics::RequestMetrics::default();
     let metrics = Arc::new(Metrics::new(

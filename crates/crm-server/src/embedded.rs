@@ -10,7 +10,9 @@
 //!    [`EmbeddedConfig::client_port`]), HTTP monitoring on another free loopback port,
 //!    `server_name: crm-embedded`, `pid_file: "<data_dir>/nats/nats-server.pid"`,
 //!    `jetstream { store_dir: "<data_dir>/nats/jetstream", sync_interval: always }`
-//!    (`sync_interval` omitted in lazy mode);
+//!    (`sync_interval` omitted in lazy mode) and an `authorization` block admitting only
+//!    the service's two NATS users, by public nkey, each with its own permissions
+//!    ([`crate::nats_auth`]; seeds in `<data_dir>/nats/users/`, 0600). The file is 0600 too;
 //! 5. spawns it in its own process group, stdout and stderr appended to
 //!    `<data_dir>/nats/nats-server.log`. A terminal's Ctrl-C therefore reaches only `crm`,
 //!    which is expected to handle SIGINT/SIGTERM and call [`EmbeddedNats::shutdown`] after
@@ -48,6 +50,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::config::{Durability, ServeConfig};
 use crate::lock::{DataDirLock, LockError};
+use crate::nats_auth::{NatsAuthError, NatsUsers};
 use crate::nats_binary::{self, NatsBinary, NatsBinaryError};
 
 /// `server_name` of the embedded server.
@@ -80,6 +83,10 @@ pub struct EmbeddedConfig {
     pub client_port: Option<u16>,
     /// How long a (re)start may take to become ready.
     pub ready_timeout: Duration,
+    /// The event log's stream and subject prefix: what the service's NATS users are
+    /// allowed to touch ([`crate::nats_auth`]).
+    pub stream: String,
+    pub subject_prefix: String,
 }
 
 impl EmbeddedConfig {
@@ -91,6 +98,8 @@ impl EmbeddedConfig {
             binary: None,
             client_port: None,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            stream: crate::config::DEFAULT_STREAM.into(),
+            subject_prefix: crm_events::DEFAULT_PREFIX.into(),
         }
     }
 
@@ -102,6 +111,8 @@ impl EmbeddedConfig {
             binary: config.nats_server_bin.clone(),
             client_port: config.embedded_nats_port,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            stream: config.stream.clone(),
+            subject_prefix: crm_events::DEFAULT_PREFIX.into(),
         }
     }
 }
@@ -115,6 +126,9 @@ pub enum EmbeddedError {
     /// The data directory is in use by another process.
     #[error(transparent)]
     Locked(#[from] LockError),
+    /// The NATS users' keys could not be read or created.
+    #[error(transparent)]
+    Users(#[from] NatsAuthError),
     /// A file or directory could not be created or written.
     #[error("{context}: {source}")]
     Io {
@@ -197,6 +211,7 @@ pub struct EmbeddedNats {
     url: String,
     binary: NatsBinary,
     data_dir: PathBuf,
+    users: NatsUsers,
     stop_tx: watch::Sender<bool>,
     supervisor: Option<JoinHandle<()>>,
     // Last: released after the process is gone.
@@ -245,6 +260,8 @@ impl EmbeddedNats {
 
         stop_orphan(&pid_path, &config_path).await?;
         rotate_log(&log_path);
+        let users = NatsUsers::load_or_create(&nats_dir.join("users"))?;
+        let authorization = users.authorization(&config.stream, &config.subject_prefix);
 
         let mut attempt = 0;
         let shared = loop {
@@ -256,8 +273,9 @@ impl EmbeddedNats {
                 &store_dir,
                 &pid_path,
                 config.durability,
+                &authorization,
             );
-            fs::write(&config_path, conf).map_err(EmbeddedError::io(format!(
+            write_private(&config_path, &conf).map_err(EmbeddedError::io(format!(
                 "write {}",
                 config_path.display()
             )))?;
@@ -314,6 +332,7 @@ impl EmbeddedNats {
             url,
             binary,
             data_dir,
+            users,
             stop_tx,
             supervisor: Some(supervisor),
             lock,
@@ -323,6 +342,12 @@ impl EmbeddedNats {
     /// Client URL, `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The NATS users the server admits (nobody else): connect with
+    /// [`NatsUsers::connect_options`].
+    pub fn users(&self) -> &NatsUsers {
+        &self.users
     }
 
     /// Client port.
@@ -695,6 +720,7 @@ fn render_config(
     store_dir: &Path,
     pid_path: &Path,
     durability: Durability,
+    authorization: &str,
 ) -> String {
     let mut conf = String::from(
         "# Written by `crm serve` at every start of the embedded nats-server: edits are lost.\n",
@@ -719,7 +745,21 @@ fn render_config(
         ),
     }
     conf.push_str("}\n");
+    conf.push_str(authorization);
     conf
+}
+
+/// Writes a file only its owner can read (the configuration names the users' keys).
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// A double-quoted config string.
@@ -851,6 +891,7 @@ mod tests {
             Path::new("/d/nats/jetstream"),
             Path::new("/d/nats/nats-server.pid"),
             Durability::Durable,
+            "authorization {}\n",
         );
         assert!(
             durable.contains("server_name: \"crm-embedded\"\n"),
@@ -873,6 +914,7 @@ mod tests {
             Path::new("/d/nats/jetstream"),
             Path::new("/d/nats/nats-server.pid"),
             Durability::Lazy,
+            "",
         );
         assert!(!lazy.contains("sync_interval:"), "{lazy}");
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);

@@ -38,6 +38,7 @@ pub mod config;
 pub mod embedded;
 pub mod lock;
 pub mod metrics;
+pub mod nats_auth;
 pub mod nats_binary;
 pub mod read_side;
 

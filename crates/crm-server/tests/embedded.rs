@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
+use crm_server::nats_auth::NatsUser;
 use crm_server::{
     DataDirLock, Durability, EmbeddedConfig, EmbeddedError, EmbeddedNats, LockError,
     NatsBinaryError,
@@ -16,6 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const WAIT: Duration = Duration::from_secs(20);
+const STREAM: &str = "CRM_EVENTS";
 
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -50,24 +52,38 @@ async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
-async fn create_stream_and_publish(url: &str) -> (jetstream::Context, u64) {
-    let client = async_nats::connect(url).await.unwrap();
-    let js = jetstream::new(client);
+/// A JetStream context of one of the service's users (nobody else is admitted), with
+/// short request timeouts: a refused request shows as an error at once.
+async fn as_user(nats: &EmbeddedNats, user: NatsUser) -> jetstream::Context {
+    let client = nats
+        .users()
+        .connect_options(user)
+        .connect(nats.url())
+        .await
+        .unwrap();
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build(client)
+}
+
+/// The event log's stream (the only one the users may touch) with one message.
+async fn create_stream_and_publish(nats: &EmbeddedNats) -> (jetstream::Context, u64) {
+    let js = as_user(nats, NatsUser::Writer).await;
     js.create_stream(stream::Config {
-        name: "T".into(),
-        subjects: vec!["t.>".into()],
+        name: STREAM.into(),
+        subjects: vec!["crm.v1.>".into()],
         storage: stream::StorageType::File,
         ..Default::default()
     })
     .await
     .unwrap();
     let ack = js
-        .publish("t.one", "first event".into())
+        .publish("crm.v1.t.one", "first event".into())
         .await
         .unwrap()
         .await
         .unwrap();
-    assert_eq!(ack.stream, "T");
+    assert_eq!(ack.stream, STREAM);
     (js, ack.sequence)
 }
 
@@ -95,10 +111,10 @@ async fn durable_start_jetstream_works_and_shutdown_leaves_nothing() {
         "{conf}"
     );
 
-    let (js, seq) = create_stream_and_publish(&url).await;
+    let (js, seq) = create_stream_and_publish(&nats).await;
     assert_eq!(seq, 1);
     let msg = js
-        .get_stream("T")
+        .get_stream(STREAM)
         .await
         .unwrap()
         .get_raw_message(seq)
@@ -143,7 +159,7 @@ async fn killed_server_is_restarted_and_keeps_its_data() {
     let nats = EmbeddedNats::start(EmbeddedConfig::new(&data))
         .await
         .unwrap();
-    let (js, seq) = create_stream_and_publish(nats.url()).await;
+    let (js, seq) = create_stream_and_publish(&nats).await;
     let port = nats.client_port();
 
     let pid = nats.pid().unwrap();
@@ -166,13 +182,13 @@ async fn killed_server_is_restarted_and_keeps_its_data() {
 
     // The same client reconnects by itself; the acknowledged message is still stored.
     let msg = poll("the client to reconnect and read", async || {
-        let stream = js.get_stream("T").await.ok()?;
+        let stream = js.get_stream(STREAM).await.ok()?;
         stream.get_raw_message(seq).await.ok()
     })
     .await;
     assert_eq!(msg.payload.as_ref(), b"first event");
     let ack = js
-        .publish("t.two", "after restart".into())
+        .publish("crm.v1.t.two", "after restart".into())
         .await
         .unwrap()
         .await
@@ -280,6 +296,7 @@ async fn orphaned_server_is_stopped_and_a_fixed_port_is_used() {
     let conf = nats.config_path().to_owned();
     let old_port = nats.client_port();
     let pid_file = conf.with_file_name("nats-server.pid");
+    let (_, seq) = create_stream_and_publish(&nats).await;
     nats.shutdown().await;
 
     // The "orphan": the same binary and configuration, not supervised by anyone.
@@ -309,9 +326,95 @@ async fn orphaned_server_is_stopped_and_a_fixed_port_is_used() {
     assert_eq!(nats.client_port(), fixed);
     assert_ne!(nats.client_port(), old_port);
     assert_eq!(nats.url(), format!("nats://127.0.0.1:{fixed}"));
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = jetstream::new(client);
-    // The store of the first run (no stream was created) is served by the new process.
-    assert!(js.get_stream("T").await.is_err());
+    // The store of the first run is served by the new process.
+    let js = as_user(&nats, NatsUser::Reader).await;
+    let msg = js
+        .get_stream(STREAM)
+        .await
+        .unwrap()
+        .get_raw_message(seq)
+        .await
+        .unwrap();
+    assert_eq!(msg.payload.as_ref(), b"first event");
+    nats.shutdown().await;
+}
+
+/// Nobody but the service's users gets in, and each may do only its work: a stranger
+/// cannot connect, the reader cannot append, neither can purge or delete the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_services_users_get_in_and_only_for_their_work() {
+    let (_dir, data) = data_dir();
+    let nats = EmbeddedNats::start(EmbeddedConfig::new(&data))
+        .await
+        .unwrap();
+    let conf = fs::read_to_string(nats.config_path()).unwrap();
+    assert!(conf.contains("authorization {"), "{conf}");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(nats.config_path()), 0o600);
+    for user in NatsUser::ALL {
+        let seed = crm_server::nats_auth::NatsUsers::seed_path(nats.users().dir(), user);
+        assert_eq!(mode(&seed), 0o600, "{}", seed.display());
+        // The configuration names public keys only.
+        let seed_text = fs::read_to_string(&seed).unwrap();
+        assert!(!conf.contains(seed_text.trim()), "a seed in nats.conf");
+    }
+
+    // A stranger (no credentials, or a key of its own) is refused.
+    let anonymous = async_nats::connect(nats.url()).await;
+    assert!(anonymous.is_err(), "an anonymous client was admitted");
+    let stranger = async_nats::ConnectOptions::new()
+        .nkey(nkeys::KeyPair::new_user().seed().unwrap())
+        .connect(nats.url())
+        .await;
+    assert!(stranger.is_err(), "an unknown key was admitted");
+
+    let (writer, _) = create_stream_and_publish(&nats).await;
+    let reader = as_user(&nats, NatsUser::Reader).await;
+    let count = async || {
+        let mut s = reader.get_stream(STREAM).await.unwrap();
+        s.info().await.unwrap().state.messages
+    };
+    assert_eq!(count().await, 1);
+
+    // The reader reads (an ordered consumer, as projectors do) ...
+    use futures::StreamExt as _;
+    let consumer = reader
+        .get_stream(STREAM)
+        .await
+        .unwrap()
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let first = messages.next().await.unwrap().unwrap();
+    assert_eq!(first.payload.as_ref(), b"first event");
+    // ... and cannot append: not on an aggregate's subject, not on any other.
+    for subject in [
+        "crm.v1.customer.0190a0a0a0a07000800000000000000a",
+        "crm.v1.x",
+    ] {
+        let published = match reader.publish(subject, "forged".into()).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        assert!(!published, "the reader appended on {subject}");
+    }
+    // Neither user may purge or delete the log, or create another stream.
+    for (who, js) in [("writer", &writer), ("reader", &reader)] {
+        assert!(js.delete_stream(STREAM).await.is_err(), "{who} deleted it");
+        let mut s = js.get_stream(STREAM).await.unwrap();
+        assert!(s.purge().await.is_err(), "{who} purged it");
+        let other = stream::Config {
+            name: "OTHER".into(),
+            subjects: vec!["other.>".into()],
+            ..Default::default()
+        };
+        assert!(
+            js.create_stream(other).await.is_err(),
+            "{who} made a stream"
+        );
+        let _ = s.info().await.unwrap();
+    }
+    assert_eq!(count().await, 1, "the log changed");
     nats.shutdown().await;
 }

@@ -73,16 +73,24 @@ impl Crm {
         CommandServiceClient::new(self.channel().await)
     }
 
-    /// The client URL of the embedded nats-server (from the configuration `crm serve`
-    /// wrote for it), to look at the event log directly.
-    pub(crate) fn embedded_nats_url(&self) -> String {
-        let conf = std::fs::read_to_string(self.dir.path().join("data/nats/nats.conf"))
+    /// A client of the embedded nats-server, connected as the service's read-only NATS
+    /// user (with the seed `crm serve` keeps in its data directory), to look at the event
+    /// log directly.
+    pub(crate) async fn embedded_nats(&self) -> async_nats::Client {
+        let data = self.dir.path().join("data");
+        let conf = std::fs::read_to_string(data.join("nats/nats.conf"))
             .expect("the embedded nats-server's configuration");
         let listen = conf
             .lines()
             .find_map(|l| l.strip_prefix("listen: "))
             .expect("a listen line");
-        format!("nats://{}", listen.trim_matches('"'))
+        let users = crm_server::nats_auth::NatsUsers::load_or_create(&data.join("nats/users"))
+            .expect("the service's NATS users");
+        users
+            .connect_options(crm_server::nats_auth::NatsUser::Reader)
+            .connect(format!("nats://{}", listen.trim_matches('"')))
+            .await
+            .expect("connect to the embedded nats-server")
     }
 
     /// SIGTERM and wait (asynchronously, so this runtime's client connections close).

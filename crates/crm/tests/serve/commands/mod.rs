@@ -104,7 +104,7 @@ impl Api {
         let crm = Crm::dev();
         let client = crm.client().await;
         let authorization = format!("Bearer {}", crm.token.as_deref().unwrap());
-        let nats = async_nats::connect(crm.embedded_nats_url()).await.unwrap();
+        let nats = crm.embedded_nats().await;
         let stream = jetstream::new(nats).get_stream("CRM_EVENTS").await.unwrap();
         Self {
             crm,
