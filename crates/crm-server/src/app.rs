@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::config::{Role, ServeConfig};
 use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 use crate::metrics::Metrics;
-use crate::nats_auth::NatsUser;
+use crate::nats_auth::{NatsUser, NatsUsers};
 use crate::read_side::RunningReadSide;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,8 @@ pub enum RunError {
     },
     #[error("embedded nats-server: {0}")]
     Embedded(#[from] EmbeddedError),
+    #[error("NATS users: {0}")]
+    NatsUsers(#[from] crate::nats_auth::NatsAuthError),
     #[error("cannot connect to NATS at {urls}: {message}")]
     Connect { urls: String, message: String },
     #[error("event log: {0}")]
@@ -140,10 +142,15 @@ async fn serve_with_log(
     };
     // The command side and the read side connect as different NATS users: on the
     // embedded server the read side may not append (see `nats_auth`).
+    let external_users = match &config.nats_users_dir {
+        Some(dir) if embedded.is_none() => Some(NatsUsers::load(dir)?),
+        _ => None,
+    };
     let connect = |user: NatsUser| {
-        let options = match embedded {
-            Some(nats) => nats.users().connect_options(user),
-            None => async_nats::ConnectOptions::new(),
+        let options = match (embedded, &external_users) {
+            (Some(nats), _) => nats.users().connect_options(user),
+            (None, Some(users)) => users.connect_options(user),
+            (None, None) => async_nats::ConnectOptions::new(),
         };
         let urls = urls.clone();
         async move {

@@ -25,6 +25,7 @@
 //! | `durability` | `--durability durable\|lazy` | `CRM_DURABILITY` | `durable` |
 //! | `nats_server_bin` | `--nats-server-bin` | `CRM_NATS_SERVER` | see [`crate::nats_binary`] |
 //! | `embedded_nats_port` | `--embedded-nats-port` | `CRM_EMBEDDED_NATS_PORT` | a free port |
+//! | `nats_users_dir` | `--nats-users-dir` | `CRM_NATS_USERS_DIR` | none (external NATS without authentication) |
 //! | `tokens_file` | `--tokens-file` | `CRM_TOKENS_FILE` | none |
 //! | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | `CRM_TLS_CERT`, `CRM_TLS_KEY` | none (both or neither) |
 //! | `max_concurrent_requests` | `--max-concurrent-requests` | `CRM_MAX_CONCURRENT_REQUESTS` | 256 |
@@ -182,6 +183,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_EMBEDDED_NATS_PORT", value_name = "PORT")]
     pub embedded_nats_port: Option<u16>,
 
+    /// With an external NATS (--nats-url): the directory with the service's NATS user
+    /// seeds (`crm-writer.nk`, `crm-reader.nk`), as `crm nats-users` creates them. The
+    /// embedded server keeps its own in `<data-dir>/nats/users`.
+    #[arg(long, env = "CRM_NATS_USERS_DIR", value_name = "DIR", value_parser = path_or_empty)]
+    pub nats_users_dir: Option<PathBuf>,
+
     /// File with the API tokens.
     #[arg(long, env = "CRM_TOKENS_FILE", value_name = "FILE", value_parser = path_or_empty)]
     pub tokens_file: Option<PathBuf>,
@@ -265,6 +272,8 @@ pub struct ServeConfig {
     pub nats_server_bin: Option<PathBuf>,
     /// Fixed client port of the embedded nats-server; `None`: a free port at each start.
     pub embedded_nats_port: Option<u16>,
+    /// Seeds of the service's NATS users on an external server ([`crate::nats_auth`]).
+    pub nats_users_dir: Option<PathBuf>,
     /// File with the API tokens.
     pub tokens_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); set together with `tls_key`.
@@ -303,6 +312,7 @@ impl Default for ServeConfig {
             durability: Durability::Durable,
             nats_server_bin: None,
             embedded_nats_port: None,
+            nats_users_dir: None,
             tokens_file: None,
             tls_cert: None,
             tls_key: None,
@@ -383,6 +393,7 @@ impl ServeConfig {
             durability: args.durability.or(file.durability).unwrap_or(d.durability),
             nats_server_bin: non_empty(args.nats_server_bin).or(non_empty(file.nats_server_bin)),
             embedded_nats_port: args.embedded_nats_port.or(file.embedded_nats_port),
+            nats_users_dir: non_empty(args.nats_users_dir).or(non_empty(file.nats_users_dir)),
             tokens_file: non_empty(args.tokens_file).or(non_empty(file.tokens_file)),
             tls_cert: non_empty(args.tls_cert).or(non_empty(file.tls_cert)),
             tls_key: non_empty(args.tls_key).or(non_empty(file.tls_key)),
@@ -524,6 +535,13 @@ impl ServeConfig {
             if let Some(bin) = &self.nats_server_bin {
                 check_file(&mut p, "nats_server_bin", bin);
             }
+            if self.nats_users_dir.is_some() {
+                p.push(
+                    "nats_users_dir is for an external NATS server (nats_urls): the embedded \
+                     server keeps its users in <data_dir>/nats/users"
+                        .to_owned(),
+                );
+            }
         } else if self.embedded_nats_port.is_some() {
             p.push(
                 "embedded_nats_port is set but nats_urls names an external NATS server (the \
@@ -645,6 +663,7 @@ struct FileConfig {
     durability: Option<Durability>,
     nats_server_bin: Option<PathBuf>,
     embedded_nats_port: Option<u16>,
+    nats_users_dir: Option<PathBuf>,
     tokens_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,

@@ -146,6 +146,18 @@ impl NatsUsers {
     /// # Errors
     /// The directory or a seed file cannot be created or read, or a file is not a seed.
     pub fn load_or_create(dir: &Path) -> Result<Self, NatsAuthError> {
+        Self::open(dir, true)
+    }
+
+    /// Reads the seeds in `dir` (an external server's users: nothing is created).
+    ///
+    /// # Errors
+    /// A seed file is missing, unreadable, or not a seed.
+    pub fn load(dir: &Path) -> Result<Self, NatsAuthError> {
+        Self::open(dir, false)
+    }
+
+    fn open(dir: &Path, create: bool) -> Result<Self, NatsAuthError> {
         let io = |action, path: &Path| {
             let path = path.to_path_buf();
             move |source| NatsAuthError::Io {
@@ -154,14 +166,17 @@ impl NatsUsers {
                 source,
             }
         };
-        fs::create_dir_all(dir).map_err(io("create", dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("restrict", dir))?;
+        if create {
+            fs::create_dir_all(dir).map_err(io("create", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io("restrict", dir))?;
+        }
         let mut seeds = Vec::new();
         for user in NatsUser::ALL {
             let path = Self::seed_path(dir, user);
             let seed = match fs::read_to_string(&path) {
                 Ok(text) => text.trim().to_owned(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
                     let seed =
                         nkeys::KeyPair::new_user()
                             .seed()
@@ -243,6 +258,23 @@ impl NatsUsers {
             users.join(",\n")
         )
     }
+}
+
+/// `crm nats-users`: creates (once) the users' seeds in `dir` and returns the nats-server
+/// configuration block that admits them with their permissions on `stream`, for an
+/// operator to add to an external server's (or every cluster node's) configuration.
+///
+/// # Errors
+/// As [`NatsUsers::load_or_create`].
+pub fn external_setup(dir: &Path, stream: &str) -> Result<String, NatsAuthError> {
+    let users = NatsUsers::load_or_create(dir)?;
+    Ok(format!(
+        "# The crm service's NATS users for stream {stream} (seeds in {}; give each process\n\
+         # only the seeds it needs). Add to the configuration of every server or cluster node;\n\
+         # in a cluster, routes need their own `cluster {{ authorization {{ ... }} }}`.\n{}",
+        dir.display(),
+        users.authorization(stream, crm_events::DEFAULT_PREFIX)
+    ))
 }
 
 #[cfg(test)]

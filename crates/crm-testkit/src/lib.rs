@@ -156,6 +156,7 @@ impl NatsServerBuilder {
                 self.durability,
                 None,
                 Readiness::JetStreamEnabled,
+                None,
             );
             server.spawn();
             match server.wait_ready_result(READY_TIMEOUT) {
@@ -359,6 +360,7 @@ impl NatsServer {
         durability: Durability,
         routes: Option<&[u16]>,
         readiness: Readiness,
+        auth: Option<&ClusterAuth>,
     ) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("crm-nats-")
@@ -367,7 +369,7 @@ impl NatsServer {
         let store_dir = dir.path().join("js");
         let config_path = dir.path().join("nats-server.conf");
         let log_path = dir.path().join("nats-server.log");
-        let config = render_config(&name, ports, &store_dir, durability, routes);
+        let config = render_config(&name, ports, &store_dir, durability, routes, auth);
         fs::write(&config_path, config)
             .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
         NatsServer {
@@ -493,6 +495,7 @@ pub struct NatsClusterBuilder {
     nodes: usize,
     durability: Durability,
     binary: Option<PathBuf>,
+    auth: Option<ClusterAuth>,
 }
 
 impl NatsClusterBuilder {
@@ -507,6 +510,20 @@ impl NatsClusterBuilder {
     #[must_use]
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.binary = Some(path.into());
+        self
+    }
+
+    /// Every node's client `authorization { ... }` block (users and their permissions);
+    /// the routes between nodes then authenticate with a generated password.
+    #[must_use]
+    pub fn authorization(mut self, block: impl Into<String>) -> Self {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(u64::from(std::process::id()));
+        self.auth = Some(ClusterAuth {
+            authorization: block.into(),
+            route_password: format!("{:016x}", h.finish()),
+        });
         self
     }
 
@@ -556,6 +573,7 @@ impl NatsClusterBuilder {
                     self.durability,
                     Some(&route_ports),
                     Readiness::Full,
+                    self.auth.as_ref(),
                 )
             })
             .collect();
@@ -595,6 +613,7 @@ impl NatsCluster {
             nodes,
             durability: Durability::default(),
             binary: None,
+            auth: None,
         }
     }
 
@@ -725,6 +744,7 @@ fn render_config(
     store_dir: &Path,
     durability: Durability,
     routes: Option<&[u16]>,
+    auth: Option<&ClusterAuth>,
 ) -> String {
     let mut conf = String::new();
     let _ = writeln!(conf, "server_name: {}", quote(name));
@@ -744,14 +764,36 @@ fn render_config(
         conf.push_str("cluster {\n");
         let _ = writeln!(conf, "  name: {CLUSTER_NAME}");
         let _ = writeln!(conf, "  listen: 127.0.0.1:{cport}");
+        // With client authorization, routes authenticate too: a stranger cannot join.
+        let credentials = match auth {
+            Some(a) => {
+                let _ = writeln!(
+                    conf,
+                    "  authorization {{ user: \"route\", password: {} }}",
+                    quote(&a.route_password)
+                );
+                format!("route:{}@", a.route_password)
+            }
+            None => String::new(),
+        };
         let list: Vec<String> = routes
             .iter()
-            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .map(|p| format!("nats-route://{credentials}127.0.0.1:{p}"))
             .collect();
         let _ = writeln!(conf, "  routes: [{}]", list.join(", "));
         conf.push_str("}\n");
     }
+    if let Some(a) = auth {
+        conf.push_str(&a.authorization);
+    }
     conf
+}
+
+/// Client authorization of a cluster's nodes (and the routes' own credentials).
+#[derive(Debug, Clone)]
+struct ClusterAuth {
+    authorization: String,
+    route_password: String,
 }
 
 /// A double-quoted config string.

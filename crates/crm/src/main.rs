@@ -19,7 +19,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the gRPC API (with an embedded nats-server unless --nats-url is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// For an external NATS server or cluster: create (once) the service's NATS user keys
+    /// in DIR and print the `authorization` block to add to the servers' configuration.
+    /// Then run `crm serve --nats-url ... --nats-users-dir DIR`.
+    NatsUsers {
+        /// Where the user seeds are kept (created 0700; seeds 0600).
+        #[arg(long, value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// The event log's stream.
+        #[arg(long, default_value = crm_server::config::DEFAULT_STREAM)]
+        stream: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,7 +40,13 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Cmd::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Cmd::Serve(args) => *args,
+        Cmd::NatsUsers { dir, stream } => {
+            print!("{}", crm_server::nats_auth::external_setup(&dir, &stream)?);
+            return Ok(());
+        }
+    };
     let config = ServeConfig::load(args).context("invalid configuration")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {

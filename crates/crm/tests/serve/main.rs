@@ -551,3 +551,93 @@ async fn a_request_that_does_not_decode_is_invalid_argument_naming_what_to_fix()
     assert_eq!(first.position, 1);
     assert!(crm.stop().await.success());
 }
+
+/// An external three-node cluster configured with what `crm nats-users` prints: the
+/// service works through its two users (events appended with three replicas, the read
+/// model follows), and nobody else gets in or appends.
+#[tokio::test]
+async fn a_cluster_configured_by_crm_nats_users_admits_the_service_and_nobody_else() {
+    use crm_server::nats_auth::{NatsUser, NatsUsers};
+    let dir = tempfile::tempdir().unwrap();
+    let users_dir = dir.path().join("nats-users");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["nats-users", "--dir"])
+        .arg(&users_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let block = String::from_utf8(out.stdout).unwrap();
+    assert!(block.contains("authorization {"), "{block}");
+    let cluster = crm_testkit::NatsCluster::builder(3)
+        .authorization(block)
+        .start();
+    for url in cluster.urls() {
+        assert!(
+            async_nats::connect(&url).await.is_err(),
+            "{url} admitted an anonymous client"
+        );
+    }
+
+    let urls = cluster.url_list();
+    let users = users_dir.to_str().unwrap();
+    let crm = Crm::start(
+        &[
+            "--dev",
+            "--nats-url",
+            &urls,
+            "--replicas",
+            "3",
+            "--nats-users-dir",
+            users,
+        ],
+        tempfile::tempdir().unwrap(),
+    );
+    let mut client = crm.client().await;
+    let reply = client
+        .register_customer(crm.auth(register(
+            &uuid::Uuid::now_v7().to_string(),
+            "ada@example.com",
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut queries = v1::query_service_client::QueryServiceClient::new(crm.channel().await);
+    let view = queries
+        .get_customer360(crm.auth(v1::GetCustomer360Request {
+            customer_id: reply.aggregate_id.clone(),
+            consistency: Some(v1::Consistency {
+                min_position: reply.position,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.version, 1);
+
+    // The read-only user cannot append, on any node.
+    let keys = NatsUsers::load(&users_dir).unwrap();
+    let reader = keys
+        .connect_options(NatsUser::Reader)
+        .connect(cluster.urls().as_slice())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build(reader);
+    let forged = js
+        .publish(
+            format!("crm.v1.customer.{}", reply.aggregate_id.replace('-', "")),
+            "x".into(),
+        )
+        .await;
+    assert!(
+        forged.is_err() || forged.unwrap().await.is_err(),
+        "the reader appended"
+    );
+    let mut stream = js.get_stream("CRM_EVENTS").await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 1);
+    assert_eq!(info.config.num_replicas, 3);
+    assert!(crm.stop().await.success());
+}
