@@ -476,7 +476,10 @@ impl CommandService for Commands {
         let handler = self.handler.clone();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            let _admitted = admitted;
+            // The stream holds its admission until its last command is answered: every
+            // command task keeps a share of it, so the request limit bounds the commands
+            // running, not only the streams being read.
+            let admitted = Arc::new(admitted);
             let permits = Arc::new(Semaphore::new(in_flight));
             // The completion of the latest command of each aggregate.
             // (A shared future only completes once polled, so finished commands are
@@ -531,7 +534,9 @@ impl CommandService for Commands {
                 }
                 let (handler, principal, tx) = (handler.clone(), principal.clone(), tx.clone());
                 let metrics = metrics.clone();
+                let admitted = Arc::clone(&admitted);
                 tokio::spawn(async move {
+                    let _admitted = admitted;
                     for b in before {
                         b.await;
                     }

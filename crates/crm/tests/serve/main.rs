@@ -641,3 +641,79 @@ async fn a_cluster_configured_by_crm_nats_users_admits_the_service_and_nobody_el
     assert_eq!(info.config.num_replicas, 3);
     assert!(crm.stop().await.success());
 }
+
+/// An Ingest stream holds its request slot until its last command is answered, not
+/// only while its input is read: with a limit of one request, a unary call is refused
+/// while the stream's last commands still run after its input ended.
+#[tokio::test]
+async fn an_ingest_stream_holds_its_admission_until_its_last_command_is_answered() {
+    const N: u64 = 600;
+    let crm = Crm::start(
+        &["--dev", "--max-concurrent-requests", "1"],
+        tempfile::tempdir().unwrap(),
+    );
+    let mut client = crm.client().await;
+    let customer = client
+        .register_customer(crm.auth(register(
+            &uuid::Uuid::now_v7().to_string(),
+            "ada@example.com",
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .aggregate_id;
+    // Commands on one customer run one after another; the input (N items) is read
+    // ahead by up to 256, so it ends while the last 256 still wait their turn.
+    let requests = (1..=N).map(move |seq| v1::IngestRequest {
+        sequence: seq,
+        command: Some(v1::ingest_request::Command::LogInteraction(
+            v1::LogInteractionRequest {
+                customer_id: customer.clone(),
+                interaction_id: uuid::Uuid::now_v7().to_string(),
+                channel: v1::Channel::Email.into(),
+                direction: v1::Direction::Inbound.into(),
+                subject: format!("message {seq}"),
+                ..Default::default()
+            },
+        )),
+    });
+    let mut replies = client
+        .ingest(crm.auth(tokio_stream::iter(requests)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answered = 0;
+    let mut unary = crm.client().await;
+    let other = || register(&uuid::Uuid::now_v7().to_string(), "bob@example.com");
+    while let Some(r) = replies.message().await.unwrap() {
+        assert!(
+            matches!(r.result, Some(v1::ingest_reply::Result::Ok(_))),
+            "{r:?}"
+        );
+        answered += 1;
+        // By the 400th answer the input has ended (it needed the 345th answer's slot);
+        // 200 commands are still to come.
+        if answered == 400 {
+            let refused = unary
+                .register_customer(crm.auth(other()))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        }
+    }
+    assert_eq!(answered, N);
+    // Released once the last command is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match unary.register_customer(crm.auth(other())).await {
+            Ok(_) => break,
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                assert!(std::time::Instant::now() < deadline, "never released");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    drop((client, unary, replies));
+    assert!(crm.stop().await.success());
+}
