@@ -1031,10 +1031,17 @@ mod tests {
 
     const PROBE: &str = "CRM_SERVER_CONFIG_PROBE";
 
-    /// Does nothing unless run by [`probe`].
+    /// Run by [`probe`] in a child (with `PROBE` set), it prints the configuration loaded
+    /// from its arguments and environment. Run as a test, it probes a child with no
+    /// arguments and no `CRM_` variables: the configuration is then the defaults.
     #[test]
     fn env_probe() {
         let Ok(argv) = std::env::var(PROBE) else {
+            let loaded = probe(&[], &[]).unwrap();
+            let mut defaults = serde_json::to_value(ServeConfig::default()).unwrap();
+            // The binary is searched for when unset; the rest are the defaults.
+            defaults["nats_server_bin"] = loaded["nats_server_bin"].clone();
+            assert_eq!(loaded, defaults);
             return;
         };
         let argv = std::iter::once("crm").chain(argv.split('\x1f').filter(|a| !a.is_empty()));

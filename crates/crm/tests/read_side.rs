@@ -415,17 +415,6 @@ fn tree_contents(data_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-/// The position the 360 projection's newest build behind `proc` has applied (while the
-/// first build of a data dir catches up it is not served yet: the admin API shows it).
-async fn applied(proc: &Proc) -> u64 {
-    builds(proc)
-        .await
-        .iter()
-        .map(|b| b.checkpoint)
-        .max()
-        .unwrap_or(0)
-}
-
 /// The 360 projection's builds behind `proc` (served first).
 async fn builds(proc: &Proc) -> Vec<v1::BuildInfo> {
     let mut admin = AdminServiceClient::new(proc.channel().await);
@@ -497,24 +486,29 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
     }
     drop(commands);
 
-    // Kill the projector repeatedly while it works through the stream.
+    // Kill the projector while it works through the stream: as soon as it has applied
+    // something and its checkpoint is short of the end, three times; then let it finish.
     let killed_dir = dir.path().join("killed");
     let mut mid_stream_kills = 0;
-    let mut delay = 50;
-    loop {
+    while mid_stream_kills < 3 {
         let p = Proc::start(
             &killed_dir,
             &tokens,
             &["--role", "projector", "--nats-url", &url],
         );
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        let at = applied(&p).await;
+        let at = loop {
+            let b = builds(&p).await;
+            let at = b.iter().map(|b| b.checkpoint).max().unwrap_or(0);
+            if at >= last || b.iter().any(|b| b.events_applied > 0) {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
         p.kill();
         if at >= last {
             break;
         }
-        mid_stream_kills += u32::from(at > 0);
-        delay += 25;
+        mid_stream_kills += 1;
     }
     // sled may not have written the last batches to disk before the kill: the restarted
     // projector resumes from whatever checkpoint survived (atomically with its data).
@@ -570,9 +564,11 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
         .unwrap()
         .tree;
     drop(admin);
+    // Killed as soon as the new build has applied something in this process, three
+    // times; then it finishes.
     let mut p = Some(p);
-    let (mut mid_build_kills, mut delay) = (0, 20);
-    loop {
+    let mut mid_build_kills = 0;
+    while mid_build_kills < 3 {
         let proc = match p.take() {
             Some(proc) => proc,
             None => Proc::start(
@@ -581,24 +577,40 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
                 &["--role", "projector", "--nats-url", &url],
             ),
         };
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        let now = builds(&proc).await;
+        let live = loop {
+            let now = builds(&proc).await;
+            let b = now
+                .iter()
+                .find(|b| b.tree == new)
+                .unwrap_or_else(|| panic!("the build {new} disappeared: {now:?}"));
+            if b.state == v1::BuildState::Live as i32 {
+                break true;
+            }
+            if b.events_applied > 0 {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
         proc.kill();
-        let building = now.iter().find(|b| b.tree == new);
-        match building {
-            Some(b) if b.state == v1::BuildState::Live as i32 => break,
-            Some(b) => mid_build_kills += u32::from(b.checkpoint > 0 && b.checkpoint < last),
-            None => panic!("the build {new} disappeared: {now:?}"),
+        if live {
+            break;
         }
-        delay += 25;
+        mid_build_kills += 1;
     }
     let p = Proc::start(
         &killed_dir,
         &tokens,
         &["--role", "projector", "--nats-url", &url],
     );
-    wait_until_applied(&p, last).await;
-    let served = builds(&p).await;
+    // The new build finishes, takes over, and the old one is dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let served = loop {
+        let now = builds(&p).await;
+        if now.len() == 1 || std::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(served.len(), 1, "{served:?}");
     assert_eq!(served[0].tree, new);
     p.stop().await;

@@ -318,6 +318,19 @@ async fn sigterm_stops_the_service_cleanly() {
         .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "a@example.com")))
         .await
         .unwrap();
+    // The embedded nats-server's pid, read while it runs (it removes its pid file when
+    // it stops).
+    let pid_file = crm.dir.path().join("data/nats/nats-server.pid");
+    let nats_pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the embedded nats-server's pid file")
+        .trim()
+        .parse()
+        .unwrap();
+    let nats_alive = || {
+        std::fs::read_to_string(format!("/proc/{nats_pid}/cmdline"))
+            .is_ok_and(|c| c.contains("nats-server"))
+    };
+    assert!(nats_alive(), "no nats-server with pid {nats_pid}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(crm.child.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
@@ -335,17 +348,8 @@ async fn sigterm_stops_the_service_cleanly() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The embedded nats-server is gone too: its pid file's process no longer runs.
-    let pid_file = crm.dir.path().join("data/nats/nats-server.pid");
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-        let pid = pid.trim();
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .map_or(true, |c| !c.contains("nats-server")),
-            "nats-server {pid} still running"
-        );
-    }
+    // The embedded nats-server is gone too (crm waited for it before exiting).
+    assert!(!nats_alive(), "nats-server {nats_pid} still running");
 }
 
 /// With an external nats-server: while it is down commands get UNAVAILABLE (nothing
