@@ -721,3 +721,53 @@ async fn an_ingest_stream_holds_its_admission_until_its_last_command_is_answered
     drop((client, unary, replies));
     assert!(crm.stop().await.success());
 }
+
+/// Logs written to a pipe carry no colour codes; `--log-format json` writes one JSON
+/// object per line (for log shippers).
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text_or_json_lines() {
+    use std::io::BufRead as _;
+    for json in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crm"));
+        if json {
+            cmd.args(["--log-format", "json"]);
+        }
+        let mut child = cmd
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut lines = Vec::new();
+        for line in stderr.by_ref() {
+            let line = line.unwrap();
+            let done = line.contains("crm API listening");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        // Read on (the shutdown's lines too): a closed pipe would fail the child's logging.
+        let rest = std::thread::spawn(move || stderr.map(Result::unwrap).collect::<Vec<_>>());
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+        lines.extend(rest.join().unwrap());
+        assert!(lines.len() > 2, "{lines:?}");
+        for line in &lines {
+            assert!(!line.contains('\u{1b}'), "a colour code in {line:?}");
+            if json {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+            }
+        }
+    }
+}
