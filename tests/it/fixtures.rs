@@ -239,9 +239,34 @@ fn samples() -> Vec<Sample> {
                 CampaignEvent::Sent {
                     wave: 2,
                     recipients: vec![CUSTOMER, CUSTOMER_3, EMPLOYER],
+                    skipped: Vec::new(),
                 },
             ),
         ),
+        // v2: a send that left recipients out (consent checked at the send).
+        Sample {
+            suffix: Some("skipped"),
+            ..sample(
+                meta(6, 4, nov_2025(29, 7, 0, 0), user("mara")),
+                Campaign(
+                    CAMPAIGN,
+                    CampaignEvent::Sent {
+                        wave: 3,
+                        recipients: vec![CUSTOMER],
+                        skipped: vec![
+                            crm_domain::SkippedRecipient {
+                                customer_id: CUSTOMER_3,
+                                reason: crm_domain::SkipReason::ConsentWithdrawn,
+                            },
+                            crm_domain::SkippedRecipient {
+                                customer_id: EMPLOYER,
+                                reason: crm_domain::SkipReason::NoConsent,
+                            },
+                        ],
+                    },
+                ),
+            )
+        },
         sample(
             EventMeta {
                 causation_id: Some(event_id(11)),

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use crm_domain::{AggregateRef, Command, CommandId, CommandKind, Rejection};
 use crm_proto::v1::{self, command_service_server::CommandService};
-use crm_proto::{IntoCommand, ParsedRequest, command_reply, parse_request, proto_field_path};
+use crm_proto::{
+    IntoCommand, ParsedRequest, command_reply, parse_request, proto_field_path, skipped_recipients,
+};
 use crm_store::{CommandHandler, CommandMeta, HandleError};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{Stream, StreamExt};
@@ -171,14 +173,17 @@ impl Commands {
         };
         let primary = parsed.command.targets()[0].aggregate;
         match handler.handle(&parsed.command, &meta).await {
-            Ok(o) => Ok(command_reply(
-                o.command_id,
-                &o.aggregates,
-                primary,
-                o.position,
-                o.appended,
-                o.repeated,
-            )),
+            Ok(o) => Ok(v1::CommandReply {
+                skipped_recipients: skipped_recipients(&o.events),
+                ..command_reply(
+                    o.command_id,
+                    &o.aggregates,
+                    primary,
+                    o.position,
+                    o.appended,
+                    o.repeated,
+                )
+            }),
             Err(e) => Err(error_status(&parsed.command, e)),
         }
     }

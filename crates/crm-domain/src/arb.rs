@@ -615,12 +615,30 @@ pub fn arb_campaign_created() -> impl Strategy<Value = CampaignCreated> {
     )
 }
 
+/// A recipient left out of a send, for any reason.
+pub fn arb_skipped() -> impl Strategy<Value = crate::SkippedRecipient> {
+    let reason = prop_oneof![
+        Just(crate::SkipReason::NoConsent),
+        Just(crate::SkipReason::ConsentWithdrawn),
+        Just(crate::SkipReason::UnknownCustomer),
+    ];
+    (arb_id(), reason).prop_map(|(customer_id, reason)| crate::SkippedRecipient {
+        customer_id,
+        reason,
+    })
+}
+
 /// Every variant of [`CampaignEvent`], equally likely.
 pub fn arb_campaign_event() -> impl Strategy<Value = CampaignEvent> {
     prop_oneof![
         arb_campaign_created().prop_map(CampaignEvent::Created),
-        (arb_u32(), vec(arb_id(), 0..4))
-            .prop_map(|(wave, recipients)| CampaignEvent::Sent { wave, recipients }),
+        (arb_u32(), vec(arb_id(), 0..4), vec(arb_skipped(), 0..3)).prop_map(
+            |(wave, recipients, skipped)| CampaignEvent::Sent {
+                wave,
+                recipients,
+                skipped,
+            }
+        ),
         (arb_money(), arb_string())
             .prop_map(|(amount, note)| CampaignEvent::CostRecorded { amount, note }),
     ]

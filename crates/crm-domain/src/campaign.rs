@@ -15,15 +15,47 @@ pub struct CampaignCreated {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum CampaignEvent {
     Created(CampaignCreated),
-    /// One send wave to a list of recipients.
+    /// One send wave: to the recipients who may receive it, and the ones left out with
+    /// the reason (their consent to the campaign's channel did not hold at the send).
+    /// Sends recorded before consent was checked (schema v1) list no one left out.
     Sent {
         wave: u32,
         recipients: Vec<CustomerId>,
+        skipped: Vec<SkippedRecipient>,
     },
     CostRecorded {
         amount: Money,
         note: String,
     },
+}
+
+/// A recipient a send left out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SkippedRecipient {
+    pub customer_id: CustomerId,
+    pub reason: SkipReason,
+}
+
+/// Why a send left a recipient out.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum SkipReason {
+    /// The customer never consented to the campaign's channel.
+    NoConsent,
+    /// The customer withdrew their consent to the campaign's channel.
+    ConsentWithdrawn,
+    /// No such customer.
+    UnknownCustomer,
+}
+
+impl SkipReason {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoConsent => "no_consent",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::UnknownCustomer => "unknown_customer",
+        }
+    }
 }
 
 impl CampaignEvent {
@@ -82,7 +114,9 @@ impl Campaign {
         };
         match event {
             CampaignEvent::Created(_) => {}
-            CampaignEvent::Sent { wave, recipients } => {
+            CampaignEvent::Sent {
+                wave, recipients, ..
+            } => {
                 c.waves = c.waves.max(*wave);
                 c.recipients = c.recipients.saturating_add(recipients.len() as u64);
             }

@@ -530,8 +530,14 @@ impl Command {
             | Self::ContactLead { lead_id, .. }
             | Self::QualifyLead { lead_id, .. }
             | Self::DisqualifyLead { lead_id, .. } => vec![w(AggregateRef::Lead(*lead_id))],
+            // A send reads every recipient: consent is checked on the command side.
+            Self::SendCampaign {
+                campaign_id,
+                recipients,
+            } => std::iter::once(w(AggregateRef::Campaign(*campaign_id)))
+                .chain(recipients.iter().map(|c| r(AggregateRef::Customer(*c))))
+                .collect(),
             Self::CreateCampaign { campaign_id, .. }
-            | Self::SendCampaign { campaign_id, .. }
             | Self::RecordCampaignCost { campaign_id, .. } => {
                 vec![w(AggregateRef::Campaign(*campaign_id))]
             }

@@ -1,6 +1,8 @@
 //! `decide(world, command) -> events | rejection`: every business rule lives here.
 
-use crate::campaign::Campaign;
+use std::collections::BTreeMap;
+
+use crate::campaign::{Campaign, SkipReason, SkippedRecipient};
 use crate::command::{Command, ConversionOpportunity, ConvertInto, OpenOpportunity};
 use crate::config::{DomainConfig, Pipeline};
 use crate::customer::{
@@ -522,8 +524,7 @@ fn decide_customer(
                 );
                 subtotal += i128::from(l.quantity) * i128::from(l.unit_price_minor);
             }
-            let mut per_sku: std::collections::BTreeMap<&str, u64> =
-                std::collections::BTreeMap::new();
+            let mut per_sku: BTreeMap<&str, u64> = BTreeMap::new();
             for (i, l) in c.lines.iter().enumerate() {
                 let q = per_sku.entry(l.sku.as_str()).or_insert(0);
                 *q += u64::from(l.quantity);
@@ -632,8 +633,7 @@ fn decide_customer(
                 );
             }
             // Lines may repeat a SKU: compare the running total per SKU.
-            let mut requested: std::collections::BTreeMap<&str, u64> =
-                std::collections::BTreeMap::new();
+            let mut requested: BTreeMap<&str, u64> = BTreeMap::new();
             for (i, l) in c.lines.iter().enumerate() {
                 let total = requested.entry(l.sku.as_str()).or_insert(0);
                 *total += u64::from(l.quantity);
@@ -974,6 +974,50 @@ fn decide_customer(
         }
         _ => unreachable!("{} is not a customer command", command.name()),
     }
+}
+
+/// The recipients who may receive a campaign on `channel` now (their consent to it holds,
+/// or the channel needs none), and the others with the reason, in the order given.
+fn consenting(
+    world: &World,
+    channel: Channel,
+    recipients: &[CustomerId],
+) -> (Vec<CustomerId>, Vec<SkippedRecipient>) {
+    let needed = ConsentChannel::for_channel(channel);
+    let mut sent = Vec::with_capacity(recipients.len());
+    let mut skipped = Vec::new();
+    for id in recipients {
+        let reason = match (world.customers.get(id), needed) {
+            (None, _) => Some(SkipReason::UnknownCustomer),
+            (Some(_), None) => None,
+            (Some(c), Some(consent)) => match c.consent.get(&consent) {
+                Some(true) => None,
+                Some(false) => Some(SkipReason::ConsentWithdrawn),
+                None => Some(SkipReason::NoConsent),
+            },
+        };
+        match reason {
+            None => sent.push(*id),
+            Some(reason) => skipped.push(SkippedRecipient {
+                customer_id: *id,
+                reason,
+            }),
+        }
+    }
+    (sent, skipped)
+}
+
+/// "3 no_consent, 1 consent_withdrawn": how many were left out for each reason.
+fn skip_counts(skipped: &[SkippedRecipient]) -> String {
+    let mut counts = BTreeMap::new();
+    for s in skipped {
+        *counts.entry(s.reason).or_insert(0usize) += 1;
+    }
+    counts
+        .iter()
+        .map(|(r, n)| format!("{n} {}", r.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The patch restricted to fields that actually change.
@@ -1456,11 +1500,25 @@ fn decide_campaign(world: &World, command: &Command) -> Result<Vec<DomainEvent>,
             }
             check.finish()?;
             let campaign = existing_campaign(world, *campaign_id, "campaign_id")?;
+            let (sent, skipped) = consenting(world, campaign.channel, recipients);
+            if sent.is_empty() {
+                return Err(Rejection::precondition(
+                    "recipients",
+                    "consent",
+                    format!(
+                        "none of the {} recipient(s) may receive a campaign on {:?}: {}",
+                        recipients.len(),
+                        campaign.channel,
+                        skip_counts(&skipped)
+                    ),
+                ));
+            }
             Ok(vec![ev(
                 *campaign_id,
                 CampaignEvent::Sent {
                     wave: campaign.waves + 1,
-                    recipients: recipients.clone(),
+                    recipients: sent,
+                    skipped,
                 },
             )])
         }

@@ -28,7 +28,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-pub use campaign::{Campaign, CampaignCreated, CampaignEvent};
+pub use campaign::{Campaign, CampaignCreated, CampaignEvent, SkipReason, SkippedRecipient};
 pub use command::{
     AggregateKind, AggregateRef, Command, CommandKind, ConversionOpportunity, ConvertInto,
     LogInteraction, OpenOpportunity, OpenTicket, PlaceOrder, RecordReturn, RegisterCustomer,

@@ -9,13 +9,13 @@ use crm_domain::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{Invalid, v1};
+use crate::wire::{Invalid, v1, v2};
 
 /// Every event type with its current schema version, sorted by event type.
 const SCHEMA_VERSIONS: &[(&str, u16)] = &[
     ("campaign.cost_recorded", 1),
     ("campaign.created", 1),
-    ("campaign.sent", 1),
+    ("campaign.sent", 2),
     ("customer.campaign_response_recorded", 1),
     ("customer.consent_changed", 1),
     ("customer.interaction_logged", 1),
@@ -109,9 +109,13 @@ pub fn encode_payload(event: &DomainEvent) -> (&'static str, u16, Vec<u8>) {
 }
 
 fn at_v1<T: Serialize>(payload: T) -> (u16, Vec<u8>) {
+    at(1, payload)
+}
+
+fn at<T: Serialize>(version: u16, payload: T) -> (u16, Vec<u8>) {
     // Plain structs into a Vec: cannot fail.
     (
-        1,
+        version,
         postcard::to_allocvec(&payload).expect("postcard encodes a payload"),
     )
 }
@@ -250,10 +254,11 @@ fn encode_campaign(e: CampaignEvent) -> (u16, Vec<u8>) {
     use CampaignEvent as E;
     match e {
         E::Created(c) => at_v1(v1::CampaignCreated::from(c)),
-        E::Sent { wave, recipients } => at_v1(v1::CampaignSent {
+        E::Sent {
             wave,
-            recipients: recipients.into_iter().map(Into::into).collect(),
-        }),
+            recipients,
+            skipped,
+        } => at(2, v2::CampaignSent::new(wave, recipients, skipped)),
         E::CostRecorded { amount, note } => at_v1(v1::CampaignCostRecorded {
             amount: amount.into(),
             note,
@@ -400,6 +405,7 @@ fn decode_campaign(cx: Cx, b: &[u8]) -> Result<CampaignEvent, PayloadError> {
     Ok(match (cx.event_type, cx.version) {
         ("campaign.created", 1) => CampaignEvent::Created(cx.read::<v1::CampaignCreated, _>(b)?),
         ("campaign.sent", 1) => cx.read::<v1::CampaignSent, _>(b)?,
+        ("campaign.sent", 2) => cx.read::<v2::CampaignSent, _>(b)?,
         ("campaign.cost_recorded", 1) => cx.read::<v1::CampaignCostRecorded, _>(b)?,
         _ => return Err(cx.unknown_version()),
     })

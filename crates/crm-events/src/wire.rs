@@ -37,6 +37,7 @@
 use std::convert::Infallible;
 
 pub mod v1;
+pub mod v2;
 
 /// A wire value the domain type cannot hold (e.g. a currency code that is not three
 /// upper-case letters). Becomes [`crate::PayloadError::Invalid`].

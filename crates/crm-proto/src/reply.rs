@@ -66,7 +66,28 @@ pub fn command_reply(
         aggregates: (aggregates.iter())
             .map(|(a, version)| aggregate_version(*a, *version))
             .collect(),
+        skipped_recipients: Vec::new(),
     }
+}
+
+/// The recipients a campaign send left out, from the events a command appended.
+#[must_use]
+pub fn skipped_recipients(events: &[crm_domain::DomainEvent]) -> Vec<v1::SkippedRecipient> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            crm_domain::DomainEvent::Campaign(
+                _,
+                crm_domain::CampaignEvent::Sent { skipped, .. },
+            ) => Some(skipped),
+            _ => None,
+        })
+        .flatten()
+        .map(|s| v1::SkippedRecipient {
+            customer_id: s.customer_id.0.to_string(),
+            reason: s.reason.name().to_owned(),
+        })
+        .collect()
 }
 
 /// A rejection's violations as they are, field paths unchanged.

@@ -49,6 +49,7 @@ fn command_reply_names_the_primary_aggregate_and_every_written_one() {
                     version: 1,
                 },
             ],
+            skipped_recipients: Vec::new(),
         }
     );
     let repeat = command_reply(CommandId(uuid(9)), &[], customer, 1234, 0, true);

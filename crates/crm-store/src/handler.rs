@@ -84,6 +84,8 @@ pub struct CommandOutcome {
     pub appended: usize,
     /// The command id had been handled before: this is the original outcome.
     pub repeated: bool,
+    /// The events this call appended (empty for a no-op or a repeated command).
+    pub events: Vec<DomainEvent>,
 }
 
 /// Tuning of the command handler.
@@ -598,7 +600,7 @@ impl CommandHandler {
                     continue;
                 }
                 self.stats.commands_noop.fetch_add(1, Ordering::Relaxed);
-                return Ok(self.outcome(targets, meta.command_id, 0, false));
+                return Ok(self.outcome(targets, meta.command_id, Vec::new()));
             }
             let commit = match self.encode_commit(targets, &events, meta, occurred_at) {
                 Ok(c) => c,
@@ -622,10 +624,11 @@ impl CommandHandler {
                     self.stats
                         .events_appended
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
-                    let outcome = self.outcome(targets, meta.command_id, events.len(), false);
+                    let appended = events.len();
+                    let outcome = self.outcome(targets, meta.command_id, events);
                     tracing::debug!(
                         position = outcome.position,
-                        events = events.len(),
+                        events = appended,
                         attempt,
                         "appended"
                     );
@@ -862,8 +865,7 @@ impl CommandHandler {
         &self,
         targets: &[Target],
         command_id: CommandId,
-        appended: usize,
-        repeated: bool,
+        events: Vec<DomainEvent>,
     ) -> CommandOutcome {
         let _ = self;
         let mut aggregates = Vec::new();
@@ -877,8 +879,9 @@ impl CommandHandler {
             command_id,
             aggregates,
             position,
-            appended,
-            repeated,
+            appended: events.len(),
+            repeated: false,
+            events,
         }
     }
 
@@ -904,6 +907,7 @@ impl CommandHandler {
             position,
             appended: 0,
             repeated: true,
+            events: Vec::new(),
         })
     }
 }

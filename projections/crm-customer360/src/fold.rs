@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use crm_domain::{
     Actor, AggregateRef, CampaignEvent, CampaignResponse, Channel, ConsentChannel, CustomerEvent,
-    CustomerId, DomainEvent, ForecastCategory, LeadEvent, Money, RelationshipKind, TicketPriority,
-    Timestamp,
+    CustomerId, DomainEvent, ForecastCategory, LeadEvent, Money, RelationshipKind, SkipReason,
+    TicketPriority, Timestamp,
 };
 use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save};
 
@@ -54,7 +54,9 @@ impl Projection for Customer360 {
     // 2: timeline keys and entries carry the event's index in its message.
     // 3: the timeline is stored in chunks per customer (`keys::TIMELINE_CHUNK`).
     // 4: timeline summaries keep personal data in their own parts (`record::Summary`).
-    const VERSION: u32 = 4;
+    // 5: sends record whether consent held (`Marketing::received_without_consent`,
+    //    `skipped`; `CampaignInfo::consent`).
+    const VERSION: u32 = 5;
 
     fn fingerprint(&self) -> String {
         format!("reporting_currency={}", self.reporting_currency)
@@ -669,31 +671,68 @@ fn campaign(
                 name: c.name.clone(),
                 channel: channel_name(c.channel).to_owned(),
                 created_at: event.envelope.meta.occurred_at.0,
+                consent: ConsentChannel::for_channel(c.channel).map(|c| consent_name(c).to_owned()),
             },
         ),
-        CampaignEvent::Sent { wave, recipients } => {
+        CampaignEvent::Sent {
+            wave,
+            recipients,
+            skipped,
+        } => {
             let info: CampaignInfo = load(state, &key)?.unwrap_or_default();
             for recipient in recipients {
-                let customer = recipient.0.into_bytes();
-                let ckey = id_key(keys::CUSTOMER, customer);
                 // Sends to customers this model does not know are not the customer's
                 // history: nothing to show.
-                let Some(mut r) = load::<CustomerRecord>(state, &ckey)? else {
+                let Some(mut r) = load_customer(state, *recipient)? else {
                     continue;
                 };
                 r.marketing.received.entry(id).or_default().sat_add(1);
-                timeline(
-                    state,
-                    &mut r,
-                    event,
-                    Summary::text(format!("Received campaign {} (wave {wave})", info.name)),
+                // Whether the customer's consent held when the send was recorded (the
+                // record is as of this stream position).
+                let without = info
+                    .consent
+                    .as_ref()
+                    .filter(|c| !r.consent.get(*c).is_some_and(|c| c.granted));
+                let mut line = format!("Received campaign {} (wave {wave})", info.name);
+                if let Some(c) = without {
+                    r.marketing.received_without_consent.sat_add(1);
+                    line.push_str(&format!(" without {c} consent"));
+                }
+                timeline(state, &mut r, event, Summary::text(line));
+                save(state, &id_key(keys::CUSTOMER, r.id), &r);
+            }
+            for s in skipped {
+                let Some(mut r) = load_customer(state, s.customer_id)? else {
+                    continue;
+                };
+                r.marketing.skipped.sat_add(1);
+                let line = format!(
+                    "Not sent campaign {} (wave {wave}): {}",
+                    info.name,
+                    skip_reason(s.reason, info.consent.as_deref().unwrap_or("its channel"))
                 );
-                save(state, &ckey, &r);
+                timeline(state, &mut r, event, Summary::text(line));
+                save(state, &id_key(keys::CUSTOMER, r.id), &r);
             }
         }
         CampaignEvent::CostRecorded { .. } => {}
     }
     Ok(())
+}
+
+fn load_customer(
+    state: &mut dyn State,
+    id: CustomerId,
+) -> Result<Option<CustomerRecord>, FoldError> {
+    load(state, &id_key(keys::CUSTOMER, id.0.into_bytes()))
+}
+
+fn skip_reason(reason: SkipReason, consent: &str) -> String {
+    match reason {
+        SkipReason::NoConsent => format!("no {consent} consent"),
+        SkipReason::ConsentWithdrawn => format!("{consent} consent withdrawn"),
+        SkipReason::UnknownCustomer => "not a customer".to_owned(),
+    }
 }
 
 /// Appends an entry to the customer's timeline: to the bytes of its last chunk, so an

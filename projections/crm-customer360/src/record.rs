@@ -170,6 +170,11 @@ pub struct Marketing {
     pub unsubscribes: u32,
     /// Revenue attributed to campaign conversions, per currency.
     pub attributed_minor: BTreeMap<String, i64>,
+    /// Sends received while the customer's consent to the campaign's channel did not
+    /// hold (only sends recorded before consent was checked at the send can be such).
+    pub received_without_consent: u32,
+    /// Sends that left the customer out because their consent did not hold.
+    pub skipped: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +322,8 @@ pub struct CampaignInfo {
     pub name: String,
     pub channel: String,
     pub created_at: i64,
+    /// The consent its channel needs (`email`, ...; `None` for a channel that needs none).
+    pub consent: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

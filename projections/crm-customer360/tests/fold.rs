@@ -482,6 +482,7 @@ fn engagement_sales_marketing_and_service() {
                 CampaignEvent::Sent {
                     wave,
                     recipients: vec![ann, CustomerId(Uuid::from_u128(999))],
+                    skipped: Vec::new(),
                 },
             ),
         )
@@ -883,5 +884,112 @@ fn a_long_timeline_is_kept_in_chunks_and_read_in_business_time_order() {
         t.iter().filter(|e| e.occurred_at < T0 + 50 * DAY).count(),
         24,
         "every third entry was backdated"
+    );
+}
+
+/// A send says, for each customer, whether their consent held: a v2 send lists the ones
+/// it left out (their timeline and figures say so); a send recorded before consent was
+/// checked (v1: no one left out) that reached a customer without consent is flagged.
+#[test]
+fn a_send_shows_whether_consent_held_for_each_customer() {
+    let mut s = Stream::new();
+    let (ann, bob, cy) = (
+        CustomerId(Uuid::from_u128(1)),
+        CustomerId(Uuid::from_u128(2)),
+        CustomerId(Uuid::from_u128(3)),
+    );
+    let camp = CampaignId(Uuid::from_u128(50));
+    for (id, name) in [(ann, "Ann"), (bob, "Bob"), (cy, "Cy")] {
+        s.push(T0, c(id, registered(name))).unwrap();
+    }
+    let consent = |granted| CustomerEvent::ConsentChanged {
+        channel: ConsentChannel::Email,
+        granted,
+        source: "web form".into(),
+    };
+    s.push(T0, c(ann, consent(true))).unwrap();
+    s.push(T0, c(bob, consent(true))).unwrap();
+    s.push(T0 + DAY, c(bob, consent(false))).unwrap();
+    s.push(
+        T0,
+        DomainEvent::Campaign(
+            camp,
+            CampaignEvent::Created(crm_domain::CampaignCreated {
+                name: "spring".into(),
+                channel: Channel::Email,
+                segment: "all".into(),
+                budget: None,
+            }),
+        ),
+    )
+    .unwrap();
+    // Wave 1, recorded before consent was checked: it reached all three.
+    // Wave 2, checked: Ann only; Bob had withdrawn, Cy never consented.
+    let sent = |wave, recipients, skipped| {
+        DomainEvent::Campaign(
+            camp,
+            CampaignEvent::Sent {
+                wave,
+                recipients,
+                skipped,
+            },
+        )
+    };
+    s.push(T0 + 2 * DAY, sent(1, vec![ann, bob, cy], Vec::new()))
+        .unwrap();
+    let skip = |customer_id, reason| crm_domain::SkippedRecipient {
+        customer_id,
+        reason,
+    };
+    s.push(
+        T0 + 3 * DAY,
+        sent(
+            2,
+            vec![ann],
+            vec![
+                skip(bob, crm_domain::SkipReason::ConsentWithdrawn),
+                skip(cy, crm_domain::SkipReason::NoConsent),
+            ],
+        ),
+    )
+    .unwrap();
+
+    let figures = |r: &CustomerRecord| {
+        (
+            r.marketing.received.values().sum::<u32>(),
+            r.marketing.received_without_consent,
+            r.marketing.skipped,
+        )
+    };
+    assert_eq!(figures(&s.customer(ann)), (2, 0, 0));
+    assert_eq!(figures(&s.customer(bob)), (1, 1, 1));
+    assert_eq!(figures(&s.customer(cy)), (1, 1, 1));
+    let lines = |s: &Stream, id| -> Vec<String> {
+        s.timeline(id)
+            .iter()
+            .filter(|e| e.event_type == "campaign.sent")
+            .map(|e| e.summary.render(false))
+            .collect()
+    };
+    assert_eq!(
+        lines(&s, ann),
+        [
+            "Received campaign spring (wave 1)",
+            "Received campaign spring (wave 2)"
+        ]
+    );
+    assert_eq!(
+        lines(&s, bob),
+        [
+            "Received campaign spring (wave 1) without email consent",
+            "Not sent campaign spring (wave 2): email consent withdrawn"
+        ]
+    );
+    assert_eq!(
+        lines(&s, cy),
+        [
+            "Received campaign spring (wave 1) without email consent",
+            "Not sent campaign spring (wave 2): no email consent"
+        ]
     );
 }

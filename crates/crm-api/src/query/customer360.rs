@@ -219,6 +219,8 @@ fn customer360(
         last_response: m.last_response.clone().unwrap_or_default(),
         unsubscribes: m.unsubscribes,
         attributed_revenue: amounts(&m.attributed_minor),
+        campaigns_received_without_consent: m.received_without_consent,
+        campaigns_skipped: m.skipped,
     };
     let sv = view::service(r, as_of);
     let mut tickets: Vec<_> = r.tickets.iter().collect();

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::testing::Scenario;
-use crate::{Campaign, CampaignResponse, ConsentChannel};
+use crate::{Campaign, CampaignResponse, ConsentChannel, SkipReason, SkippedRecipient};
 
 const AMOUNT_MAX: i64 = 1_000_000_000_000_000;
 
@@ -160,27 +160,112 @@ fn create_campaign_rejections() {
 
 // ---------------------------------------------------------------- SendCampaign
 
+/// A registered customer's email consent: granted (`Some(true)`), withdrawn
+/// (`Some(false)`) or never given (`None`).
+fn customer_with_email_consent(id: CustomerId, granted: Option<bool>) -> Vec<DomainEvent> {
+    let mut events = vec![registered(id)];
+    if let Some(granted) = granted {
+        events.push(cev(
+            id,
+            CustomerEvent::ConsentChanged {
+                channel: ConsentChannel::Email,
+                granted,
+                source: "web form".into(),
+            },
+        ));
+    }
+    events
+}
+
+fn with_campaign(channel: Channel, customers: &[(CustomerId, Option<bool>)]) -> Vec<DomainEvent> {
+    let mut given = vec![campaign_created(K1, channel)];
+    for (id, granted) in customers {
+        given.extend(customer_with_email_consent(*id, *granted));
+    }
+    given
+}
+
 #[test]
 fn send_campaign_numbers_its_waves() {
+    let consenting = [(C1, Some(true)), (C2, Some(true)), (C3, Some(true))];
     let world = Scenario::new()
-        .given([campaign_created(K1, Channel::Email)])
+        .given(with_campaign(Channel::Email, &consenting))
         .when(send(vec![C1, C2]))
         .then_events([campaign_sent(K1, 1, vec![C1, C2])]);
     assert_eq!(
         (world.campaigns[&K1].waves, world.campaigns[&K1].recipients),
         (1, 2)
     );
+    let mut given = with_campaign(Channel::Email, &consenting);
+    given.push(campaign_sent(K1, 1, vec![C1, C2]));
     let world = Scenario::new()
-        .given([
-            campaign_created(K1, Channel::Email),
-            campaign_sent(K1, 1, vec![C1, C2]),
-        ])
+        .given(given)
         .when(send(vec![C3]))
         .then_events([campaign_sent(K1, 2, vec![C3])]);
     assert_eq!(
         (world.campaigns[&K1].waves, world.campaigns[&K1].recipients),
         (2, 3)
     );
+}
+
+#[test]
+fn send_campaign_reaches_only_customers_whose_consent_to_its_channel_holds() {
+    let c4 = cid(4);
+    let given = with_campaign(
+        Channel::Email,
+        &[(C1, Some(true)), (C2, Some(false)), (C3, None)],
+    );
+    let skipped = |customer_id, reason| SkippedRecipient {
+        customer_id,
+        reason,
+    };
+    Scenario::new()
+        .given(given.clone())
+        .when(send(vec![C2, C1, C3, c4]))
+        .then_events([kev(
+            K1,
+            CampaignEvent::Sent {
+                wave: 1,
+                recipients: vec![C1],
+                skipped: vec![
+                    skipped(C2, SkipReason::ConsentWithdrawn),
+                    skipped(C3, SkipReason::NoConsent),
+                    skipped(c4, SkipReason::UnknownCustomer),
+                ],
+            },
+        )]);
+    // A withdrawal just before the send is honoured; consent given again, too.
+    let mut withdrawn = given;
+    withdrawn.extend(
+        customer_with_email_consent(C1, Some(false))
+            .into_iter()
+            .skip(1),
+    );
+    let r = Scenario::new()
+        .given(withdrawn.clone())
+        .when(send(vec![C1, C2, C3]))
+        .then_rejects(RejectionKind::FailedPrecondition, "recipients", "consent");
+    assert!(
+        r.to_string().contains("1 no_consent, 2 consent_withdrawn"),
+        "{r}"
+    );
+    withdrawn.extend(
+        customer_with_email_consent(C2, Some(true))
+            .into_iter()
+            .skip(1),
+    );
+    Scenario::new()
+        .given(withdrawn)
+        .when(send(vec![C2]))
+        .then_events([campaign_sent(K1, 1, vec![C2])]);
+    // A channel that needs no consent (a chat campaign) reaches every known customer.
+    Scenario::new()
+        .given(with_campaign(
+            Channel::Chat,
+            &[(C1, None), (C2, Some(false))],
+        ))
+        .when(send(vec![C1, C2]))
+        .then_events([campaign_sent(K1, 1, vec![C1, C2])]);
 }
 
 #[test]
@@ -208,8 +293,9 @@ fn send_campaign_rejections() {
 #[test]
 fn send_campaign_accepts_the_largest_list() {
     let most: Vec<CustomerId> = (0..10_000).map(cid).collect();
+    let consenting: Vec<_> = most.iter().map(|c| (*c, Some(true))).collect();
     Scenario::new()
-        .given([campaign_created(K1, Channel::Email)])
+        .given(with_campaign(Channel::Email, &consenting))
         .when(send(most))
         .accepted();
 }

@@ -245,7 +245,14 @@ fn campaign_created(k: CampaignId, channel: Channel) -> DomainEvent {
 }
 
 fn campaign_sent(k: CampaignId, wave: u32, recipients: Vec<CustomerId>) -> DomainEvent {
-    kev(k, CampaignEvent::Sent { wave, recipients })
+    kev(
+        k,
+        CampaignEvent::Sent {
+            wave,
+            recipients,
+            skipped: Vec::new(),
+        },
+    )
 }
 
 /// Asserts that every command is rejected against `given` with its kind, field and rule.

@@ -1191,18 +1191,21 @@ impl TryFrom<CampaignCreated> for d::CampaignCreated {
     }
 }
 
-/// `campaign.sent`
+/// `campaign.sent` (written as v2 since consent is checked at the send).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CampaignSent {
     pub wave: u32,
     pub recipients: Vec<Id>,
 }
 
+/// Upcast to the current event: a v1 send left no one out (it was not checked against
+/// consent; the recipients list is everyone it went to).
 impl From<CampaignSent> for d::CampaignEvent {
     fn from(w: CampaignSent) -> Self {
         Self::Sent {
             wave: w.wave,
             recipients: w.recipients.into_iter().map(Id::into).collect(),
+            skipped: Vec::new(),
         }
     }
 }

@@ -230,8 +230,14 @@ async fn bulk_ingest_orders_readers_of_an_aggregate_against_its_writers() {
         .collect();
     let mut commands = Vec::new();
     for (c, customer_id) in customers.iter().enumerate() {
+        // With email consent: the send reaches only those who have it.
         commands.push(C::RegisterCustomer(v1::RegisterCustomerRequest {
             customer_id: customer_id.clone(),
+            consents: vec![v1::Consent {
+                channel: v1::ConsentChannel::Email.into(),
+                granted: true,
+            }],
+            consent_source: "signup form".into(),
             ..register(
                 &uuid::Uuid::now_v7().to_string(),
                 &format!("r{c}@example.com"),
@@ -770,4 +776,136 @@ async fn logs_to_a_pipe_are_plain_text_or_json_lines() {
             }
         }
     }
+}
+
+/// A campaign send reaches only customers whose consent to its channel holds when the
+/// send is decided: a withdrawal acknowledged just before is honoured (the customer is
+/// reported as skipped, with the reason), one just after does not undo the send, and a
+/// send that would reach no one is refused and appends nothing.
+#[tokio::test]
+async fn a_campaign_send_reaches_only_customers_whose_consent_holds() {
+    let crm = Crm::dev();
+    let mut client = crm.client().await;
+    let email = |granted| v1::Consent {
+        channel: v1::ConsentChannel::Email.into(),
+        granted,
+    };
+    let mut ids = Vec::new();
+    for (n, consents) in [vec![email(true)], vec![email(true)], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        let id = uuid::Uuid::now_v7().to_string();
+        client
+            .register_customer(crm.auth(v1::RegisterCustomerRequest {
+                customer_id: id.clone(),
+                consent_source: if consents.is_empty() { "" } else { "signup" }.into(),
+                consents,
+                ..register(
+                    &uuid::Uuid::now_v7().to_string(),
+                    &format!("c{n}@example.com"),
+                )
+            }))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let (ann, bob, cy) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let set_consent = |customer_id: &str, granted| v1::SetConsentRequest {
+        customer_id: customer_id.into(),
+        channel: v1::ConsentChannel::Email.into(),
+        granted,
+        source: "preference centre".into(),
+        ..Default::default()
+    };
+    let campaign_id = uuid::Uuid::now_v7().to_string();
+    client
+        .create_campaign(crm.auth(v1::CreateCampaignRequest {
+            campaign_id: campaign_id.clone(),
+            name: "Winter sale".into(),
+            channel: v1::Channel::Email.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    // Bob withdraws just before the send.
+    client
+        .set_consent(crm.auth(set_consent(&bob, false)))
+        .await
+        .unwrap();
+    let send = |recipients: Vec<String>, command_id: &str| v1::SendCampaignRequest {
+        options: Some(v1::CommandOptions {
+            command_id: command_id.into(),
+            ..Default::default()
+        }),
+        campaign_id: campaign_id.clone(),
+        recipients,
+    };
+    let send_id = uuid::Uuid::now_v7().to_string();
+    let reply = client
+        .send_campaign(crm.auth(send(vec![ann.clone(), bob.clone(), cy.clone()], &send_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.events_appended, 1);
+    let skipped: Vec<_> = reply
+        .skipped_recipients
+        .iter()
+        .map(|s| (s.customer_id.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (bob.as_str(), "consent_withdrawn"),
+            (cy.as_str(), "no_consent")
+        ]
+    );
+    // Ann withdraws just after: the send stands; a later send to her alone is refused.
+    client
+        .set_consent(crm.auth(set_consent(&ann, false)))
+        .await
+        .unwrap();
+    let refused = client
+        .send_campaign(crm.auth(send(vec![ann.clone()], &uuid::Uuid::now_v7().to_string())))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("recipients"),
+        "{}",
+        refused.message()
+    );
+    // The same command id again: the original outcome, nothing appended.
+    let again = client
+        .send_campaign(crm.auth(send(vec![ann.clone(), bob.clone(), cy.clone()], &send_id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.repeated && again.events_appended == 0);
+    assert_eq!(again.position, reply.position);
+
+    // The 360 view says who got it and who was left out.
+    let mut queries = v1::query_service_client::QueryServiceClient::new(crm.channel().await);
+    let mut marketing = async |id: &str| {
+        queries
+            .get_customer360(crm.auth(v1::GetCustomer360Request {
+                customer_id: id.into(),
+                consistency: Some(v1::Consistency {
+                    min_position: reply.position,
+                }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .marketing
+            .unwrap()
+    };
+    let m = marketing(&ann).await;
+    assert_eq!((m.campaigns_received, m.campaigns_skipped), (1, 0));
+    let m = marketing(&bob).await;
+    assert_eq!((m.campaigns_received, m.campaigns_skipped), (0, 1));
+    assert_eq!(m.campaigns_received_without_consent, 0);
+    drop((client, queries));
+    assert!(crm.stop().await.success());
 }
