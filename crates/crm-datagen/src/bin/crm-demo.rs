@@ -102,20 +102,22 @@ struct Service {
 }
 
 impl Service {
-    /// Starts `crm serve` on a fresh data directory with two principals: `demo-importer`
-    /// (loads the history, attributed as an import) and `demo-admin` (reads everything).
-    fn start(cli: &Cli) -> anyhow::Result<(Self, String, String)> {
+    /// Starts `crm serve` on a fresh data directory with three principals:
+    /// `demo-importer` (loads the history, attributed as an import), `demo-admin` (reads
+    /// everything) and `demo-analyst` (reads without personal data).
+    fn start(cli: &Cli) -> anyhow::Result<(Self, [String; 3])> {
         if cli.data_dir.exists() {
             std::fs::remove_dir_all(&cli.data_dir)
                 .with_context(|| format!("cannot empty {}", cli.data_dir.display()))?;
         }
         std::fs::create_dir_all(&cli.data_dir)?;
         let token = || format!("crm-demo-{}", uuid::Uuid::new_v4().simple());
-        let (importer, admin) = (token(), token());
+        let (importer, admin, analyst) = (token(), token(), token());
         let mut file = String::new();
         for (name, role, t) in [
             ("demo-importer", "importer", &importer),
             ("demo-admin", "admin", &admin),
+            ("demo-analyst", "analyst", &analyst),
         ] {
             let hash: String = Sha256::digest(t.as_bytes())
                 .iter()
@@ -161,8 +163,7 @@ impl Service {
                 child,
                 addr: format!("http://{addr}"),
             },
-            importer,
-            admin,
+            [importer, admin, analyst],
         ))
     }
 
@@ -188,23 +189,32 @@ impl Drop for Service {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (mut service, addr, import_token, read_token) = match (&cli.addr, &cli.token) {
-        (Some(addr), Some(token)) => (None, addr.clone(), token.clone(), token.clone()),
+    let (mut service, addr, import_token, read_token, analyst_token) = match (&cli.addr, &cli.token)
+    {
+        (Some(addr), Some(token)) => (None, addr.clone(), token.clone(), token.clone(), None),
         _ => {
-            let (service, importer, admin) = Service::start(&cli)?;
+            let (service, [importer, admin, analyst]) = Service::start(&cli)?;
             let addr = service.addr.clone();
             println!(
                 "started crm serve on {addr} (data in {})",
                 cli.data_dir.display()
             );
-            (Some(service), addr, importer, admin)
+            print_nats_users(&cli.data_dir.join("data/nats"));
+            (Some(service), addr, importer, admin, Some(analyst))
         }
     };
     let channel = Channel::from_shared(addr.clone())?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
-    show(&cli, channel, &import_token, &read_token).await?;
+    show(
+        &cli,
+        channel,
+        &import_token,
+        &read_token,
+        analyst_token.as_deref(),
+    )
+    .await?;
     if let Some(service) = service.as_mut() {
         if cli.serve {
             println!(
@@ -224,6 +234,7 @@ async fn show(
     channel: Channel,
     import_token: &str,
     read_token: &str,
+    analyst_token: Option<&str>,
 ) -> anyhow::Result<()> {
     // A business whose history ends today (midnight UTC).
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros();
@@ -386,7 +397,8 @@ async fn show(
     if let Some(t) = from_leads {
         picks.push(("a customer won through a lead", t.customer_id.clone()));
     }
-    for (why, id) in picks {
+    let picked: Vec<String> = picks.iter().map(|(_, id)| id.clone()).collect();
+    for (i, (why, id)) in picks.into_iter().enumerate() {
         let v = q
             .get_customer360(authed(
                 v1::GetCustomer360Request {
@@ -399,30 +411,123 @@ async fn show(
             .await?
             .into_inner();
         print_360(why, &v);
-        let timeline = q
-            .get_timeline(authed(
+        let latest = |token: &str| {
+            authed(
                 v1::GetTimelineRequest {
-                    customer_id: id,
+                    customer_id: id.clone(),
                     newest_first: true,
                     page_size: 5,
                     consistency: consistency(report.max_position),
                     ..Default::default()
                 },
-                read_token,
-            )?)
-            .await?
-            .into_inner();
+                token,
+            )
+        };
+        let timeline = q.get_timeline(latest(read_token)?).await?.into_inner();
         println!("  latest events:");
-        for e in timeline.entries {
-            println!(
-                "    {} {:<26} {}",
-                date(e.occurred_at.as_ref()),
-                e.event_type,
-                e.summary
-            );
+        print_entries(&timeline.entries);
+        // The first customer's events as an analyst (no pii.read) sees them.
+        if let (0, Some(analyst)) = (i, analyst_token) {
+            let redacted = q.get_timeline(latest(analyst)?).await?.into_inner();
+            println!("  the same, as an analyst sees them (no personal data):");
+            print_entries(&redacted.entries);
         }
     }
+    consent_at_the_send(channel.clone(), read_token, &picked).await?;
     rebuild(channel, read_token).await
+}
+
+/// A flash-sale email to the customers shown above: the send reaches those whose email
+/// consent holds now and reports the others, with the reason.
+async fn consent_at_the_send(
+    channel: Channel,
+    token: &str,
+    recipients: &[String],
+) -> anyhow::Result<()> {
+    use crm_proto::v1::command_service_client::CommandServiceClient;
+    println!(
+        "
+== Consent at the send (CommandService.SendCampaign)"
+    );
+    let mut commands = CommandServiceClient::new(channel.clone());
+    let campaign = commands
+        .create_campaign(authed(
+            v1::CreateCampaignRequest {
+                name: "Demo flash sale".into(),
+                channel: v1::Channel::Email.into(),
+                segment: "the customers above".into(),
+                ..Default::default()
+            },
+            token,
+        )?)
+        .await?
+        .into_inner();
+    let sent = commands
+        .send_campaign(authed(
+            v1::SendCampaignRequest {
+                campaign_id: campaign.aggregate_id,
+                recipients: recipients.to_vec(),
+                ..Default::default()
+            },
+            token,
+        )?)
+        .await;
+    match sent {
+        Ok(reply) => {
+            let reply = reply.into_inner();
+            println!(
+                "  an email to {} customers: sent to {}, left out {}",
+                recipients.len(),
+                recipients.len() - reply.skipped_recipients.len(),
+                if reply.skipped_recipients.is_empty() {
+                    "none".to_owned()
+                } else {
+                    reply
+                        .skipped_recipients
+                        .iter()
+                        .map(|s| format!("{} ({})", s.customer_id, s.reason))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
+        Err(status) => println!(
+            "  an email to {} customers: refused: {}",
+            recipients.len(),
+            status.message()
+        ),
+    }
+    Ok(())
+}
+
+fn print_entries(entries: &[v1::TimelineEntry]) {
+    for e in entries {
+        println!(
+            "    {} {:<26} {}",
+            date(e.occurred_at.as_ref()),
+            e.event_type,
+            e.summary
+        );
+    }
+}
+
+/// Who may use the embedded nats-server: the service's two users, by key.
+fn print_nats_users(nats_dir: &std::path::Path) {
+    let mut keys: Vec<String> = std::fs::read_dir(nats_dir.join("users"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    let conf = std::fs::read_to_string(nats_dir.join("nats.conf")).unwrap_or_default();
+    println!(
+        "  its embedded nats-server admits {} NATS user(s), by key ({} in {}), and nobody else",
+        conf.matches("nkey:").count(),
+        keys.join(", "),
+        nats_dir.join("users").display()
+    );
 }
 
 fn print_360(why: &str, v: &v1::Customer360) {
@@ -447,7 +552,14 @@ fn print_360(why: &str, v: &v1::Customer360) {
     let consents: Vec<String> = v
         .consent
         .iter()
-        .map(|c| format!("{} {}", c.channel, if c.granted { "yes" } else { "no" }))
+        .map(|c| {
+            format!(
+                "{} {} (since {})",
+                c.channel,
+                if c.granted { "yes" } else { "no" },
+                date(c.changed_at.as_ref())
+            )
+        })
         .collect();
     println!(
         "  consent: {}; tags: {}",
@@ -539,6 +651,12 @@ fn print_360(why: &str, v: &v1::Customer360) {
             },
             eur(&m.attributed_revenue)
         );
+        if m.campaigns_skipped > 0 || m.campaigns_received_without_consent > 0 {
+            println!(
+                "  consent at sends: left out of {} send(s) for lack of consent; {} received without it (sent before the check)",
+                m.campaigns_skipped, m.campaigns_received_without_consent
+            );
+        }
     }
     if let Some(s) = &v.service {
         println!(
