@@ -1,6 +1,9 @@
 //! Streams a data set into the CRM's bulk-ingest RPC (`CommandService/Ingest`).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use crm_proto::IntoCommand as _;
 
 use crm_proto::v1::{self, command_service_client::CommandServiceClient};
 use tonic::transport::Channel;
@@ -33,6 +36,14 @@ pub struct Report {
     /// the whole run.
     pub max_position: u64,
     pub elapsed: Duration,
+    /// Streams opened again after one broke (the service restarted or went away).
+    pub reconnects: u64,
+    /// Commands sent again after a reconnect because their answer had not arrived
+    /// (each is answered once: `repeated` if its first send had been applied).
+    pub resent: u64,
+    /// Commands without a command id whose answer was lost with a broken stream: not
+    /// sent again (a second send could apply them twice), outcome unknown.
+    pub unknown: u64,
 }
 
 /// Failures kept in a [`Report`].
@@ -48,16 +59,65 @@ pub enum IngestError {
     Source(String),
 }
 
-/// Sends every request of `requests` over one `Ingest` stream (the server bounds the work
-/// in flight and applies back-pressure) and collects the answers. `progress` is called with
+/// How [`ingest`] rides out a service that goes away (a restart, a crash, a network cut).
+#[derive(Clone, Copy, Debug)]
+pub struct Reconnect {
+    /// How long to keep trying without an answer before giving up.
+    pub give_up_after: Duration,
+    /// First pause before reconnecting; it doubles up to `max_pause`.
+    pub first_pause: Duration,
+    pub max_pause: Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self {
+            give_up_after: Duration::from_secs(120),
+            first_pause: Duration::from_millis(100),
+            max_pause: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Commands sent and not yet answered, at most: the server's own window is 256.
+const WINDOW: usize = 2048;
+
+/// Sends every request of `requests` over `Ingest` streams (the server bounds the work in
+/// flight and applies back-pressure) and collects the answers. `progress` is called with
 /// the number of answered commands, at most every 100 ms and once at the end.
 ///
+/// When the stream breaks (the service restarted or died), it reconnects with back-off
+/// and sends again, in their original order and before anything new, every command it
+/// has no answer for. That is safe because each carries its command id: one that had
+/// been applied is answered `repeated` with its original outcome. A command without a
+/// command id is never sent twice; if its answer is lost it is counted in
+/// [`Report::unknown`].
+///
 /// # Errors
-/// [`IngestError`]: the stream could not be opened or broke, or `requests` failed.
+/// [`IngestError`]: the service refused the stream (authentication, permission), stayed
+/// unreachable for [`Reconnect::give_up_after`], or `requests` failed.
 pub async fn ingest<I, E>(
     channel: Channel,
     token: &str,
     requests: I,
+    progress: impl FnMut(u64),
+) -> Result<Report, IngestError>
+where
+    I: Iterator<Item = Result<v1::IngestRequest, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    ingest_with(channel, token, requests, Reconnect::default(), progress).await
+}
+
+/// [`ingest`] with explicit reconnection settings.
+///
+/// # Errors
+/// As [`ingest`].
+pub async fn ingest_with<I, E>(
+    channel: Channel,
+    token: &str,
+    requests: I,
+    reconnect: Reconnect,
     mut progress: impl FnMut(u64),
 ) -> Result<Report, IngestError>
 where
@@ -67,30 +127,159 @@ where
     let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().map_err(
         |e: tonic::metadata::errors::InvalidMetadataValue| IngestError::Token(e.to_string()),
     )?;
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, source) = tokio::sync::mpsc::channel(1024);
     // The source may block (a file): read it on a blocking thread.
     let feeder = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let mut sent = 0;
         for request in requests {
             let request = request.map_err(|e| e.to_string())?;
             if tx.blocking_send(request).is_err() {
-                break; // the call ended; its error is reported below
+                break; // the run ended; its error is reported below
             }
             sent += 1;
         }
         Ok(sent)
     });
     let started = Instant::now();
-    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    request.metadata_mut().insert("authorization", bearer);
-    let mut replies = CommandServiceClient::new(channel)
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .ingest(request)
-        .await?
-        .into_inner();
-    let mut report = Report::default();
-    let mut last = Instant::now();
-    while let Some(reply) = replies.message().await? {
+    let client = CommandServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+    let mut run = Run {
+        source,
+        source_done: false,
+        pending: BTreeMap::new(),
+        report: Report::default(),
+        last_progress: Instant::now(),
+    };
+    let mut pause = reconnect.first_pause;
+    let mut answered_at = Instant::now();
+    loop {
+        let answered_before = run.answered();
+        match run.stream(client.clone(), &bearer, &mut progress).await {
+            Ok(()) => break,
+            Err(status) if !retryable(&status) => return Err(status.into()),
+            Err(status) => {
+                if run.answered() > answered_before {
+                    answered_at = Instant::now();
+                    pause = reconnect.first_pause;
+                }
+                if answered_at.elapsed() >= reconnect.give_up_after {
+                    return Err(status.into());
+                }
+                run.lose_unretryable();
+                run.report.reconnects += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(reconnect.max_pause);
+            }
+        }
+    }
+    drop(run.source);
+    let mut report = run.report;
+    report.sent = feeder
+        .await
+        .map_err(|e| IngestError::Source(e.to_string()))?
+        .map_err(IngestError::Source)?;
+    report.elapsed = started.elapsed();
+    progress(report.ok + report.failed);
+    Ok(report)
+}
+
+/// A stream that broke because of the transport or the service's state (restarting,
+/// overloaded) is worth opening again; one the service refused for its caller is not.
+fn retryable(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    !matches!(
+        status.code(),
+        Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::InvalidArgument
+            | Code::Unimplemented
+            | Code::FailedPrecondition
+    )
+}
+
+/// The state of one ingest run across its streams.
+struct Run {
+    source: tokio::sync::mpsc::Receiver<v1::IngestRequest>,
+    source_done: bool,
+    /// Sent and not answered, by sequence (the order they are sent again in).
+    pending: BTreeMap<u64, v1::IngestRequest>,
+    report: Report,
+    last_progress: Instant,
+}
+
+impl Run {
+    fn answered(&self) -> u64 {
+        self.report.ok + self.report.failed
+    }
+
+    /// After a broken stream: commands without a command id are not sent again (a
+    /// second send could apply them twice); their outcome is unknown.
+    fn lose_unretryable(&mut self) {
+        let before = self.pending.len();
+        self.pending
+            .retain(|_, r| r.options().is_some_and(|o| !o.command_id.is_empty()));
+        self.report.unknown += (before - self.pending.len()) as u64;
+        self.report.resent += self.pending.len() as u64;
+    }
+
+    /// One `Ingest` stream: first every unanswered command again, then new ones while
+    /// the window allows, until everything is answered (`Ok`) or the stream breaks.
+    async fn stream(
+        &mut self,
+        mut client: CommandServiceClient<Channel>,
+        bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<(), tonic::Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(WINDOW * 2);
+        for r in self.pending.values() {
+            // The channel holds the whole window: this cannot fail.
+            let _ = tx.try_send(r.clone());
+        }
+        let mut tx = Some(tx);
+        if self.source_done {
+            tx = None;
+        }
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("authorization", bearer.clone());
+        let mut replies = client.ingest(request).await?.into_inner();
+        loop {
+            if self.source_done && self.pending.is_empty() {
+                return Ok(());
+            }
+            let room = tx.is_some() && self.pending.len() < WINDOW;
+            tokio::select! {
+                next = self.source.recv(), if room => match next {
+                    Some(r) => {
+                        self.pending.insert(r.sequence, r.clone());
+                        if let Some(tx) = &tx {
+                            let _ = tx.send(r).await;
+                        }
+                    }
+                    None => {
+                        self.source_done = true;
+                        tx = None; // the server ends the stream once it answered all
+                    }
+                },
+                reply = replies.message() => match reply? {
+                    Some(reply) => self.record(reply, progress),
+                    None if self.pending.is_empty() && self.source_done => return Ok(()),
+                    None => {
+                        return Err(tonic::Status::unavailable(
+                            "the ingest stream ended with commands unanswered",
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    fn record(&mut self, reply: v1::IngestReply, progress: &mut impl FnMut(u64)) {
+        // An answer to a command already answered (it was sent again) counts once.
+        if self.pending.remove(&reply.sequence).is_none() {
+            return;
+        }
+        let report = &mut self.report;
         match reply.result {
             Some(v1::ingest_reply::Result::Ok(ok)) => {
                 report.ok += 1;
@@ -113,20 +302,11 @@ where
                     });
                 }
             }
-            None => {
-                report.failed += 1;
-            }
+            None => report.failed += 1,
         }
-        if last.elapsed() >= Duration::from_millis(100) {
+        if self.last_progress.elapsed() >= Duration::from_millis(100) {
             progress(report.ok + report.failed);
-            last = Instant::now();
+            self.last_progress = Instant::now();
         }
     }
-    report.sent = feeder
-        .await
-        .map_err(|e| IngestError::Source(e.to_string()))?
-        .map_err(IngestError::Source)?;
-    report.elapsed = started.elapsed();
-    progress(report.ok + report.failed);
-    Ok(report)
 }

@@ -248,6 +248,12 @@ fn print_report(r: &ingest::Report) {
         r.failed,
         r.max_position
     );
+    if r.reconnects > 0 || r.unknown > 0 {
+        println!(
+            "  the stream broke {} time(s) (the service restarted or went away): reconnected and sent {} unanswered command(s) again by command id; {} without a command id have an unknown outcome",
+            r.reconnects, r.resent, r.unknown
+        );
+    }
     for f in r.failures.iter().take(10) {
         println!("  #{}: code {}: {}", f.sequence, f.code, f.message);
     }
