@@ -392,7 +392,39 @@ async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
             }
             assert!(walked == want, "paging newest_first={newest_first}");
         }
-        drop(m);
+        // A timeline longer than the query budget is refused, not read.
+        let mut budget = Queries::new(m.clone());
+        budget.max_timeline = 41;
+        let refused = budget
+            .timeline(
+                ids[0].0.into_bytes(),
+                &crm_customer360::TimelineFilter::default(),
+                None,
+                5,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                crm_customer360::QueryError::TimelineTooLong {
+                    entries: 42,
+                    limit: 41
+                }
+            ),
+            "{refused}"
+        );
+        budget.max_timeline = 42;
+        assert!(
+            budget
+                .timeline(
+                    ids[0].0.into_bytes(),
+                    &crm_customer360::TimelineFilter::default(),
+                    None,
+                    5
+                )
+                .is_ok()
+        );
+        drop((m, budget));
         p.stop().await;
     }
 }

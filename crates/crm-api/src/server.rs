@@ -32,6 +32,9 @@ pub struct ApiConfig {
     /// Requests (unary calls and ingest streams) served at once; more get
     /// RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
+    /// Queries doing storage work at once (a share of the requests); more get
+    /// RESOURCE_EXHAUSTED.
+    pub max_concurrent_queries: usize,
     /// Largest request or reply message.
     pub max_message_bytes: usize,
     pub tls: Option<TlsPem>,
@@ -47,6 +50,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_concurrent_requests: 256,
+            max_concurrent_queries: 64,
             max_message_bytes: 4 * 1024 * 1024,
             tls: None,
             ingest: IngestLimits::default(),
@@ -108,9 +112,13 @@ pub async fn serve(
         Some(queries) => {
             health.set_serving::<QueryServiceServer<QueryApi>>().await;
             Some(
-                QueryServiceServer::new(QueryApi::new(queries, Arc::clone(&auth)))
-                    .max_decoding_message_size(cfg.max_message_bytes)
-                    .max_encoding_message_size(cfg.max_message_bytes),
+                QueryServiceServer::new(QueryApi::new(
+                    queries,
+                    Arc::clone(&auth),
+                    cfg.max_concurrent_queries,
+                ))
+                .max_decoding_message_size(cfg.max_message_bytes)
+                .max_encoding_message_size(cfg.max_message_bytes),
             )
         }
         None => None,

@@ -130,6 +130,9 @@ pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {
             tracing::error!(error = %e, "read model query failed");
             Status::internal(format!("the read model could not answer: {e}"))
         }
+        crm_customer360::QueryError::TimelineTooLong { .. } => {
+            Status::resource_exhausted(e.to_string())
+        }
     }
 }
 

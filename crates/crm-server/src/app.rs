@@ -254,6 +254,7 @@ async fn serve_with_log(
     on_ready(addr, dev_token.as_deref());
     let api = ApiConfig {
         max_concurrent_requests: config.max_concurrent_requests,
+        max_concurrent_queries: config.max_concurrent_queries,
         max_message_bytes: config.max_message_bytes,
         tls,
         request_metrics,

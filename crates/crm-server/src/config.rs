@@ -29,6 +29,7 @@
 //! | `tokens_file` | `--tokens-file` | `CRM_TOKENS_FILE` | none |
 //! | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | `CRM_TLS_CERT`, `CRM_TLS_KEY` | none (both or neither) |
 //! | `max_concurrent_requests` | `--max-concurrent-requests` | `CRM_MAX_CONCURRENT_REQUESTS` | 256 |
+//! | `max_concurrent_queries` | `--max-concurrent-queries` | `CRM_MAX_CONCURRENT_QUERIES` | 64 |
 //! | `max_message_bytes` | `--max-message-bytes` | `CRM_MAX_MESSAGE_BYTES` | 4 MiB |
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
@@ -61,6 +62,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default number of aggregates in the command side's cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 64;
 /// Default page cache of the read models' sled database, MiB (half of sled's own default: with
 /// two builds' write-back caches the service stays under 1.5 GiB at 1M events).
 pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 512;
@@ -205,6 +207,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
 
+    /// Queries doing storage work at once, within the requests; more get
+    /// RESOURCE_EXHAUSTED [default: 64].
+    #[arg(long, env = "CRM_MAX_CONCURRENT_QUERIES", value_name = "N")]
+    pub max_concurrent_queries: Option<usize>,
+
     /// Largest gRPC message in bytes, at least 65536 [default: 4194304].
     #[arg(long, env = "CRM_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
@@ -282,6 +289,8 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// Requests served at once.
     pub max_concurrent_requests: usize,
+    /// Queries doing storage work at once.
+    pub max_concurrent_queries: usize,
     /// Largest gRPC message in bytes.
     pub max_message_bytes: usize,
     /// Development mode.
@@ -317,6 +326,7 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent_queries: DEFAULT_MAX_CONCURRENT_QUERIES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             dev: false,
             role: Role::All,
@@ -401,6 +411,10 @@ impl ServeConfig {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(d.max_concurrent_requests),
+            max_concurrent_queries: args
+                .max_concurrent_queries
+                .or(file.max_concurrent_queries)
+                .unwrap_or(d.max_concurrent_queries),
             max_message_bytes: args
                 .max_message_bytes
                 .or(file.max_message_bytes)
@@ -485,6 +499,9 @@ impl ServeConfig {
                 "max_message_bytes must be at least 64 KiB ({MIN_MAX_MESSAGE_BYTES}), got {}",
                 self.max_message_bytes
             ));
+        }
+        if self.max_concurrent_queries == 0 {
+            p.push("max_concurrent_queries must be at least 1".to_owned());
         }
         if self.max_concurrent_requests == 0 {
             p.push("max_concurrent_requests must be at least 1".to_owned());
@@ -668,6 +685,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_concurrent_requests: Option<usize>,
+    max_concurrent_queries: Option<usize>,
     max_message_bytes: Option<usize>,
     dev: Option<bool>,
     role: Option<Role>,

@@ -15,6 +15,10 @@ pub enum QueryError {
     Storage(#[from] ProjectionError),
     #[error("stored value under {0} does not decode: {1}")]
     Corrupt(String, String),
+    #[error(
+        "the customer's timeline has {entries} entries, more than the {limit} a query reads; an export reads it whole"
+    )]
+    TimelineTooLong { entries: u32, limit: u32 },
 }
 
 /// Which timeline entries to return.
@@ -94,6 +98,9 @@ pub struct Queries {
     /// A list page examines at most this many candidates and then returns what it has,
     /// with a cursor to continue.
     pub max_scan: u64,
+    /// A timeline page reads the customer's whole timeline (its chunks are in stream
+    /// order and sorted per query): one longer than this is refused, not read.
+    pub max_timeline: u32,
 }
 
 impl Queries {
@@ -106,6 +113,7 @@ impl Queries {
             population: Mutex::new(None),
             recomputing: Mutex::new(()),
             max_scan: 100_000,
+            max_timeline: 100_000,
         }
     }
 
@@ -229,6 +237,14 @@ impl Queries {
         limit: usize,
     ) -> Result<TimelinePage, QueryError> {
         let limit = limit.max(1);
+        if let Some(r) = self.customer(id)?
+            && r.timeline_len > self.max_timeline
+        {
+            return Err(QueryError::TimelineTooLong {
+                entries: r.timeline_len,
+                limit: self.max_timeline,
+            });
+        }
         let prefix = id_key(keys::TIMELINE, id);
         let mut entries = Vec::new();
         for chunk in self.model.scan(&prefix, None, false) {

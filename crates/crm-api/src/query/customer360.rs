@@ -21,12 +21,34 @@ use crate::status::{invalid_query_field, query_error_status};
 pub struct QueryApi {
     queries: Arc<Queries>,
     auth: Arc<Authenticator>,
+    permits: QueryPermits,
 }
 
 impl QueryApi {
     #[must_use]
-    pub fn new(queries: Arc<Queries>, auth: Arc<Authenticator>) -> Self {
-        Self { queries, auth }
+    pub fn new(queries: Arc<Queries>, auth: Arc<Authenticator>, max_concurrent: usize) -> Self {
+        Self {
+            queries,
+            auth,
+            permits: QueryPermits::new(max_concurrent),
+        }
+    }
+
+    /// Runs a query's storage work on a blocking thread (sled reads may wait for a
+    /// write-back: never on a runtime worker), within the query limit.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Queries) -> Result<T, crm_customer360::QueryError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let permit = self.permits.admit()?;
+        let queries = Arc::clone(&self.queries);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&queries)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| query_error_status(&e))
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -67,6 +89,34 @@ fn classification(c: &Classes, r: &CustomerRecord, as_of: i64) -> v1::Classifica
             .commerce
             .last_order_at
             .map(|l| (as_of - l).div_euclid(Timestamp::MICROS_PER_DAY)),
+    }
+}
+
+/// The read side's own limit on queries doing storage work at once (beyond it:
+/// RESOURCE_EXHAUSTED, retry shortly). It keeps queries from taking every blocking thread
+/// the projectors' batch applies need, and bounds the read work a burst can start.
+#[derive(Clone, Debug)]
+struct QueryPermits {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl QueryPermits {
+    fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "the read side is answering its limit of {} queries at once; retry shortly",
+                self.max
+            ))
+        })
     }
 }
 
@@ -371,29 +421,27 @@ impl QueryService for QueryApi {
         let id = parse_id(&req.customer_id, "customer_id")?;
         let as_of = as_of(req.as_of.as_ref(), "as_of")?;
         let position = self.consistent(&request, req.consistency.as_ref()).await?;
-        let q = &self.queries;
-        let record = q
-            .customer(id)
-            .map_err(|e| query_error_status(&e))?
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no customer {} in the read model (at position {position})",
-                    req.customer_id
-                ))
-            })?;
-        let facts = q.facts(id).map_err(|e| query_error_status(&e))?;
-        let population = match q.fresh_population() {
-            Some(p) => p,
-            // A recomputation scans every customer's facts: not on a runtime worker.
-            None => {
-                let queries = Arc::clone(&self.queries);
-                tokio::task::spawn_blocking(move || queries.population())
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| query_error_status(&e))?
-            }
-        };
-        let classes = q.classify(&record, &facts, &population, as_of);
+        let found = self
+            .read(move |q| {
+                let Some(record) = q.customer(id)? else {
+                    return Ok(None);
+                };
+                let facts = q.facts(id)?;
+                // A recomputation scans every customer's facts.
+                let population = match q.fresh_population() {
+                    Some(p) => p,
+                    None => q.population()?,
+                };
+                let classes = q.classify(&record, &facts, &population, as_of);
+                Ok(Some((record, classes)))
+            })
+            .await?;
+        let (record, classes) = found.ok_or_else(|| {
+            Status::not_found(format!(
+                "no customer {} in the read model (at position {position})",
+                req.customer_id
+            ))
+        })?;
         Ok(Response::new(customer360(
             &record,
             &classes,
@@ -426,13 +474,9 @@ impl QueryService for QueryApi {
         let limit = page_size(req.page_size)?;
         let cursor = page_token(&req.page_token)?;
         let position = self.consistent(&request, req.consistency.as_ref()).await?;
-        let queries = Arc::clone(&self.queries);
-        let page = tokio::task::spawn_blocking(move || {
-            queries.list(&filter, sort, cursor.as_deref(), limit, as_of)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| query_error_status(&e))?;
+        let page = self
+            .read(move |q| q.list(&filter, sort, cursor.as_deref(), limit, as_of))
+            .await?;
         let pii = principal.allows(Permission::PiiRead);
         Ok(Response::new(v1::ListCustomersReply {
             read: read_info(position, as_of),
@@ -481,21 +525,20 @@ impl QueryService for QueryApi {
         let limit = page_size(req.page_size)?;
         let cursor = page_token(&req.page_token)?;
         let position = self.consistent(&request, req.consistency.as_ref()).await?;
-        if self
-            .queries
-            .customer(id)
-            .map_err(|e| query_error_status(&e))?
-            .is_none()
-        {
-            return Err(Status::not_found(format!(
-                "no customer {} in the read model (at position {position})",
-                req.customer_id
-            )));
-        }
         let page = self
-            .queries
-            .timeline(id, &filter, cursor.as_deref(), limit)
-            .map_err(|e| query_error_status(&e))?;
+            .read(move |q| {
+                if q.customer(id)?.is_none() {
+                    return Ok(None);
+                }
+                q.timeline(id, &filter, cursor.as_deref(), limit).map(Some)
+            })
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no customer {} in the read model (at position {position})",
+                    req.customer_id
+                ))
+            })?;
         Ok(Response::new(v1::GetTimelineReply {
             read: read_info(position, now()),
             entries: page
@@ -515,5 +558,26 @@ impl QueryService for QueryApi {
                 .collect(),
             next_page_token: page.next_cursor.map(hex::encode).unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueryPermits;
+
+    #[test]
+    fn queries_beyond_the_limit_are_refused_until_one_finishes() {
+        let permits = QueryPermits::new(2);
+        let a = permits.admit().unwrap();
+        let _b = permits.admit().unwrap();
+        let refused = permits.admit().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused.message().contains("limit of 2"),
+            "{}",
+            refused.message()
+        );
+        drop(a);
+        assert!(permits.admit().is_ok());
     }
 }
