@@ -909,3 +909,60 @@ async fn a_campaign_send_reaches_only_customers_whose_consent_holds() {
     drop((client, queries));
     assert!(crm.stop().await.success());
 }
+
+/// A request larger than --max-message-bytes is refused (OUT_OF_RANGE, tonic's answer,
+/// naming the limit) and appends nothing; ingesting the same data set twice appends
+/// nothing the second time.
+#[tokio::test]
+async fn too_large_requests_are_refused_and_a_data_set_ingested_twice_appends_nothing() {
+    let crm = Crm::start(
+        &["--dev", "--max-message-bytes", "65536"],
+        tempfile::tempdir().unwrap(),
+    );
+    let mut client = crm.client().await;
+    let mut big = register(&uuid::Uuid::now_v7().to_string(), "big@example.com");
+    if let Some(p) = big.profile.as_mut() {
+        p.family_name = "x".repeat(100_000);
+    }
+    let refused = client.register_customer(crm.auth(big)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("65536"), "{}", refused.message());
+
+    let data = crm_datagen::generate(&crm_datagen::Params::new(11, 30)).unwrap();
+    let token = crm.token.clone().unwrap();
+    let channel = crm.channel().await;
+    let load = || {
+        crm_datagen::ingest::ingest(
+            channel.clone(),
+            &token,
+            data.requests()
+                .map(Ok::<_, String>)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            |_| {},
+        )
+    };
+    let first = load().await.unwrap();
+    assert_eq!(first.failed, 0, "{:#?}", first.failures);
+    assert_eq!(first.repeated, 0);
+    let nats = crm.embedded_nats().await;
+    let stream = async_nats::jetstream::new(nats)
+        .get_stream("CRM_EVENTS")
+        .await
+        .unwrap();
+    let stored = stream.cached_info().state.messages;
+    assert!(stored > 0);
+    let second = load().await.unwrap();
+    assert_eq!(second.failed, 0);
+    assert_eq!(
+        second.repeated, second.ok,
+        "every command found already applied"
+    );
+    let mut stream = stream;
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        stored,
+        "appended again"
+    );
+    assert!(crm.stop().await.success());
+}
