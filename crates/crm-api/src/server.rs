@@ -32,8 +32,8 @@ pub struct ApiConfig {
     /// Requests (unary calls and ingest streams) served at once; more get
     /// RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
-    /// Queries doing storage work at once (a share of the requests); more get
-    /// RESOURCE_EXHAUSTED.
+    /// Queries doing storage work at once (a share of the requests); more wait for a
+    /// turn (up to 2 s), then get RESOURCE_EXHAUSTED.
     pub max_concurrent_queries: usize,
     /// Largest request or reply message.
     pub max_message_bytes: usize,

@@ -207,8 +207,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
 
-    /// Queries doing storage work at once, within the requests; more get
-    /// RESOURCE_EXHAUSTED [default: 64].
+    /// Queries doing storage work at once, within the requests; more wait for a turn
+    /// (up to 2 s), then get RESOURCE_EXHAUSTED [default: 64].
     #[arg(long, env = "CRM_MAX_CONCURRENT_QUERIES", value_name = "N")]
     pub max_concurrent_queries: Option<usize>,
 

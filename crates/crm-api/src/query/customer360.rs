@@ -30,7 +30,7 @@ impl QueryApi {
         Self {
             queries,
             auth,
-            permits: QueryPermits::new(max_concurrent),
+            permits: QueryPermits::new(max_concurrent, QUERY_QUEUE_WAIT),
         }
     }
 
@@ -40,7 +40,7 @@ impl QueryApi {
         &self,
         work: impl FnOnce(&Queries) -> Result<T, crm_customer360::QueryError> + Send + 'static,
     ) -> Result<T, Status> {
-        let permit = self.permits.admit()?;
+        let permit = self.permits.admit().await?;
         let queries = Arc::clone(&self.queries);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -92,31 +92,40 @@ fn classification(c: &Classes, r: &CustomerRecord, as_of: i64) -> v1::Classifica
     }
 }
 
-/// The read side's own limit on queries doing storage work at once (beyond it:
-/// RESOURCE_EXHAUSTED, retry shortly). It keeps queries from taking every blocking thread
-/// the projectors' batch applies need, and bounds the read work a burst can start.
+/// How long a query waits for a turn when the limit is reached (a write-back holding
+/// the store can keep every running query for a few hundred milliseconds).
+const QUERY_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The read side's own limit on queries doing storage work at once: beyond it a query
+/// waits for a turn (without holding a thread), and is refused with RESOURCE_EXHAUSTED
+/// after `wait`. It keeps queries from taking every blocking thread the projectors'
+/// batch applies need, and bounds the read work a burst can start.
 #[derive(Clone, Debug)]
 struct QueryPermits {
     permits: Arc<tokio::sync::Semaphore>,
     max: usize,
+    wait: std::time::Duration,
 }
 
 impl QueryPermits {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, wait: std::time::Duration) -> Self {
         let max = max.max(1);
         Self {
             permits: Arc::new(tokio::sync::Semaphore::new(max)),
             max,
+            wait,
         }
     }
 
-    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the read side is answering its limit of {} queries at once; retry shortly",
-                self.max
-            ))
-        })
+    async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let turn = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned());
+        match turn.await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Status::resource_exhausted(format!(
+                "the read side is answering its limit of {} queries at once and none finished within {:?}; retry shortly",
+                self.max, self.wait
+            ))),
+        }
     }
 }
 
@@ -565,19 +574,25 @@ impl QueryService for QueryApi {
 mod tests {
     use super::QueryPermits;
 
-    #[test]
-    fn queries_beyond_the_limit_are_refused_until_one_finishes() {
-        let permits = QueryPermits::new(2);
-        let a = permits.admit().unwrap();
-        let _b = permits.admit().unwrap();
-        let refused = permits.admit().unwrap_err();
+    #[tokio::test]
+    async fn queries_beyond_the_limit_wait_for_a_turn_and_are_refused_after_the_wait() {
+        let permits = QueryPermits::new(2, std::time::Duration::from_millis(50));
+        let a = permits.admit().await.unwrap();
+        let _b = permits.admit().await.unwrap();
+        let refused = permits.admit().await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(
             refused.message().contains("limit of 2"),
             "{}",
             refused.message()
         );
+        // A waiting query gets the turn of one that finishes.
+        let waiting = tokio::spawn({
+            let permits = permits.clone();
+            async move { permits.admit().await.map(|_| ()) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         drop(a);
-        assert!(permits.admit().is_ok());
+        assert!(waiting.await.unwrap().is_ok());
     }
 }
