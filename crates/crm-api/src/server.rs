@@ -50,7 +50,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_concurrent_requests: 256,
-            max_concurrent_queries: 64,
+            max_concurrent_queries: 4,
             max_message_bytes: 4 * 1024 * 1024,
             tls: None,
             ingest: IngestLimits::default(),

@@ -29,7 +29,7 @@
 //! | `tokens_file` | `--tokens-file` | `CRM_TOKENS_FILE` | none |
 //! | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | `CRM_TLS_CERT`, `CRM_TLS_KEY` | none (both or neither) |
 //! | `max_concurrent_requests` | `--max-concurrent-requests` | `CRM_MAX_CONCURRENT_REQUESTS` | 256 |
-//! | `max_concurrent_queries` | `--max-concurrent-queries` | `CRM_MAX_CONCURRENT_QUERIES` | 64 |
+//! | `max_concurrent_queries` | `--max-concurrent-queries` | `CRM_MAX_CONCURRENT_QUERIES` | 4 |
 //! | `max_message_bytes` | `--max-message-bytes` | `CRM_MAX_MESSAGE_BYTES` | 4 MiB |
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
@@ -62,7 +62,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default number of aggregates in the command side's cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
-pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 64;
+pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 /// Default page cache of the read models' sled database, MiB (half of sled's own default: with
 /// two builds' write-back caches the service stays under 1.5 GiB at 1M events).
 pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 512;
@@ -208,7 +208,7 @@ pub struct ServeArgs {
     pub max_concurrent_requests: Option<usize>,
 
     /// Queries doing storage work at once, within the requests; more wait for a turn
-    /// (up to 2 s), then get RESOURCE_EXHAUSTED [default: 64].
+    /// (up to 2 s), then get RESOURCE_EXHAUSTED [default: 4].
     #[arg(long, env = "CRM_MAX_CONCURRENT_QUERIES", value_name = "N")]
     pub max_concurrent_queries: Option<usize>,
 
