@@ -636,6 +636,19 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
     );
 }
 
+/// A free loopback port below Linux's ephemeral range (32768-60999): a process
+/// restarted on it finds it free again, since no other test's `bind(0)` (servers and
+/// clients alike) can take it meanwhile.
+fn port_outside_the_ephemeral_range() -> u16 {
+    loop {
+        let r = u16::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..2].try_into().unwrap());
+        let port = 20_000 + r % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A free loopback port (bound and released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -1207,7 +1220,7 @@ async fn crm_serve_killed_mid_ingest_loses_nothing_and_duplicates_nothing() {
     let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
     let tokens = tokens_file(dir.path());
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", port_outside_the_ephemeral_range());
     let data_dir = dir.path().join("crm");
     let start = || Proc::start_on(&listen, &data_dir, &tokens, &["--nats-url", &url]);
     let mut crm = Some(start());
