@@ -5,5 +5,6 @@ mod builds;
 mod fixtures;
 mod message_fixtures;
 mod read_side;
+mod replicas;
 mod support;
 mod write_path;

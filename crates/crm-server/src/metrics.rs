@@ -138,6 +138,14 @@ impl Collector for WriteSide {
         )?;
         counter(
             &mut encoder,
+            "stale_reads",
+            "Decisions taken again because a read was answered by a replica behind the \
+             stream leader (replicated streams only)",
+            &[],
+            get(&s.stale_reads),
+        )?;
+        counter(
+            &mut encoder,
             "ambiguous_appends",
             "Appends whose outcome was unknown (lost ack) and had to be checked in the log",
             &[],

@@ -19,6 +19,12 @@
 //!   misses and refreshes read only the missing tail of the subject with batched direct
 //!   get (no consumer per load). In one process, commands on the same aggregate queue
 //!   on its slot instead of conflicting.
+//! - **No decision on a lagging replica**: on a replicated stream any replica may answer
+//!   a direct get, and a follower can be behind the leader. Appends are guarded by the
+//!   expected-sequence check on the leader; everything else a command decides (a
+//!   rejection, a no-op, a version mismatch, and what it read of an aggregate it does
+//!   not write) is confirmed against the leader's last sequence of each subject first,
+//!   and decided again on a re-read that reaches it.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -120,6 +126,9 @@ pub struct HandlerStats {
     pub ambiguous_appends: AtomicU64,
     pub aggregate_loads: AtomicU64,
     pub messages_read: AtomicU64,
+    /// Decisions taken again because a read came from a replica behind the stream's
+    /// leader.
+    pub stale_reads: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +298,9 @@ struct Target {
     loaded: Option<Loaded>,
     /// Read from the log during the current attempt.
     fresh: bool,
+    /// The stream leader's last sequence on the subject, when a read was found behind
+    /// it: the next read must reach it.
+    want: u64,
 }
 
 fn now() -> Timestamp {
@@ -368,8 +380,85 @@ impl CommandHandler {
         self.handle_inner(command, meta).instrument(span).await
     }
 
-    /// Reads what the log holds for a target after what the slot already has.
+    /// Reads what the log holds for a target after what the slot already has, until
+    /// the read reaches `t.want` (a replica behind the leader catches up in
+    /// milliseconds; after a pause it may take longer, up to the request timeout).
     async fn refresh(&self, t: &mut Target) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + self.log.config().request_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            self.read_tail(t).await?;
+            let have = t.loaded.as_ref().map_or(0, |l| l.last_seq);
+            if have >= t.want {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(StoreError::Unavailable {
+                    context: "direct get",
+                    message: format!(
+                        "the replica answering reads stays behind the stream leader on {} (at {have}, the leader at {})",
+                        t.subject, t.want
+                    ),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the selected targets, as read, are what the stream's leader holds. On a
+    /// replicated stream a direct get may be answered by a follower that has not
+    /// applied the newest messages; an outcome no sequence check guards is confirmed
+    /// here before it is returned. A target found behind gets the leader's sequence as
+    /// the one its next read must reach.
+    async fn current_on_leader(
+        &self,
+        targets: &mut [Target],
+        select: impl Fn(&Target) -> bool,
+    ) -> Result<bool, StoreError> {
+        if !self.log.replicated() {
+            return Ok(true);
+        }
+        let selected: Vec<usize> = (0..targets.len())
+            .filter(|&i| select(&targets[i]))
+            .collect();
+        let seqs = futures::future::try_join_all(
+            selected
+                .iter()
+                .map(|&i| self.log.leader_last_seq(&targets[i].subject)),
+        )
+        .await?;
+        let mut current = true;
+        for (i, leader) in selected.into_iter().zip(seqs) {
+            let t = &mut targets[i];
+            let have = t.loaded.as_ref().map_or(0, |l| l.last_seq);
+            if leader > have {
+                tracing::debug!(subject = %t.subject, have, leader, "read behind the stream leader");
+                t.want = leader;
+                current = false;
+            }
+        }
+        if !current {
+            self.stats.stale_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(current)
+    }
+
+    /// [`current_on_leader`](Self::current_on_leader) for `decide_and_append`: false
+    /// when the decision must be taken again on a re-read.
+    async fn confirm(
+        &self,
+        targets: &mut [Target],
+        select: impl Fn(&Target) -> bool,
+        unanswered_commit: &Option<usize>,
+    ) -> Result<bool, HandleError> {
+        self.current_on_leader(targets, select)
+            .await
+            .map_err(|e| Self::read_failure(e, unanswered_commit.is_some()))
+    }
+
+    /// One read of the subject's tail after what the slot already has.
+    async fn read_tail(&self, t: &mut Target) -> Result<(), StoreError> {
         let mut loaded = t
             .loaded
             .take()
@@ -435,6 +524,7 @@ impl CommandHandler {
                 slot,
                 loaded,
                 fresh: false,
+                want: 0,
             });
         }
         let mut unanswered_commit = None;
@@ -563,6 +653,10 @@ impl CommandHandler {
                         attempt -= 1;
                         continue;
                     }
+                    if !self.confirm(targets, |_| true, unanswered_commit).await? {
+                        stale = true;
+                        continue;
+                    }
                     return Err(HandleError::VersionMismatch {
                         aggregate: primary,
                         expected,
@@ -585,6 +679,10 @@ impl CommandHandler {
                         attempt -= 1;
                         continue;
                     }
+                    if !self.confirm(targets, |_| true, unanswered_commit).await? {
+                        stale = true;
+                        continue;
+                    }
                     self.stats.commands_rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(HandleError::Rejected(rejection));
                 }
@@ -599,8 +697,22 @@ impl CommandHandler {
                     attempt -= 1;
                     continue;
                 }
+                if !self.confirm(targets, |_| true, unanswered_commit).await? {
+                    stale = true;
+                    continue;
+                }
                 self.stats.commands_noop.fetch_add(1, Ordering::Relaxed);
                 return Ok(self.outcome(targets, meta.command_id, Vec::new()));
+            }
+            // The aggregates only read are not guarded by the append's sequence checks.
+            if targets.iter().any(|t| !t.write)
+                && !self
+                    .confirm(targets, |t| !t.write, unanswered_commit)
+                    .await?
+            {
+                Self::move_back(targets, &mut world);
+                stale = true;
+                continue;
             }
             let commit = match self.encode_commit(targets, &events, meta, occurred_at) {
                 Ok(c) => c,

@@ -107,6 +107,9 @@ struct Faults {
     lose_reads: std::sync::atomic::AtomicU32,
     /// Send this many direct get requests to a stream nobody serves (no responders).
     unserved_reads: std::sync::atomic::AtomicU32,
+    /// Answer this many subject reads as a replica behind the leader would: with
+    /// nothing newer than what the reader already has.
+    stale_reads: std::sync::atomic::AtomicU32,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -186,6 +189,9 @@ pub struct EventLog {
     js: jetstream::Context,
     cfg: Arc<LogConfig>,
     open_batches: Arc<tokio::sync::Semaphore>,
+    /// The stream has more than one replica: a direct get may be answered by a follower
+    /// behind the leader (see [`EventLog::leader_last_seq`]).
+    replicated: bool,
     /// Direct gets sent again (unanswered within `request_timeout`, or no responders).
     read_retries: Arc<AtomicU64>,
     #[cfg(feature = "fault-injection")]
@@ -203,9 +209,9 @@ impl EventLog {
         // stream is idempotent, so a timed-out create that did happen is verified next.
         let deadline = tokio::time::Instant::now() + cfg.open_timeout;
         let mut pause = Duration::from_millis(100);
-        loop {
+        let stream = loop {
             match ensure_stream(&js, &cfg).await {
-                Ok(_) => break,
+                Ok(stream) => break stream,
                 Err(StoreError::Unavailable { context, message })
                     if tokio::time::Instant::now() + pause < deadline =>
                 {
@@ -215,12 +221,13 @@ impl EventLog {
                 }
                 Err(e) => return Err(e),
             }
-        }
+        };
         Ok(Self {
             client,
             js,
             cfg: Arc::new(cfg),
             open_batches: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_BATCHES)),
+            replicated: stream.num_replicas > 1,
             read_retries: Arc::default(),
             #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
@@ -285,6 +292,13 @@ impl EventLog {
     #[cfg(feature = "fault-injection")]
     pub fn inject_unserved_reads(&self, n: u32) {
         self.faults.unserved_reads.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` subject reads answer as a replica that has none of the subject's
+    /// newer messages yet (a follower behind the stream leader).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_stale_reads(&self, n: u32) {
+        self.faults.stale_reads.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` commits are stored but reported as unanswered (lost acks).
@@ -487,6 +501,10 @@ impl EventLog {
         subject: &str,
         after_seq: u64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        #[cfg(feature = "fault-injection")]
+        if take(&self.faults.stale_reads) {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         let mut from = after_seq + 1;
         let mut retry = ReadRetry::default();
@@ -598,6 +616,56 @@ impl EventLog {
                 payload: msg.payload,
             });
             got += 1;
+        }
+    }
+
+    /// Whether the stream has more than one replica, so that a direct get may be
+    /// answered by a follower that has not applied the newest messages yet.
+    #[must_use]
+    pub fn replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// The stream sequence of the last message on `subject` as the stream's leader
+    /// knows it (0: the subject is empty). Direct gets may be answered by any replica,
+    /// and a follower can be behind the leader by the messages it has not applied yet
+    /// (milliseconds normally, longer after a pause); the leader has every acknowledged
+    /// message. The pinned nats-server has no `min_last_seq` for direct gets, so an
+    /// outcome no sequence check guards is confirmed with this instead.
+    pub async fn leader_last_seq(&self, subject: &str) -> Result<u64, StoreError> {
+        #[derive(Deserialize)]
+        struct Stored {
+            seq: u64,
+        }
+        #[derive(Deserialize)]
+        struct MsgGetResponse {
+            error: Option<ApiError>,
+            message: Option<Stored>,
+        }
+        /// JetStream's "no message found".
+        const NO_MESSAGE: u64 = 10037;
+        let body = serde_json::json!({ "last_by_subj": subject }).to_string();
+        let req = Request::new()
+            .payload(Bytes::from(body))
+            .timeout(Some(self.cfg.request_timeout));
+        let reply = self
+            .client
+            .send_request(format!("$JS.API.STREAM.MSG.GET.{}", self.cfg.stream), req)
+            .await
+            .map_err(|e| StoreError::unavailable("stream leader get", e))?;
+        let resp: MsgGetResponse = serde_json::from_slice(&reply.payload)
+            .map_err(|e| StoreError::unavailable("stream leader get", e))?;
+        match (resp.error, resp.message) {
+            (Some(e), _) if e.err_code == NO_MESSAGE => Ok(0),
+            (Some(e), _) => Err(StoreError::unavailable(
+                "stream leader get",
+                format!("JetStream error {}: {}", e.err_code, e.description),
+            )),
+            (None, Some(m)) => Ok(m.seq),
+            (None, None) => Err(StoreError::unavailable(
+                "stream leader get",
+                "answer without a message or an error",
+            )),
         }
     }
 

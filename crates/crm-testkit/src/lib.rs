@@ -307,6 +307,34 @@ impl NatsServer {
         *guard = None;
     }
 
+    /// SIGSTOP: the process stays alive with its sockets open but does nothing (a
+    /// stalled machine, a long GC or I/O pause) until [`resume`](Self::resume). No-op if
+    /// not running.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let guard = self.child();
+        let Some(child) = guard.as_ref() else { return };
+        let sent = Command::new("kill")
+            .arg(sig)
+            .arg(child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "crm-testkit: kill {sig} {} failed",
+            self.name
+        );
+    }
+
     /// SIGKILL, to simulate a crash. No-op if not running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child().take() {
