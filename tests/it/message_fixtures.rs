@@ -197,3 +197,52 @@ fn every_single_event_fixture_reads_through_the_message_reader_as_that_event() {
     }
     assert!(n > 30, "only {n} event fixtures found");
 }
+
+/// An operator sets aside a message a test harness published onto a customer's subject.
+/// NEVER edit it once its fixture is committed.
+fn quarantine_sample() -> crm_events::quarantine::Quarantine {
+    crm_events::quarantine::Quarantine {
+        seq: 73_104,
+        subject: "crm.v1.customer.019a6b102c3d7e4f8a9b0c1d2e3f4a5b".into(),
+        payload_sha256: crm_events::quarantine::payload_digest(b"{\"hello\":\"world\"}"),
+        reason: "published by a load-test harness pointed at production".into(),
+        actor: Actor::User("ops-oncall".into()),
+        command_id: CommandId(Uuid::from_u128(0x019a_6b11_ff00_7000_9000_0000_0000_0001)),
+        recorded_at: Timestamp::from_micros(1_763_300_000_000_000),
+        version: 1,
+        prev_hash: EventHash::GENESIS,
+    }
+}
+
+/// The quarantine log's format (3) lives beside the event formats, in
+/// `tests/fixtures/quarantine/`.
+#[test]
+fn the_quarantine_record_fixture_decodes_and_encodes_byte_for_byte() {
+    use crm_events::quarantine::{QUARANTINE_FORMAT_V1, decode_quarantine, encode_quarantine};
+    let path = dir("quarantine").join("quarantine.v1.bin");
+    let sample = quarantine_sample();
+    let fixture = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var(WRITE_MISSING).as_deref() == Ok("1"),
+                "no golden fixture {}: write it once with CRM_WRITE_MISSING_FIXTURES=1 and commit it",
+                path.display()
+            );
+            let bytes = encode_quarantine(&sample).bytes;
+            fs::create_dir_all(dir("quarantine")).unwrap();
+            fs::write(&path, &bytes).unwrap();
+            bytes
+        }
+        Err(e) => panic!("read {}: {e}", path.display()),
+    };
+    assert_eq!(fixture[0], QUARANTINE_FORMAT_V1);
+    let (decoded, hash) = decode_quarantine(&fixture).unwrap();
+    assert_eq!(decoded, sample);
+    assert_eq!(hash.0[..], fixture[fixture.len() - 32..]);
+    assert!(
+        encode_quarantine(&sample).bytes == fixture,
+        "the quarantine record format changed. Never rewrite a fixture: add a new format \
+         byte, keep format {QUARANTINE_FORMAT_V1} decoding, and add a fixture for the new one"
+    );
+}

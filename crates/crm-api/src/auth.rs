@@ -37,6 +37,10 @@ pub enum Permission {
     ProjectionsRead,
     /// Start rebuilds of projections.
     ProjectionsAdmin,
+    /// Quarantine a stream position that holds a message that is not ours.
+    LogQuarantine,
+    /// See the quarantined positions of the event log.
+    LogAudit,
 }
 
 impl Permission {
@@ -55,6 +59,8 @@ impl Permission {
             Self::PiiRead => "pii.read",
             Self::ProjectionsRead => "projections.read",
             Self::ProjectionsAdmin => "projections.admin",
+            Self::LogQuarantine => "log.quarantine",
+            Self::LogAudit => "log.audit",
         }
     }
 }
@@ -84,7 +90,8 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
             CommerceWrite, CustomersRead, CustomersWrite, Ingest, InteractionsWrite, LeadsWrite,
-            MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
+            LogAudit, LogQuarantine, MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead,
+            SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -99,6 +106,8 @@ impl Role {
             PiiRead,
             ProjectionsRead,
             ProjectionsAdmin,
+            LogQuarantine,
+            LogAudit,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -138,7 +147,7 @@ impl Role {
                 PiiRead,
             ],
             // Auditors see everything as it was recorded; analysts see figures, not people.
-            Self::Auditor => &[CustomersRead, PiiRead, ProjectionsRead],
+            Self::Auditor => &[CustomersRead, PiiRead, ProjectionsRead, LogAudit],
             Self::Analyst => &[CustomersRead, ProjectionsRead],
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod log;
 pub mod metrics;
 pub mod query;
 pub mod server;

@@ -8,6 +8,7 @@ use crm_customer360::Queries;
 use crm_projection::ReadSide;
 use crm_proto::v1::admin_service_server::AdminServiceServer;
 use crm_proto::v1::command_service_server::CommandServiceServer;
+use crm_proto::v1::log_service_server::LogServiceServer;
 use crm_proto::v1::query_service_server::QueryServiceServer;
 use crm_store::CommandHandler;
 use tokio::net::TcpListener;
@@ -16,6 +17,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::admin::AdminApi;
 use crate::auth::Authenticator;
+use crate::log::LogApi;
 use crate::metrics::RequestMetrics;
 use crate::query::QueryApi;
 use crate::service::{Commands, IngestLimits};
@@ -90,6 +92,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
+    let log = match &services.commands {
+        Some(handler) => {
+            health.set_serving::<LogServiceServer<LogApi>>().await;
+            Some(LogServiceServer::new(LogApi::new(
+                handler.clone(),
+                Arc::clone(&auth),
+            )))
+        }
+        None => None,
+    };
     let commands = match services.commands {
         Some(handler) => {
             let commands = Commands::new(
@@ -162,6 +174,7 @@ pub async fn serve(
         .add_optional_service(commands)
         .add_optional_service(queries)
         .add_optional_service(admin)
+        .add_optional_service(log)
         .serve_with_incoming_shutdown(incoming, async move {
             stopping.notified().await;
         });

@@ -74,8 +74,10 @@ pub fn handle_error_status(e: &HandleError) -> Status {
         }
         HandleError::Unavailable { .. } => Status::unavailable(e.to_string()),
         HandleError::TooLarge(m) => Status::resource_exhausted(format!("command too large: {m}")),
-        HandleError::Store(StoreError::Corrupt { .. }) => Status::data_loss(format!(
-            "{e}; the aggregate refuses commands until an operator investigates"
+        HandleError::Store(StoreError::Corrupt { seq, .. }) => Status::data_loss(format!(
+            "{e}; the aggregate refuses commands until an operator investigates (a message \
+             at stream sequence {seq} that is not ours can be set aside with \
+             LogService.QuarantinePosition)"
         )),
         HandleError::Store(StoreError::Unavailable { .. }) => Status::unavailable(e.to_string()),
         HandleError::Store(other) => Status::internal(other.to_string()),

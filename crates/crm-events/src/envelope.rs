@@ -180,7 +180,7 @@ const fn kind_from_code(code: u8) -> Option<AggregateKind> {
     }
 }
 
-fn actor_parts(actor: &Actor) -> (u8, &str) {
+pub(crate) fn actor_parts(actor: &Actor) -> (u8, &str) {
     match actor {
         Actor::User(id) => (1, id),
         Actor::Service(id) => (2, id),
@@ -190,7 +190,7 @@ fn actor_parts(actor: &Actor) -> (u8, &str) {
     }
 }
 
-fn actor_from_parts(kind: u8, id: &str) -> Option<Actor> {
+pub(crate) fn actor_from_parts(kind: u8, id: &str) -> Option<Actor> {
     Some(match kind {
         1 => Actor::User(id.to_owned()),
         2 => Actor::Service(id.to_owned()),

@@ -6,6 +6,8 @@
 //!   group of a command's consecutive events on one aggregate.
 //! - [`SubjectScheme`]: the subject each aggregate's messages are stored on.
 //! - [`ChainVerifier`]: checks an aggregate's history is an unbroken hash chain.
+//! - [`quarantine`]: records of stream positions set aside as not ours, on their own
+//!   subject and hash chain.
 //! - `payload`: versioned payload encoding; every event type and schema version ever
 //!   written decodes forever (old versions are upcast to the current domain event).
 //!
@@ -14,6 +16,7 @@
 
 mod envelope;
 mod payload;
+pub mod quarantine;
 mod subject;
 mod wire;
 

@@ -68,6 +68,13 @@ impl SubjectScheme {
         })
     }
 
+    /// The subject of the quarantine log (see [`crate::quarantine`]): not an aggregate
+    /// subject, so [`Self::parse`] returns `None` for it.
+    #[must_use]
+    pub fn quarantine(&self) -> String {
+        format!("{}.system.quarantine", self.prefix)
+    }
+
     /// Every subject of the log (the stream's subject filter).
     #[must_use]
     pub fn filter(&self) -> String {

@@ -44,6 +44,7 @@ use uuid::Uuid;
 
 use crate::error::{AppendError, HandleError, StoreError};
 use crate::log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};
+use crate::quarantine::QuarantineLog;
 
 /// Who sent a command and how it should be recorded.
 #[derive(Clone, Debug)]
@@ -148,10 +149,10 @@ enum AggState {
 
 /// An aggregate as loaded from the log.
 #[derive(Clone, Debug)]
-struct Loaded {
+pub(crate) struct Loaded {
     aggregate: AggregateRef,
-    version: u64,
-    last_seq: u64,
+    pub(crate) version: u64,
+    pub(crate) last_seq: u64,
     last_hash: EventHash,
     state: AggState,
     /// Command ids recorded in this aggregate's events: durable idempotency.
@@ -159,7 +160,7 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn empty(aggregate: AggregateRef) -> Self {
+    pub(crate) fn empty(aggregate: AggregateRef) -> Self {
         let state = match aggregate {
             AggregateRef::Customer(_) => AggState::Customer(None),
             AggregateRef::Lead(_) => AggState::Lead(None),
@@ -177,7 +178,7 @@ impl Loaded {
 
     /// Folds one stored message (one event or a group), checking it continues the hash
     /// chain.
-    fn apply_stored(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
+    pub(crate) fn apply_stored(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
         let aggregate = self.aggregate;
         let corrupt = |reason: String| StoreError::Corrupt {
             aggregate,
@@ -267,6 +268,8 @@ pub struct CommandHandler {
     cfg: Arc<HandlerConfig>,
     cache: Arc<Mutex<LruCache<AggregateRef, Arc<tokio::sync::Mutex<Slot>>>>>,
     stats: Arc<HandlerStats>,
+    /// The quarantine log as last read (see [`crate::quarantine`]).
+    pub(crate) quarantine: Arc<Mutex<QuarantineLog>>,
 }
 
 /// A group's encoded size beyond which a run of events on one aggregate is split into
@@ -303,7 +306,7 @@ struct Target {
     want: u64,
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
@@ -319,6 +322,7 @@ impl CommandHandler {
             cfg: Arc::new(cfg),
             cache: Arc::new(Mutex::new(cache)),
             stats: Arc::new(HandlerStats::default()),
+            quarantine: Arc::default(),
         }
     }
 
@@ -477,12 +481,42 @@ impl CommandHandler {
         self.stats
             .messages_read
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        for m in &messages {
-            // A corrupt aggregate is not cached: every command on it fails loudly.
-            loaded.apply_stored(m)?;
+        match self.fold_stored(&mut loaded, &messages) {
+            Ok(()) => {
+                t.loaded = Some(loaded);
+                t.fresh = true;
+                Ok(())
+            }
+            // A corrupt aggregate is not cached: every command on it fails loudly, until
+            // the message that breaks it is quarantined; then it is read again from the
+            // start without it.
+            Err((seq, e)) => {
+                self.refresh_quarantine().await?;
+                if !self.is_quarantined(seq) {
+                    return Err(e);
+                }
+                tracing::info!(subject = %t.subject, seq, "skipping a quarantined message");
+                Box::pin(self.read_tail(t)).await
+            }
         }
-        t.loaded = Some(loaded);
-        t.fresh = true;
+    }
+
+    /// Folds stored messages into `loaded`, skipping quarantined positions; on failure,
+    /// the position that broke the history.
+    pub(crate) fn fold_stored(
+        &self,
+        loaded: &mut Loaded,
+        messages: &[StoredMessage],
+    ) -> Result<(), (u64, StoreError)> {
+        for m in messages {
+            if self.is_quarantined(m.seq) {
+                // Not ours: not applied, but it is the subject's last sequence for the
+                // next append's check.
+                loaded.last_seq = m.seq;
+                continue;
+            }
+            loaded.apply_stored(m).map_err(|e| (m.seq, e))?;
+        }
         Ok(())
     }
 

@@ -6,16 +6,19 @@
 //! - [`EventLog`]: atomic appends with `Nats-Expected-Last-Subject-Sequence` and
 //!   `Nats-Msg-Id`, and per-subject reads with batched direct get.
 //! - [`CommandHandler`]: decide + append with optimistic concurrency, bounded retries,
-//!   durable idempotency and an aggregate cache.
+//!   durable idempotency and an aggregate cache; [`CommandHandler::quarantine`] sets
+//!   aside a message that is not ours.
 
 mod config;
 mod error;
 mod handler;
 mod log;
+mod quarantine;
 mod stream;
 
 pub use config::LogConfig;
 pub use error::{AppendError, HandleError, StoreError};
 pub use handler::{CommandHandler, CommandMeta, CommandOutcome, HandlerConfig, HandlerStats};
 pub use log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};
+pub use quarantine::{MAX_REASON_CHARS, QuarantineOutcome};
 pub use stream::{desired_config, ensure_stream, weaknesses};

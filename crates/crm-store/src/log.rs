@@ -669,18 +669,36 @@ impl EventLog {
         }
     }
 
-    /// The subject of the message stored at `seq` (read through the stream's leader).
-    pub async fn subject_at(&self, seq: u64) -> Result<String, StoreError> {
+    /// The message stored at `seq`, read through the stream's leader; `None` when the
+    /// stream holds no message there.
+    pub async fn message_at(&self, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let stream = self
             .js
-            .get_stream(&self.cfg.stream)
+            .get_stream_no_info(&self.cfg.stream)
             .await
             .map_err(|e| StoreError::unavailable("get stream", e))?;
-        let message = stream
-            .get_raw_message(seq)
-            .await
-            .map_err(|e| StoreError::unavailable("get message", e))?;
-        Ok(message.subject.to_string())
+        match stream.get_raw_message(seq).await {
+            Ok(m) => Ok(Some(StoredMessage {
+                seq: m.sequence,
+                subject: m.subject.to_string(),
+                msg_id: m.headers.get(MSG_ID).map(|v| v.as_str().to_owned()),
+                payload: m.payload,
+            })),
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(StoreError::unavailable("get message", e)),
+        }
+    }
+
+    /// The subject of the message stored at `seq` (read through the stream's leader).
+    pub async fn subject_at(&self, seq: u64) -> Result<String, StoreError> {
+        match self.message_at(seq).await? {
+            Some(m) => Ok(m.subject),
+            None => Err(StoreError::unavailable(
+                "get message",
+                format!("no message at stream sequence {seq}"),
+            )),
+        }
     }
 
     /// The stream's last sequence (0 when empty).

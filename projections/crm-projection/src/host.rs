@@ -394,6 +394,39 @@ impl<P: Projection> Hosted<P> {
         Ok(())
     }
 
+    /// A build that passed a position before it was quarantined holds what that message
+    /// did: a building one is discarded and started again; for the live one a rebuild
+    /// starts beside it (it is served until the rebuild has caught up).
+    fn replace_quarantined(&self) -> Result<(), ProjectionError> {
+        let (building, live) = {
+            let builds = self.lock();
+            let marked = |s: &Option<Slot<P>>| {
+                s.as_ref()
+                    .and_then(|s| s.store.quarantine_rebuild())
+                    .is_some()
+            };
+            (
+                marked(&builds.building),
+                marked(&builds.live) && builds.building.is_none(),
+            )
+        };
+        if building {
+            tracing::warn!(
+                projection = P::NAME,
+                "the build passed a position quarantined since: starting it again"
+            );
+            self.discard(false)?;
+        } else if live {
+            tracing::warn!(
+                projection = P::NAME,
+                "the live build passed a position quarantined since: rebuilding beside it"
+            );
+            self.new_build(&mut self.lock())?;
+            self.save_registry()?;
+        }
+        Ok(())
+    }
+
     /// Stops serving (if live) and drops a build, and starts a new one.
     fn discard(&self, live: bool) -> Result<(), ProjectionError> {
         {
@@ -654,6 +687,7 @@ impl<P: Projection> HostedProjection for Hosted<P> {
                         _ = shutdown.changed() => {}
                     }
                     self.reap().await?;
+                    self.replace_quarantined()?;
                     self.switch_if_ready().await?;
                     self.drop_retired().await?;
                     self.log_progress();

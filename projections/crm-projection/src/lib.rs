@@ -16,7 +16,8 @@
 //! Poison events (undecodable, on a subject that does not match their aggregate, or rejected
 //! by the fold) are written to the dead-letter keys with their sequence, subject and reason;
 //! the fold's [`Projection::on_dead_letter`] may mark the affected entity, and the stream
-//! goes on.
+//! goes on. Quarantined positions (see `crm_store`'s quarantine) are skipped altogether; a
+//! build that passed one before it was quarantined is replaced by a rebuild.
 
 mod cache;
 mod host;
@@ -29,7 +30,7 @@ pub use host::{
     BuildState, BuildStatus, Hosted, HostedProjection, ProjectionStatus, ReadSide, live_tree,
 };
 pub use read::{Entries, ReadModel};
-pub use runner::{RunnerConfig, run, track_stream_head};
+pub use runner::{RunnerConfig, quarantine_records, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
     BatchOutcome, DeadLetter, ProjectionStats, ProjectionStore, RawEvent, StoreInfo,

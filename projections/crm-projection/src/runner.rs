@@ -63,6 +63,38 @@ pub async fn run<P: Projection>(
     }
 }
 
+/// Every quarantine record in the stream, as `(record's sequence, quarantined position)`,
+/// read with direct gets (records are few: one request each). An undecodable record is
+/// left out here; the build dead-letters it when it meets it.
+pub async fn quarantine_records(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> Result<Vec<(u64, u64)>, String> {
+    use async_nats::jetstream::stream::DirectGetErrorKind;
+    let stream = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut next = 1;
+    loop {
+        match stream
+            .direct_get_next_for_subject(subject, Some(next))
+            .await
+        {
+            Ok(m) => {
+                if let Ok((record, _)) = crm_events::quarantine::decode_quarantine(&m.payload) {
+                    out.push((m.sequence, record.seq));
+                }
+                next = m.sequence + 1;
+            }
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(out),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// Keeps `stats.stream_head` up to date with the stream's last sequence, reading it every
 /// `every`, so [`crate::ProjectionStats::lag`] shows a projector that is stuck or not
 /// running. [`run`] does this itself; this never returns.
@@ -173,6 +205,23 @@ async fn project<P: Projection>(
         // The consumer starts after the checkpoint: what the cache applied past it is
         // written first.
         store.write_pending()?;
+        // The positions quarantined so far, so that the build skips them when it meets
+        // them.
+        let subject = store.quarantine_subject();
+        let records = tokio::select! {
+            r = quarantine_records(js, &cfg.stream, &subject) => r,
+            _ = shutdown.changed() => break,
+        };
+        match records {
+            Ok(records) => store.set_quarantined(&records),
+            Err(e) => {
+                tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "cannot read the quarantine log; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(cfg.retry_pause) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
         let start = store.checkpoint() + 1;
         let messages = tokio::select! {
             m = open(store, js, &cfg.stream, start) => m,

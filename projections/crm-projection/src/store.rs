@@ -2,9 +2,17 @@
 //!
 //! Key layout inside the build's tree (one tree, so one `apply_batch` is atomic):
 //! `d<key>` the fold's keys, `m<name>` metadata (code version and fingerprint, the stream
-//! the build reads, checkpoint), `x<seq>` dead letters (sequence big-endian, so they list in
-//! stream order).
+//! the build reads, checkpoint, a quarantine the build passed without knowing), `x<seq>`
+//! dead letters (sequence big-endian, so they list in stream order).
+//!
+//! Quarantined positions (`crm_events::quarantine`) are skipped: neither folded nor
+//! dead-lettered. The runner tells a build which positions are quarantined before it reads
+//! ([`ProjectionStore::set_quarantined`]); a record met in the stream for a position the
+//! build already passed means the build holds what that message did, so the build records
+//! that it must be rebuilt ([`ProjectionStore::quarantine_rebuild`]) and the host rebuilds
+//! it beside the live one.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +32,8 @@ pub(crate) const DEAD: u8 = b'x';
 const META_VERSION: &[u8] = b"mversion";
 const META_CHECKPOINT: &[u8] = b"mcheckpoint";
 const META_STREAM: &[u8] = b"mstream";
+/// A quarantined position this build folded or dead-lettered before it knew (big-endian).
+const META_REBUILD: &[u8] = b"mrebuild";
 
 /// One message of the stream, as the runner hands it over.
 #[derive(Clone, Debug)]
@@ -70,6 +80,8 @@ pub struct BatchOutcome {
     pub dead_lettered: u64,
     /// Messages at or below the last applied sequence, skipped.
     pub skipped: u64,
+    /// Messages at quarantined positions, skipped, and quarantine records read.
+    pub quarantined: u64,
     /// The last sequence applied (in the write-back cache or stored).
     pub applied_seq: u64,
     /// The last sequence stored (what queries see).
@@ -153,6 +165,11 @@ pub struct ProjectionStats {
     /// Reads of the fold answered by the cache, and those that went to sled.
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Messages skipped because their position is quarantined.
+    pub quarantined_skipped: AtomicU64,
+    /// A quarantined position this build passed before it knew (0: none): the build must
+    /// be replaced by a rebuild.
+    pub quarantine_rebuild: AtomicU64,
 }
 
 impl ProjectionStats {
@@ -206,6 +223,8 @@ struct Inner {
     /// Messages applied since the last write-back.
     unflushed: u64,
     last_flush: Instant,
+    /// Quarantined positions ahead of the build, or met as records in the stream.
+    quarantined: BTreeSet<u64>,
 }
 
 impl<P: Projection> ProjectionStore<P> {
@@ -258,6 +277,13 @@ impl<P: Projection> ProjectionStore<P> {
         };
         stats.checkpoint.store(checkpoint, Ordering::Relaxed);
         stats.stream_head.fetch_max(checkpoint, Ordering::Relaxed);
+        if let Some(b) = tree.get(META_REBUILD)?
+            && let Ok(seq) = <[u8; 8]>::try_from(b.as_ref())
+        {
+            stats
+                .quarantine_rebuild
+                .store(u64::from_be_bytes(seq), Ordering::Relaxed);
+        }
         Ok(Self {
             projection,
             tree_name: tree_name.to_owned(),
@@ -272,8 +298,35 @@ impl<P: Projection> ProjectionStore<P> {
                 applied: checkpoint,
                 unflushed: 0,
                 last_flush: Instant::now(),
+                quarantined: BTreeSet::new(),
             }),
         })
+    }
+
+    /// The subject of the stream's quarantine records.
+    pub fn quarantine_subject(&self) -> String {
+        self.scheme.quarantine()
+    }
+
+    /// Tells the build the quarantine records the stream holds, as `(record's sequence,
+    /// quarantined position)`: positions ahead of the build are skipped when met. A
+    /// record for a position the build already passed is left out, so that meeting it in
+    /// the stream marks the build for a rebuild (unless the build read it already).
+    pub fn set_quarantined(&self, records: &[(u64, u64)]) {
+        let mut inner = self.lock();
+        let applied = inner.applied;
+        inner.quarantined = records
+            .iter()
+            .filter(|(record, position)| !(*position <= applied && *record > applied))
+            .map(|(_, position)| *position)
+            .collect();
+    }
+
+    /// A quarantined position this build passed before it knew, if any: what it holds
+    /// includes that message's effect (or its dead letter), so it must be replaced by a
+    /// rebuild.
+    pub fn quarantine_rebuild(&self) -> Option<u64> {
+        Some(self.stats.quarantine_rebuild.load(Ordering::Relaxed)).filter(|s| *s > 0)
     }
 
     /// The last stream sequence whose effects are stored (and seen by queries).
@@ -381,14 +434,30 @@ impl<P: Projection> ProjectionStore<P> {
         let mut out = BatchOutcome::default();
         let mut applied = inner.applied;
         {
+            let Inner {
+                cache, quarantined, ..
+            } = &mut *inner;
             let mut state = Working {
-                cache: &mut inner.cache,
+                cache,
                 tree: &self.tree,
                 error: None,
             };
+            let quarantine_subject = self.scheme.quarantine();
             for raw in events {
                 if raw.seq <= applied {
                     out.skipped += 1;
+                    continue;
+                }
+                if raw.subject == quarantine_subject || quarantined.contains(&raw.seq) {
+                    if raw.subject == quarantine_subject {
+                        self.note_quarantine(&mut state, quarantined, raw);
+                    } else {
+                        self.stats
+                            .quarantined_skipped
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    out.quarantined += 1;
+                    applied = raw.seq;
                     continue;
                 }
                 match self.apply_message(&mut state, raw) {
@@ -534,6 +603,42 @@ impl<P: Projection> ProjectionStore<P> {
             }
         }
         Ok(envelopes.len() as u64)
+    }
+
+    /// A quarantine record met in the stream: its position is now known. If this build
+    /// did not know it when it passed that position, it must be rebuilt; that is recorded
+    /// with the batch. An undecodable record is dead-lettered like any poison message.
+    fn note_quarantine(
+        &self,
+        state: &mut Working<'_>,
+        quarantined: &mut BTreeSet<u64>,
+        raw: &RawEvent,
+    ) {
+        let record = match crm_events::quarantine::decode_quarantine(&raw.payload) {
+            Ok((record, _)) => record,
+            Err(e) => {
+                let reason = format!("quarantine record does not decode: {e}");
+                self.dead_letter(state, None, raw, None, reason);
+                return;
+            }
+        };
+        if !quarantined.insert(record.seq) || record.seq >= raw.seq {
+            return;
+        }
+        tracing::warn!(
+            projection = P::NAME,
+            tree = %self.tree_name,
+            position = record.seq,
+            "a position this build passed was quarantined: the build will be rebuilt"
+        );
+        if self.stats.quarantine_rebuild.load(Ordering::Relaxed) == 0 {
+            self.stats
+                .quarantine_rebuild
+                .store(record.seq, Ordering::Relaxed);
+            state
+                .cache
+                .set(META_REBUILD, Some(record.seq.to_be_bytes().to_vec()));
+        }
     }
 
     fn dead_letter(

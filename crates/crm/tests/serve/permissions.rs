@@ -530,25 +530,30 @@ async fn the_permission_matrix_follows_the_roles() {
     assert!(crm.stop().await.success());
 }
 
-/// The read side's RPCs (queries and admin) by role, written out from the roles' meaning:
-/// everyone who reads customers may query; auditors and analysts may see the projections'
-/// builds; only admins may start a rebuild. Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 5] = [
+/// The read side's RPCs (queries and admin) and the log service by role, written out from
+/// the roles' meaning: everyone who reads customers may query; auditors and analysts may
+/// see the projections' builds; only admins may start a rebuild or quarantine a position;
+/// auditors (and admins) see the quarantined positions. Importers read nothing.
+const READ_EXPECTED: [(&str, [bool; 8]); 7] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
     ("GetTimeline", [A, A, A, A, A, A, D, A]),
     ("ListProjections", [A, D, D, D, A, A, D, D]),
     ("RebuildProjection", [A, D, D, D, D, D, D, D]),
+    ("QuarantinePosition", [A, D, D, D, D, D, D, D]),
+    ("ListQuarantined", [A, D, D, D, A, D, D, D]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
 async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &str) -> Code {
     use crm_proto::v1::{
-        admin_service_client::AdminServiceClient, query_service_client::QueryServiceClient,
+        admin_service_client::AdminServiceClient, log_service_client::LogServiceClient,
+        query_service_client::QueryServiceClient,
     };
     let mut q = QueryServiceClient::new(channel.clone());
     let mut a = AdminServiceClient::new(channel.clone());
+    let mut l = LogServiceClient::new(channel.clone());
     let customer_id = if valid { id() } else { "not-a-uuid".into() };
     match rpc {
         "GetCustomer360" => code(
@@ -600,6 +605,23 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
             ))
             .await,
         ),
+        "QuarantinePosition" => code(
+            &l.quarantine_position(auth(
+                v1::QuarantinePositionRequest {
+                    // Past the end of the stream: past authorization it is NOT_FOUND and
+                    // nothing is written; sequence 0 is malformed.
+                    sequence: if valid { 1 << 40 } else { 0 },
+                    reason: "permission matrix".into(),
+                    command_id: String::new(),
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "ListQuarantined" => code(
+            &l.list_quarantined(auth(v1::ListQuarantinedRequest {}, authorization))
+                .await,
+        ),
         other => panic!("no read RPC {other}"),
     }
 }
@@ -626,10 +648,12 @@ async fn the_read_side_permission_matrix_follows_the_roles() {
                 let got = read_call(&channel, rpc, valid, &authorization).await;
                 let want = match (allow, valid, rpc) {
                     (false, ..) => vec![Code::PermissionDenied],
-                    // ListProjections has no field to get wrong.
-                    (true, false, "ListProjections") => vec![Code::Ok],
+                    // The list RPCs have no field to get wrong.
+                    (true, false, "ListProjections" | "ListQuarantined") => vec![Code::Ok],
                     (true, false, _) => vec![Code::InvalidArgument],
-                    (true, true, "ListCustomers" | "ListProjections") => vec![Code::Ok],
+                    (true, true, "ListCustomers" | "ListProjections" | "ListQuarantined") => {
+                        vec![Code::Ok]
+                    }
                     (true, true, _) => vec![Code::NotFound],
                 };
                 if !want.contains(&got) {
