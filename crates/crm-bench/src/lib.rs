@@ -22,9 +22,7 @@
 //! own; the load generator shares the machine's cores with it, as a co-located client would.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,10 +31,9 @@ use anyhow::{Context, bail};
 use crm_proto::v1::{
     self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
 };
-use crm_testkit::{Durability, NatsServer};
+use crm_testkit::{CrmServe, Durability, NatsServer, Principal};
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -323,88 +320,38 @@ fn fold_args(cfg: &BenchConfig) -> Vec<String> {
 
 /// A `crm serve` child on an existing NATS server, with one admin token.
 struct Service {
-    child: Child,
+    process: CrmServe,
     addr: String,
     token: String,
+    /// Dropped after the process.
     data_dir: tempfile::TempDir,
 }
 
 impl Service {
     fn start(cfg: &BenchConfig, nats_url: &str) -> anyhow::Result<Self> {
-        let bin = &cfg.crm_bin;
         let data_dir = tempfile::tempdir()?;
-        let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let hash: String = Sha256::digest(token.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let tokens = data_dir.path().join("tokens.toml");
-        std::fs::write(
-            &tokens,
-            format!(
-                "[[principal]]\nname = \"bench\"\nkind = \"service\"\nroles = [\"admin\"]\ntoken_sha256 = \"{hash}\"\n"
-            ),
-        )?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--nats-url", nats_url])
-            .arg("--data-dir")
-            .arg(data_dir.path().join("data"))
-            .arg("--tokens-file")
-            .arg(&tokens)
-            .args(["--max-concurrent-requests", "4096"])
+        let admin = Principal::service("bench", &["admin"]);
+        let process = CrmServe::builder(&cfg.crm_bin, data_dir.path())
+            .principals(std::slice::from_ref(&admin))
+            .args(["--nats-url", nats_url, "--max-concurrent-requests", "4096"])
             .args(fold_args(cfg))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(line) => {
-                    if let Some(a) = line?.strip_prefix("crm serving on ") {
-                        break format!("http://{a}");
-                    }
-                }
-                None => bail!("crm serve exited before it was ready"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+            .start()
+            .with_context(|| format!("cannot start {}", cfg.crm_bin.display()))?;
         Ok(Self {
-            child,
-            addr,
-            token,
+            addr: process.url(),
+            token: admin.token,
+            process,
             data_dir,
         })
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
+        self.process.peak_rss_mib()
     }
 
-    fn stop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop();
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        self.process.stop(Duration::from_secs(60)).await?;
+        Ok(())
     }
 }
 
@@ -1091,7 +1038,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                     steal.end("blue/green rebuild")
                 ));
             }
-            service.stop();
+            service.stop().await?;
             // The events are counted by the rebuild phase.
             let events = s.stream_events;
             if events > 0 {
@@ -1104,7 +1051,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 ));
             }
         }
-        service.stop();
+        service.stop().await?;
         report.modes.push(f);
     }
     report.steal_pct = steal.phases;

@@ -4,6 +4,8 @@
 //!   temporary directory. It can be stopped gracefully, killed (simulated crash) and restarted on
 //!   the same ports with the same store.
 //! - [`NatsCluster`]: `n` such servers forming one JetStream cluster (`crm-test`).
+//! - [`CrmServe`]: `crm serve` as a child process, ready once it printed its ready line:
+//!   the one way tests, the bench and the demo start it.
 //!
 //! The binary comes from [`nats_server_binary`]: `CRM_NATS_SERVER`, or the pinned 2.15.1 that
 //! `cargo xtask nats-server` / `cargo xtask test` fetch into `target/nats-server/2.15.1/`.
@@ -37,6 +39,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod crm;
+pub use crm::{CrmServe, CrmServeBuilder, DEV_TOKEN_PREFIX, Principal, READY_PREFIX, tokens_toml};
 
 /// Environment variable naming the nats-server binary to use.
 pub const ENV_NATS_SERVER: &str = "CRM_NATS_SERVER";

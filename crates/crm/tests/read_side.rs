@@ -4,9 +4,7 @@
 //! from-scratch rebuild gives.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crm_proto::v1::{
@@ -14,7 +12,6 @@ use crm_proto::v1::{
     query_service_client::QueryServiceClient,
 };
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -22,22 +19,23 @@ const ROLES: [&str; 3] = ["admin", "analyst", "importer"];
 
 /// A tokens file granting `token-<role>` each role.
 fn tokens_file(dir: &Path) -> PathBuf {
-    let mut file = String::new();
-    for role in ROLES {
-        let hash = hex::encode(Sha256::digest(format!("token-{role}").as_bytes()));
-        file.push_str(&format!(
-            "[[principal]]\nname = \"{role}-user\"\nkind = \"user\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
-        ));
-    }
+    let principals: Vec<_> = ROLES
+        .iter()
+        .map(|role| {
+            crm_testkit::Principal::new(
+                &format!("{role}-user"),
+                "user",
+                &[role],
+                &format!("token-{role}"),
+            )
+        })
+        .collect();
     let path = dir.join("tokens.toml");
-    std::fs::write(&path, file).unwrap();
+    std::fs::write(&path, crm_testkit::tokens_toml(&principals)).unwrap();
     path
 }
 
-struct Proc {
-    child: Child,
-    addr: String,
-}
+struct Proc(crm_testkit::CrmServe);
 
 impl Proc {
     fn start(data_dir: &Path, tokens: &Path, extra: &[&str]) -> Self {
@@ -46,71 +44,40 @@ impl Proc {
 
     /// On a fixed address: a restarted process is where its clients left it.
     fn start_on(listen: &str, data_dir: &Path, tokens: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("serve")
-            .args(["--listen", listen, "--data-dir"])
-            .arg(data_dir)
-            .arg("--tokens-file")
-            .arg(tokens)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            if let Some(a) = line.unwrap().strip_prefix("crm serving on ") {
-                addr = Some(a.to_owned());
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            addr: format!("http://{}", addr.expect("crm printed its address")),
-        }
+        let parent = data_dir
+            .parent()
+            .expect("a data dir inside the test's directory");
+        Self(
+            crm_testkit::CrmServe::builder(env!("CARGO_BIN_EXE_crm"), parent)
+                .listen(listen)
+                .data_dir(data_dir)
+                .tokens_file(tokens)
+                .args(extra)
+                .start()
+                .expect("start crm"),
+        )
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(self.addr.clone())
+        Channel::from_shared(self.0.url())
             .unwrap()
             .connect()
             .await
             .unwrap()
     }
 
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
-    }
-
     /// SIGTERM and wait for a clean exit.
     async fn stop(mut self) {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..400 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "crm exited with {status}");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("crm did not stop after SIGTERM");
+        let status = self
+            .0
+            .stop(Duration::from_secs(20))
+            .await
+            .expect("crm stops after SIGTERM");
+        assert!(status.success(), "crm exited with {status}");
     }
 
     fn kill(mut self) {
-        self.signal(nix::sys::signal::Signal::SIGKILL);
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.0.kill().expect("SIGKILL crm");
     }
 }
 

@@ -318,7 +318,7 @@ async fn bulk_ingest_orders_readers_of_an_aggregate_against_its_writers() {
 
 #[tokio::test]
 async fn sigterm_stops_the_service_cleanly() {
-    let mut crm = Crm::dev();
+    let crm = Crm::dev();
     let mut client = crm.client().await;
     client
         .register_customer(crm.auth(register(&uuid::Uuid::now_v7().to_string(), "a@example.com")))
@@ -337,23 +337,8 @@ async fn sigterm_stops_the_service_cleanly() {
             .is_ok_and(|c| c.contains("nats-server"))
     };
     assert!(nats_alive(), "no nats-server with pid {nats_pid}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(crm.child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = crm.child.try_wait().unwrap() {
-            assert!(status.success(), "crm exited with {status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "crm did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = crm.stop().await;
+    assert!(status.success(), "crm exited with {status}");
     // The embedded nats-server is gone too (crm waited for it before exiting).
     assert!(!nats_alive(), "nats-server {nats_pid} still running");
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use crm_proto::v1::{self, command_service_client::CommandServiceClient};
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -73,16 +72,13 @@ fn token(principal: &str) -> String {
 }
 
 fn tokens_file(principals: &[(&str, &[&str])]) -> String {
-    let mut file = String::new();
-    for (name, roles) in principals {
-        let hash = hex::encode(Sha256::digest(token(name).as_bytes()));
-        let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
-        file.push_str(&format!(
-            "[[principal]]\nname = \"{name}-user\"\nkind = \"user\"\nroles = [{}]\ntoken_sha256 = \"{hash}\"\n\n",
-            roles.join(", ")
-        ));
-    }
-    file
+    let principals: Vec<_> = principals
+        .iter()
+        .map(|(name, roles)| {
+            crm_testkit::Principal::new(&format!("{name}-user"), "user", roles, &token(name))
+        })
+        .collect();
+    crm_testkit::tokens_toml(&principals)
 }
 
 fn money(minor: i64) -> Option<v1::Money> {

@@ -2,9 +2,9 @@
 //! dispatch for every RPC of `CommandService` (a request of any RPC is a [`Cmd`], the
 //! `IngestRequest` oneof, which has one variant per RPC).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crm_testkit::CrmServe;
 
 use crm_proto::v1::{self, command_service_client::CommandServiceClient};
 use tonic::transport::Channel;
@@ -14,45 +14,23 @@ use tonic::{Request, Status};
 pub(crate) type Cmd = v1::ingest_request::Command;
 
 pub(crate) struct Crm {
-    pub(crate) child: Child,
+    pub(crate) process: CrmServe,
     pub(crate) addr: String,
     pub(crate) token: Option<String>,
+    /// Holds the data directory (dropped after the process).
     pub(crate) dir: tempfile::TempDir,
 }
 
 impl Crm {
     pub(crate) fn start(extra: &[&str], dir: tempfile::TempDir) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
+        let process = CrmServe::builder(env!("CARGO_BIN_EXE_crm"), dir.path())
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .start()
             .expect("start crm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = None;
-        let mut token = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("crm serving on ") {
-                addr = Some(a.to_owned());
-                if !extra.contains(&"--dev") {
-                    break;
-                }
-            }
-            if let Some(t) = line.strip_prefix("dev admin token: ") {
-                token = Some(t.to_owned());
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
         Self {
-            child,
-            addr: format!("http://{}", addr.expect("crm printed its address")),
-            token,
+            addr: process.url(),
+            token: process.dev_token().map(str::to_owned),
+            process,
             dir,
         }
     }
@@ -73,10 +51,14 @@ impl Crm {
         CommandServiceClient::new(self.channel().await)
     }
 
-    /// A client of the embedded nats-server, connected as the service's read-only NATS
-    /// user (with the seed `crm serve` keeps in its data directory), to look at the event
-    /// log directly.
-    pub(crate) async fn embedded_nats(&self) -> async_nats::Client {
+    /// A client of the embedded nats-server, connected as one of the service's NATS
+    /// users (with the seed `crm serve` keeps in its data directory), to look at the
+    /// event log directly (reader) or to play an operator who publishes what they should
+    /// not (writer).
+    pub(crate) async fn embedded_nats_as(
+        &self,
+        user: crm_server::nats_auth::NatsUser,
+    ) -> async_nats::Client {
         let data = self.dir.path().join("data");
         let conf = std::fs::read_to_string(data.join("nats/nats.conf"))
             .expect("the embedded nats-server's configuration");
@@ -87,59 +69,28 @@ impl Crm {
         let users = crm_server::nats_auth::NatsUsers::load_or_create(&data.join("nats/users"))
             .expect("the service's NATS users");
         users
-            .connect_options(crm_server::nats_auth::NatsUser::Reader)
+            .connect_options(user)
             .connect(format!("nats://{}", listen.trim_matches('"')))
             .await
             .expect("connect to the embedded nats-server")
     }
 
+    /// [`Self::embedded_nats_as`] the read-only user.
+    pub(crate) async fn embedded_nats(&self) -> async_nats::Client {
+        self.embedded_nats_as(crm_server::nats_auth::NatsUser::Reader)
+            .await
+    }
+
     /// SIGTERM and wait (asynchronously, so this runtime's client connections close).
     pub(crate) async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "crm did not stop after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.process
+            .stop(Duration::from_secs(20))
+            .await
+            .expect("crm stops after SIGTERM")
     }
 
     pub(crate) fn auth<T>(&self, msg: T) -> Request<T> {
         with_token(msg, self.token.as_deref().unwrap())
-    }
-}
-
-impl Drop for Crm {
-    /// SIGTERM (so crm stops its embedded nats-server), SIGKILL after 10 s.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,21 +1,11 @@
-//! `crm-demo`: what `cargo xtask demo` runs. It starts `crm serve` (embedded nats-server,
-//! a fresh data directory, an importer and an admin token) or uses a running service
-//! (`--addr`, `--token`), generates a realistic business ending today, ingests it through
-//! the bulk API with a progress bar, waits until the read models have applied all of it,
-//! and prints what the read models say: the customer base by lifecycle and value class,
-//! the most valuable customers, and a few customers' 360° views with their latest events.
-//! Then it stops the service, or with `--serve` keeps it running and prints how to connect.
+//! What the demo shows: a generated business ingested through the bulk API, then what the
+//! read models say, an analyst's redacted view, consent at a send, a blue/green rebuild,
+//! and a stray message set aside with the quarantine.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-
-use anyhow::{Context, bail};
-use clap::Parser;
+use anyhow::bail;
 use crm_datagen::{DAY, Params, generate, ingest};
 use crm_proto::v1::{
     self, admin_service_client::AdminServiceClient, query_service_client::QueryServiceClient,
@@ -23,39 +13,9 @@ use crm_proto::v1::{
 use tonic::Request;
 use tonic::transport::Channel;
 
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Use this running service instead of starting one.
-    #[arg(long, requires = "token")]
-    addr: Option<String>,
-    /// With --addr: a bearer token with the admin role.
-    #[arg(long, env = "CRM_TOKEN")]
-    token: Option<String>,
-    /// The `crm` binary to start.
-    #[arg(long, default_value = "target/release/crm", conflicts_with = "addr")]
-    crm_bin: PathBuf,
-    /// Data directory of the started service (emptied first).
-    #[arg(long, default_value = "target/demo", conflicts_with = "addr")]
-    data_dir: PathBuf,
-    /// gRPC address of the started service.
-    #[arg(long, default_value = "127.0.0.1:50051", conflicts_with = "addr")]
-    listen: String,
-    /// Keep the started service running after the demo (until Ctrl-C).
-    #[arg(long, conflicts_with = "addr")]
-    serve: bool,
-    /// Customers in the generated business.
-    #[arg(long, default_value_t = 2_000)]
-    customers: usize,
-    /// Random seed.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Length of the period, ending today, in days.
-    #[arg(long, default_value_t = 730)]
-    days: u32,
-}
+use crate::Cli;
 
-fn authed<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
+pub(crate) fn authed<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
     let mut r = Request::new(msg);
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
@@ -95,147 +55,13 @@ fn eur(m: &[v1::Money]) -> String {
     }
 }
 
-/// A `crm serve` child process, stopped with SIGTERM on drop.
-struct Service {
-    child: Child,
-    addr: String,
-}
-
-impl Service {
-    /// Starts `crm serve` on a fresh data directory with three principals:
-    /// `demo-importer` (loads the history, attributed as an import), `demo-admin` (reads
-    /// everything) and `demo-analyst` (reads without personal data).
-    fn start(cli: &Cli) -> anyhow::Result<(Self, [String; 3])> {
-        if cli.data_dir.exists() {
-            std::fs::remove_dir_all(&cli.data_dir)
-                .with_context(|| format!("cannot empty {}", cli.data_dir.display()))?;
-        }
-        std::fs::create_dir_all(&cli.data_dir)?;
-        let token = || format!("crm-demo-{}", uuid::Uuid::new_v4().simple());
-        let (importer, admin, analyst) = (token(), token(), token());
-        let mut file = String::new();
-        for (name, role, t) in [
-            ("demo-importer", "importer", &importer),
-            ("demo-admin", "admin", &admin),
-            ("demo-analyst", "analyst", &analyst),
-        ] {
-            let hash: String = Sha256::digest(t.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            file.push_str(&format!(
-                "[[principal]]\nname = \"{name}\"\nkind = \"service\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
-            ));
-        }
-        let tokens = cli.data_dir.join("tokens.toml");
-        std::fs::write(&tokens, file)?;
-        let mut child = Command::new(&cli.crm_bin)
-            .arg("serve")
-            .arg("--listen")
-            .arg(&cli.listen)
-            .arg("--data-dir")
-            .arg(cli.data_dir.join("data"))
-            .arg("--tokens-file")
-            .arg(&tokens)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", cli.crm_bin.display()))?;
-        let stdout = child.stdout.take().context("crm stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(line) => {
-                    if let Some(a) = line?.strip_prefix("crm serving on ") {
-                        break a.to_owned();
-                    }
-                }
-                None => bail!("crm serve exited before it was ready"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Ok((
-            Self {
-                child,
-                addr: format!("http://{addr}"),
-            },
-            [importer, admin, analyst],
-        ))
-    }
-
-    fn stop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.stop();
-        }
-    }
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let (mut service, addr, import_token, read_token, analyst_token) = match (&cli.addr, &cli.token)
-    {
-        (Some(addr), Some(token)) => (None, addr.clone(), token.clone(), token.clone(), None),
-        _ => {
-            let (service, [importer, admin, analyst]) = Service::start(&cli)?;
-            let addr = service.addr.clone();
-            println!(
-                "started crm serve on {addr} (data in {})",
-                cli.data_dir.display()
-            );
-            print_nats_users(&cli.data_dir.join("data/nats"));
-            (Some(service), addr, importer, admin, Some(analyst))
-        }
-    };
-    let channel = Channel::from_shared(addr.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    show(
-        &cli,
-        channel,
-        &import_token,
-        &read_token,
-        analyst_token.as_deref(),
-    )
-    .await?;
-    if let Some(service) = service.as_mut() {
-        if cli.serve {
-            println!(
-                "\n== Serving on {addr} until Ctrl-C\n  admin token:    {read_token}\n  importer token: {import_token}\n  try: grpcurl -plaintext -H 'authorization: Bearer {read_token}' {} list",
-                addr.trim_start_matches("http://")
-            );
-            tokio::signal::ctrl_c().await?;
-        }
-        println!("stopping crm serve");
-        service.stop();
-    }
-    Ok(())
-}
-
-async fn show(
+pub(crate) async fn show(
     cli: &Cli,
     channel: Channel,
     import_token: &str,
     read_token: &str,
     analyst_token: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     // A business whose history ends today (midnight UTC).
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros();
     let today = i64::try_from(now)? / DAY * DAY;
@@ -434,7 +260,8 @@ async fn show(
         }
     }
     consent_at_the_send(channel.clone(), read_token, &picked).await?;
-    rebuild(channel, read_token).await
+    rebuild(channel, read_token).await?;
+    Ok(picked)
 }
 
 /// A flash-sale email to the customers shown above: the send reaches those whose email
@@ -512,7 +339,7 @@ fn print_entries(entries: &[v1::TimelineEntry]) {
 }
 
 /// Who may use the embedded nats-server: the service's two users, by key.
-fn print_nats_users(nats_dir: &std::path::Path) {
+pub(crate) fn print_nats_users(nats_dir: &std::path::Path) {
     let mut keys: Vec<String> = std::fs::read_dir(nats_dir.join("users"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -672,7 +499,7 @@ fn print_360(why: &str, v: &v1::Customer360) {
     }
 }
 
-fn build_state(b: &v1::BuildInfo) -> &'static str {
+pub(crate) fn build_state(b: &v1::BuildInfo) -> &'static str {
     match v1::BuildState::try_from(b.state).unwrap_or_default() {
         v1::BuildState::Live => "live",
         v1::BuildState::Frozen => "frozen",
