@@ -4,6 +4,7 @@
 mod builds;
 mod fixtures;
 mod message_fixtures;
+mod promises;
 mod quarantine;
 mod read_side;
 mod replicas;

@@ -138,6 +138,14 @@ impl Collector for WriteSide {
         )?;
         counter(
             &mut encoder,
+            "append_busy",
+            "Appends of a two-aggregate command refused because the stream had too many \
+             atomic batches open; re-decided after a pause, up to the retry limit",
+            &[],
+            get(&s.busy),
+        )?;
+        counter(
+            &mut encoder,
             "stale_reads",
             "Decisions taken again because a read was answered by a replica behind the \
              stream leader (replicated streams only)",

@@ -124,6 +124,9 @@ pub struct HandlerStats {
     pub commands_rejected: AtomicU64,
     pub events_appended: AtomicU64,
     pub conflicts: AtomicU64,
+    /// Appends refused because the stream had too many atomic batches open (or one was
+    /// broken by a reconnect): re-decided after a pause, like conflicts.
+    pub busy: AtomicU64,
     pub ambiguous_appends: AtomicU64,
     pub aggregate_loads: AtomicU64,
     pub messages_read: AtomicU64,
@@ -624,6 +627,9 @@ impl CommandHandler {
             occurred_at,
         };
         let mut stale = false;
+        // The last append was refused because the stream had too many atomic batches
+        // open (not because the aggregate moved on).
+        let mut busy = false;
         // JetStream called a commit of this command a duplicate (its message id, derived
         // from the command id, was seen within the dedupe window): where it landed.
         let mut duplicate_of: Option<String> = None;
@@ -806,11 +812,23 @@ impl CommandHandler {
                     stale = true;
                 }
                 Err(
-                    AppendError::Conflict { code, description }
-                    | AppendError::Busy { code, description },
+                    ref e @ (AppendError::Conflict {
+                        code,
+                        ref description,
+                    }
+                    | AppendError::Busy {
+                        code,
+                        ref description,
+                    }),
                 ) => {
                     Self::move_back(targets, &mut world);
-                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    busy = matches!(e, AppendError::Busy { .. });
+                    let counter = if busy {
+                        &self.stats.busy
+                    } else {
+                        &self.stats.conflicts
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(code, %description, attempt, "conflict: re-deciding on fresh state");
                     stale = true;
                     Self::backoff(attempt).await;
@@ -848,6 +866,17 @@ impl CommandHandler {
                     });
                 }
             }
+        }
+        if busy {
+            // Not a race on the aggregate: the stream is full of open batches (other
+            // writers', or ones abandoned mid-way, which the server drops after a while).
+            return Err(HandleError::Unavailable {
+                message: format!(
+                    "the event log had too many atomic batches open for {} attempts; nothing was written",
+                    self.cfg.max_attempts
+                ),
+                maybe_applied: unanswered_commit.is_some(),
+            });
         }
         Err(HandleError::Conflict {
             aggregate: primary,
