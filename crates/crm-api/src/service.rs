@@ -236,7 +236,20 @@ fn ingest_error(sequence: u64, status: &Status) -> v1::IngestReply {
     }
 }
 
-type Done = Shared<BoxFuture<'static, ()>>;
+/// Completes when a command of an ingest stream has finished: `true` if later commands
+/// on its aggregates may run (it was applied, or refused for good), `false` if it failed
+/// in a way a resend can fix (the event log was unavailable, a conflict outlasted the
+/// retries) or did not run itself: then later commands on those aggregates are not run
+/// either, so that the client's resend keeps the stream's order.
+type Done = Shared<BoxFuture<'static, bool>>;
+
+/// Failures after which a command is sent again (same command id) by a bulk loader.
+fn resendable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::DeadlineExceeded
+    )
+}
 
 /// A command in an ingest stream: its completion and whether it has finished.
 type Tracked = (Done, Arc<AtomicBool>);
@@ -466,6 +479,9 @@ impl CommandService for Commands {
     /// aggregate waits for every earlier command touching it; a command that only reads
     /// one (a campaign response reads its campaign) waits for the earlier writes of it,
     /// not for the other readers, so the responses to one campaign run side by side.
+    /// After a command that failed in a way a resend can fix (UNAVAILABLE, ABORTED), the
+    /// later commands on its aggregates are not run: they are answered UNAVAILABLE, so a
+    /// loader that sends them again in order keeps the order.
     async fn ingest(
         &self,
         request: Request<Streaming<v1::IngestRequest>>,
@@ -518,9 +534,10 @@ impl CommandService for Commands {
                         continue;
                     }
                 };
-                let (done_tx, done_rx) = oneshot::channel::<()>();
+                let (done_tx, done_rx) = oneshot::channel::<bool>();
                 let me: Tracked = (
-                    done_rx.map(|_| ()).boxed().shared(),
+                    // A task that ended without saying (it panicked) holds its followers.
+                    done_rx.map(|r| r.unwrap_or(false)).boxed().shared(),
                     Arc::new(AtomicBool::new(false)),
                 );
                 let finished = me.1.clone();
@@ -542,10 +559,17 @@ impl CommandService for Commands {
                 let admitted = Arc::clone(&admitted);
                 tokio::spawn(async move {
                     let _admitted = admitted;
+                    let mut may_run = true;
                     for b in before {
-                        b.await;
+                        may_run &= b.await;
                     }
-                    let result = Commands::run(&handler, &principal, parsed).await;
+                    let result = if may_run {
+                        Commands::run(&handler, &principal, parsed).await
+                    } else {
+                        Err(Status::unavailable(
+                            "not run: an earlier command of this stream on the same aggregate was not applied and can be sent again; send both again, in order, with the same command ids",
+                        ))
+                    };
                     let code = result
                         .as_ref()
                         .map_or_else(Status::code, |_| tonic::Code::Ok);
@@ -559,7 +583,7 @@ impl CommandService for Commands {
                     };
                     let _ = tx.send(Ok(reply)).await;
                     finished.store(true, Ordering::Release);
-                    let _ = done_tx.send(());
+                    let _ = done_tx.send(!resendable(code));
                     drop(permit);
                 });
             }

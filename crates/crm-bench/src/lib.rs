@@ -28,12 +28,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+mod soak;
 use crm_proto::v1::{
     self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
 };
 use crm_testkit::{CrmServe, Durability, NatsServer, Principal};
 use futures::StreamExt;
 use serde::Serialize;
+pub use soak::{SoakConfig, SoakReport};
 use tokio::sync::Mutex;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -54,10 +57,23 @@ pub enum Phase {
     Rebuild,
     /// A blue/green rebuild inside the service while GetCustomer360 runs at a fixed rate.
     BlueGreen,
+    /// Minutes of mixed load with SIGKILLs, then the invariants checked (its own servers;
+    /// not in the default set).
+    Soak,
 }
 
 impl Phase {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
+        Self::Raw,
+        Self::Unary,
+        Self::Lag,
+        Self::Queries,
+        Self::Rebuild,
+        Self::BlueGreen,
+        Self::Soak,
+    ];
+    /// What `cargo xtask bench` runs without `--phases`.
+    pub const DEFAULT: [Self; 6] = [
         Self::Raw,
         Self::Unary,
         Self::Lag,
@@ -75,6 +91,7 @@ impl Phase {
             Self::Queries => "queries",
             Self::Rebuild => "rebuild",
             Self::BlueGreen => "bluegreen",
+            Self::Soak => "soak",
         }
     }
 
@@ -124,12 +141,13 @@ pub struct BenchConfig {
     /// `--fold-flush-mib`; the offline rebuild uses the same).
     pub fold_cache_mib: u64,
     pub fold_flush_mib: u64,
+    pub soak: SoakConfig,
 }
 
 impl Default for BenchConfig {
     fn default() -> Self {
         Self {
-            phases: Phase::ALL.into_iter().collect(),
+            phases: Phase::DEFAULT.into_iter().collect(),
             crm_bin: PathBuf::from("target/release/crm"),
             customers: 5_000,
             unary: 20_000,
@@ -140,6 +158,7 @@ impl Default for BenchConfig {
             out_json: None,
             fold_cache_mib: 128,
             fold_flush_mib: 2,
+            soak: SoakConfig::default(),
         }
     }
 }
@@ -233,6 +252,7 @@ pub struct Report {
     pub shared: Shared,
     /// CPU steal per phase, percent of the machine's CPU time (see [`CpuTimes`]).
     pub steal_pct: BTreeMap<String, f64>,
+    pub soak: Option<SoakReport>,
 }
 
 /// The machine's CPU time counters from `/proc/stat`. "Steal" is time the hypervisor ran
@@ -355,7 +375,7 @@ impl Service {
     }
 }
 
-fn authed<T>(msg: T, token: &str) -> Request<T> {
+pub(crate) fn authed<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);
     if let Ok(v) = format!("Bearer {token}").parse() {
         r.metadata_mut().insert("authorization", v);
@@ -409,7 +429,7 @@ async fn raw_publish(url: &str, n: usize, size: usize) -> anyhow::Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn order(customer: &str, i: usize) -> v1::PlaceOrderRequest {
+pub(crate) fn order(customer: &str, i: usize) -> v1::PlaceOrderRequest {
     v1::PlaceOrderRequest {
         customer_id: customer.to_owned(),
         sales_channel: "web".into(),
@@ -464,7 +484,11 @@ async fn unary(
 
 /// Waits until the service's read model has applied `position`, so a phase does not
 /// measure the previous phase's backlog. Returns how long that took.
-async fn caught_up(channel: &Channel, token: &str, position: u64) -> anyhow::Result<Duration> {
+pub(crate) async fn caught_up(
+    channel: &Channel,
+    token: &str,
+    position: u64,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut q = QueryServiceClient::new(channel.clone());
     loop {
@@ -874,6 +898,13 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         ]),
         ..Report::default()
     };
+    if cfg.phases.contains(&Phase::Soak) {
+        report.soak = Some(soak::run(&cfg.crm_bin, &cfg.soak, &log).await?);
+        if cfg.phases.len() == 1 {
+            write_json(cfg, &report)?;
+            return Ok(report);
+        }
+    }
     let params = crm_datagen::Params::new(42, cfg.customers);
     if let Some(problem) =
         crm_datagen::available_memory().and_then(|free| params.memory_problem(free))
@@ -1055,18 +1086,38 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
         report.modes.push(f);
     }
     report.steal_pct = steal.phases;
+    write_json(cfg, &report)?;
+    Ok(report)
+}
+
+fn write_json(cfg: &BenchConfig, report: &Report) -> anyhow::Result<()> {
     if let Some(path) = &cfg.out_json {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
+        std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The report as a Markdown table (the README's performance table).
 #[must_use]
 pub fn table(r: &Report) -> String {
+    let soak = r.soak.as_ref().map(|s| {
+        format!(
+            "Soak measured {} on {} by `cargo xtask bench -- --phases soak`:\n\n{}",
+            r.date,
+            r.machine,
+            s.table()
+        )
+    });
+    if r.modes.is_empty() {
+        return soak.unwrap_or_default();
+    }
+    figures_table(r) + &soak.map(|s| format!("\n{s}")).unwrap_or_default()
+}
+
+fn figures_table(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
     let _ = writeln!(

@@ -30,8 +30,9 @@ struct Cli {
     /// The large run: 1,000,000 customers (~21M commands; hours on 2 cores).
     #[arg(long)]
     full: bool,
-    /// Phases to run, comma-separated (raw, unary, lag, queries, rebuild, bluegreen);
-    /// default all. The generated business is always ingested first.
+    /// Phases to run, comma-separated (raw, unary, lag, queries, rebuild, bluegreen,
+    /// soak); default all but soak. The generated business is ingested first for every
+    /// phase but soak, which runs on its own servers.
     #[arg(long, value_parser = crm_bench::Phase::parse_list)]
     phases: Option<std::collections::BTreeSet<crm_bench::Phase>>,
     /// Write-back cache of a projection build, MiB (as `crm serve --fold-cache-mib`).
@@ -40,6 +41,15 @@ struct Cli {
     /// Changed MiB that make a catching-up build write back (`crm serve --fold-flush-mib`).
     #[arg(long)]
     fold_flush_mib: Option<u64>,
+    /// Seconds of load with faults of the soak phase (`--phases soak`).
+    #[arg(long)]
+    soak_seconds: Option<u64>,
+    /// Seconds between two SIGKILLs of the soak phase.
+    #[arg(long)]
+    soak_kill_every: Option<u64>,
+    /// Customers of the business the soak phase streams through Ingest.
+    #[arg(long)]
+    soak_customers: Option<usize>,
     /// Where the figures go as JSON.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
@@ -60,6 +70,12 @@ async fn main() -> anyhow::Result<()> {
         phases: cli.phases.unwrap_or_else(|| d.phases.clone()),
         fold_cache_mib: cli.fold_cache_mib.unwrap_or(d.fold_cache_mib),
         fold_flush_mib: cli.fold_flush_mib.unwrap_or(d.fold_flush_mib),
+        soak: crm_bench::SoakConfig {
+            seconds: cli.soak_seconds.unwrap_or(d.soak.seconds),
+            kill_every: cli.soak_kill_every.unwrap_or(d.soak.kill_every),
+            customers: cli.soak_customers.unwrap_or(d.soak.customers),
+            ..d.soak.clone()
+        },
         ..d
     };
     let started = std::time::Instant::now();

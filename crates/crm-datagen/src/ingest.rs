@@ -36,7 +36,8 @@ pub struct Report {
     /// the whole run.
     pub max_position: u64,
     pub elapsed: Duration,
-    /// Streams opened again after one broke (the service restarted or went away).
+    /// Streams opened again after one broke (the service restarted or went away) or the
+    /// service refused a command for a reason a resend fixes (the event log unavailable).
     pub reconnects: u64,
     /// Commands sent again after a reconnect because their answer had not arrived
     /// (each is answered once: `repeated` if its first send had been applied).
@@ -146,6 +147,7 @@ where
         source,
         source_done: false,
         pending: BTreeMap::new(),
+        resends: BTreeMap::new(),
         report: Report::default(),
         last_progress: Instant::now(),
     };
@@ -196,12 +198,33 @@ fn retryable(status: &tonic::Status) -> bool {
     )
 }
 
+/// How often one command is sent again after a refusal a resend can fix.
+const MAX_RESENDS: u32 = 10;
+
+/// A reply refusing a command for a reason a resend with the same command id can fix:
+/// the event log was unavailable, a conflict outlasted the service's retries, or an
+/// earlier command on the same aggregate was not applied.
+fn resend(reply: &v1::IngestReply) -> bool {
+    use tonic::Code;
+    matches!(
+        &reply.result,
+        Some(v1::ingest_reply::Result::Error(e))
+            if matches!(
+                Code::from(e.code),
+                Code::Unavailable | Code::Aborted | Code::DeadlineExceeded
+            )
+    )
+}
+
 /// The state of one ingest run across its streams.
 struct Run {
     source: tokio::sync::mpsc::Receiver<v1::IngestRequest>,
     source_done: bool,
     /// Sent and not answered, by sequence (the order they are sent again in).
     pending: BTreeMap<u64, v1::IngestRequest>,
+    /// Commands sent again because the service refused them for a reason a resend can
+    /// fix, and how often.
+    resends: BTreeMap<u64, u32>,
     report: Report,
     last_progress: Instant,
 }
@@ -262,6 +285,23 @@ impl Run {
                     }
                 },
                 reply = replies.message() => match reply? {
+                    Some(reply)
+                        if resend(&reply)
+                            && self.keeps_id(reply.sequence)
+                            && self.may_resend(reply.sequence) =>
+                    {
+                        // The service could not apply it now (and holds back what follows
+                        // on its aggregates): open the stream again, which sends every
+                        // unanswered command again, in order.
+                        let message = match reply.result {
+                            Some(v1::ingest_reply::Result::Error(e)) => e.message,
+                            _ => String::new(),
+                        };
+                        return Err(tonic::Status::unavailable(format!(
+                            "command {} could not be applied now: {message}",
+                            reply.sequence
+                        )));
+                    }
                     Some(reply) => self.record(reply, progress),
                     None if self.pending.is_empty() && self.source_done => return Ok(()),
                     None => {
@@ -274,11 +314,29 @@ impl Run {
         }
     }
 
+    /// Whether the unanswered command `sequence` has a command id (so sending it again
+    /// cannot apply it twice).
+    fn keeps_id(&self, sequence: u64) -> bool {
+        self.pending
+            .get(&sequence)
+            .and_then(|r| r.options())
+            .is_some_and(|o| !o.command_id.is_empty())
+    }
+
+    /// Counts a resend of `sequence`; false once it was sent [`MAX_RESENDS`] times (then
+    /// its refusal is reported like any other).
+    fn may_resend(&mut self, sequence: u64) -> bool {
+        let n = self.resends.entry(sequence).or_default();
+        *n += 1;
+        *n <= MAX_RESENDS
+    }
+
     fn record(&mut self, reply: v1::IngestReply, progress: &mut impl FnMut(u64)) {
         // An answer to a command already answered (it was sent again) counts once.
         if self.pending.remove(&reply.sequence).is_none() {
             return;
         }
+        self.resends.remove(&reply.sequence);
         let report = &mut self.report;
         match reply.result {
             Some(v1::ingest_reply::Result::Ok(ok)) => {

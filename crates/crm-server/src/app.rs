@@ -169,6 +169,7 @@ async fn serve_with_log(
     let log_config = LogConfig {
         stream: config.stream.clone(),
         replicas: config.replicas,
+        request_timeout: Duration::from_millis(config.nats_request_timeout_ms),
         ..LogConfig::default()
     };
     let log = if matches!(config.role, Role::All | Role::Commands) {

@@ -35,6 +35,7 @@
 //! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
 //! | `business_time_tolerance_mins` | `--business-time-tolerance-mins` | `CRM_BUSINESS_TIME_TOLERANCE_MINS` | 5 |
+//! | `nats_request_timeout_ms` | `--nats-request-timeout-ms` | `CRM_NATS_REQUEST_TIMEOUT_MS` | 5000 |
 //! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 512 |
 //! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
 //! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
@@ -241,6 +242,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_BUSINESS_TIME_TOLERANCE_MINS", value_name = "MINUTES")]
     pub business_time_tolerance_mins: Option<u32>,
 
+    /// How long the command side waits for NATS to answer one request (an append, a
+    /// read) before it treats it as lost, in milliseconds; bounds how long a command
+    /// waits out a dead stream leader [default: 5000].
+    #[arg(long, env = "CRM_NATS_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub nats_request_timeout_ms: Option<u64>,
+
     /// Page cache of the read models' sled database in MiB, the largest part of the
     /// service's memory [default: 512].
     #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
@@ -301,6 +308,8 @@ pub struct ServeConfig {
     pub cache_capacity: usize,
     /// How far after receipt a business time may lie, minutes.
     pub business_time_tolerance_mins: u32,
+    /// How long one NATS request of the command side may take, milliseconds.
+    pub nats_request_timeout_ms: u64,
     /// Page cache of the read models' sled database, MiB.
     pub read_model_cache_mib: u64,
     /// Write-back cache of each projection build, MiB.
@@ -332,6 +341,7 @@ impl Default for ServeConfig {
             role: Role::All,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             business_time_tolerance_mins: crm_domain::BusinessTimeBounds::FUTURE_TOLERANCE_MINS,
+            nats_request_timeout_ms: 5_000,
             read_model_cache_mib: DEFAULT_READ_MODEL_CACHE_MIB,
             fold_cache_mib: DEFAULT_FOLD_CACHE_MIB,
             fold_flush_mib: DEFAULT_FOLD_FLUSH_MIB,
@@ -429,6 +439,10 @@ impl ServeConfig {
                 .business_time_tolerance_mins
                 .or(file.business_time_tolerance_mins)
                 .unwrap_or(d.business_time_tolerance_mins),
+            nats_request_timeout_ms: args
+                .nats_request_timeout_ms
+                .or(file.nats_request_timeout_ms)
+                .unwrap_or(d.nats_request_timeout_ms),
             read_model_cache_mib: args
                 .read_model_cache_mib
                 .or(file.read_model_cache_mib)
@@ -522,6 +536,12 @@ impl ServeConfig {
             p.push(format!(
                 "fold_flush_mib must be between 1 and fold_cache_mib ({}), got {}",
                 self.fold_cache_mib, self.fold_flush_mib
+            ));
+        }
+        if !(100..=60_000).contains(&self.nats_request_timeout_ms) {
+            p.push(format!(
+                "nats_request_timeout_ms must be between 100 and 60000, got {}",
+                self.nats_request_timeout_ms
             ));
         }
         if let Some(problem) = stream_name_problem(&self.stream) {
@@ -691,6 +711,7 @@ struct FileConfig {
     role: Option<Role>,
     cache_capacity: Option<usize>,
     business_time_tolerance_mins: Option<u32>,
+    nats_request_timeout_ms: Option<u64>,
     read_model_cache_mib: Option<u64>,
     fold_cache_mib: Option<u64>,
     fold_flush_mib: Option<u64>,

@@ -91,6 +91,29 @@ pub fn tokens_toml(principals: &[Principal]) -> String {
     out
 }
 
+/// A free loopback port below Linux's ephemeral range (32768-60999): a process restarted
+/// on it finds it free again, since no `bind(0)` (servers and clients alike) can take it
+/// meanwhile.
+///
+/// # Panics
+/// If no port in 20000-29999 can be bound after many tries.
+#[must_use]
+pub fn port_outside_the_ephemeral_range() -> u16 {
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id();
+    for i in 0..10_000u32 {
+        let port = 20_000
+            + u16::try_from((start.wrapping_add(i.wrapping_mul(7919))) % 10_000)
+                .expect("below 10000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-29999");
+}
+
 /// How to start `crm serve`.
 #[derive(Clone, Debug)]
 pub struct CrmServeBuilder {

@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 mod crm;
-pub use crm::{CrmServe, CrmServeBuilder, DEV_TOKEN_PREFIX, Principal, READY_PREFIX, tokens_toml};
+pub use crm::{
+    CrmServe, CrmServeBuilder, DEV_TOKEN_PREFIX, Principal, READY_PREFIX,
+    port_outside_the_ephemeral_range, tokens_toml,
+};
 
 /// Environment variable naming the nats-server binary to use.
 pub const ENV_NATS_SERVER: &str = "CRM_NATS_SERVER";

@@ -603,19 +603,6 @@ async fn a_projector_killed_mid_stream_resumes_to_exactly_what_a_rebuild_gives()
     );
 }
 
-/// A free loopback port below Linux's ephemeral range (32768-60999): a process
-/// restarted on it finds it free again, since no other test's `bind(0)` (servers and
-/// clients alike) can take it meanwhile.
-fn port_outside_the_ephemeral_range() -> u16 {
-    loop {
-        let r = u16::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..2].try_into().unwrap());
-        let port = 20_000 + r % 10_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A free loopback port (bound and released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -1187,7 +1174,10 @@ async fn crm_serve_killed_mid_ingest_loses_nothing_and_duplicates_nothing() {
     let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
     let tokens = tokens_file(dir.path());
-    let listen = format!("127.0.0.1:{}", port_outside_the_ephemeral_range());
+    let listen = format!(
+        "127.0.0.1:{}",
+        crm_testkit::port_outside_the_ephemeral_range()
+    );
     let data_dir = dir.path().join("crm");
     let start = || Proc::start_on(&listen, &data_dir, &tokens, &["--nats-url", &url]);
     let mut crm = Some(start());
@@ -1243,9 +1233,30 @@ async fn crm_serve_killed_mid_ingest_loses_nothing_and_duplicates_nothing() {
         total, report.reconnects, report.resent, report.repeated
     );
 
-    // The log: every accepted command exactly once (one commit per command id), every
-    // aggregate's chain intact.
-    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    assert_every_command_once(&url, total - report.noop).await;
+
+    // The read model of the killed service equals a fresh rebuild.
+    let p = crm.take().unwrap();
+    wait_until_applied(&p, report.max_position).await;
+    p.stop().await;
+    let fresh_dir = dir.path().join("fresh");
+    let p = Proc::start(
+        &fresh_dir,
+        &tokens,
+        &["--role", "projector", "--nats-url", &url],
+    );
+    wait_until_applied(&p, report.max_position).await;
+    p.stop().await;
+    assert!(
+        tree_contents(&data_dir) == tree_contents(&fresh_dir),
+        "the read model of a service killed three times differs from a rebuild"
+    );
+}
+
+/// The log: every accepted command exactly once (one commit per command id: `commands`
+/// of them), every aggregate's chain intact.
+async fn assert_every_command_once(url: &str, commands: u64) {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
     let stream = js.get_stream("CRM_EVENTS").await.unwrap();
     let last = stream.cached_info().state.last_sequence;
     // Per command id: events found, and the size of the commit they say they belong to.
@@ -1266,24 +1277,72 @@ async fn crm_serve_killed_mid_ingest_loses_nothing_and_duplicates_nothing() {
     }
     let twice: Vec<_> = commits.iter().filter(|(_, (n, size))| n != size).collect();
     assert!(twice.is_empty(), "commands committed twice: {twice:?}");
-    assert_eq!(commits.len() as u64, total - report.noop);
+    assert_eq!(commits.len() as u64, commands);
+}
 
-    // The read model of the killed service equals a fresh rebuild.
-    let p = crm.take().unwrap();
-    wait_until_applied(&p, report.max_position).await;
-    p.stop().await;
-    let fresh_dir = dir.path().join("fresh");
-    let p = Proc::start(
-        &fresh_dir,
-        &tokens,
-        &["--role", "projector", "--nats-url", &url],
+/// Opens `n` atomic batches on the stream and abandons them, as writers that died
+/// mid-batch would: the server allows 50 open at once and drops abandoned ones after
+/// about 10 s, so meanwhile every two-aggregate command is refused as busy.
+async fn abandon_batches(url: &str, n: usize) {
+    let client = async_nats::connect(url).await.unwrap();
+    for _ in 0..n {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Batch-Id",
+            uuid::Uuid::new_v4().simple().to_string().as_str(),
+        );
+        headers.insert("Nats-Batch-Sequence", "1");
+        let subject = format!("crm.v1.customer.{}", uuid::Uuid::now_v7().simple());
+        client
+            .request_with_headers(subject, headers, "never committed".into())
+            .await
+            .unwrap();
+    }
+}
+
+/// A bulk load meets a stream full of abandoned atomic batches: its two-aggregate
+/// commands (lead conversions, links) are answered UNAVAILABLE until the server drops
+/// them, and so, to keep the order, are the later commands on their aggregates. The
+/// loader sends them again, in order, by command id: nothing refused, nothing applied
+/// twice, every command in the log once.
+#[tokio::test]
+async fn a_bulk_load_sends_again_in_order_what_the_service_could_not_apply_yet() {
+    let nats = crm_testkit::NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(dir.path());
+    let crm = Proc::start(&dir.path().join("crm"), &tokens, &["--nats-url", &url]);
+    let mut params = crm_datagen::Params::new(11, 200);
+    params.days = 365;
+    let data = crm_datagen::generate(&params).unwrap();
+    let total = data.summary.commands;
+    let requests: Vec<_> = data.requests().map(Ok::<_, String>).collect();
+    abandon_batches(&url, 50).await;
+    let report = crm_datagen::ingest::ingest_with(
+        crm.channel().await,
+        "token-importer",
+        requests.into_iter(),
+        crm_datagen::ingest::Reconnect {
+            give_up_after: Duration::from_secs(60),
+            first_pause: Duration::from_millis(50),
+            max_pause: Duration::from_secs(1),
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "{total} commands in {:.1}s, {} streams opened again, {} sent again, {} found already applied",
+        report.elapsed.as_secs_f64(),
+        report.reconnects,
+        report.resent,
+        report.repeated
     );
-    wait_until_applied(&p, report.max_position).await;
-    p.stop().await;
-    assert!(
-        tree_contents(&data_dir) == tree_contents(&fresh_dir),
-        "the read model of a service killed three times differs from a rebuild"
-    );
+    assert_eq!(report.failed, 0, "{:#?}", report.failures);
+    assert_eq!(report.ok, total);
+    assert!(report.reconnects >= 1, "never refused: {report:?}");
+    assert_every_command_once(&url, total - report.noop).await;
+    crm.stop().await;
 }
 
 /// Two `crm serve --role commands` processes on one three-node cluster write the same

@@ -15,7 +15,7 @@ use crm_proto::v1;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-use crate::support::{Crm, register, with_token};
+use crate::support::{Crm, id, register, with_token};
 
 #[tokio::test]
 async fn commands_over_grpc_with_idempotency_errors_health_and_reflection() {
@@ -218,6 +218,114 @@ async fn bulk_ingest_answers_every_command_and_keeps_per_aggregate_order() {
 /// Campaign responses only read their campaign: they must still come after the
 /// campaign's earlier writes, and a later write of the campaign after them, while the
 /// responses to one campaign need not wait for each other.
+/// A command of an ingest stream that the service cannot apply now (a two-aggregate
+/// command while the stream is full of open atomic batches: UNAVAILABLE) holds back the
+/// later commands on its aggregates, which are answered UNAVAILABLE without running, so
+/// a client that sends both again keeps their order; other aggregates go on.
+#[tokio::test]
+async fn an_ingest_command_that_can_be_sent_again_holds_back_the_later_ones_on_its_aggregates() {
+    use v1::ingest_request::Command as C;
+    let crm = Crm::dev();
+    let mut client = crm.client().await;
+    let (a, b, other) = (id(), id(), id());
+    for c in [&a, &b, &other] {
+        client
+            .register_customer(crm.auth(v1::RegisterCustomerRequest {
+                customer_id: c.clone(),
+                ..register(&id(), "x@example.com")
+            }))
+            .await
+            .unwrap();
+    }
+    // Fill the stream with batches abandoned mid-way, as writers that died would.
+    let nats = crm
+        .embedded_nats_as(crm_server::nats_auth::NatsUser::Writer)
+        .await;
+    for _ in 0..50 {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Batch-Id",
+            uuid::Uuid::new_v4().simple().to_string().as_str(),
+        );
+        headers.insert("Nats-Batch-Sequence", "1");
+        let subject = format!("crm.v1.customer.{}", uuid::Uuid::now_v7().simple());
+        nats.request_with_headers(subject, headers, "never committed".into())
+            .await
+            .unwrap();
+    }
+    let tag = |customer_id: &String| {
+        C::TagCustomer(v1::TagCustomerRequest {
+            customer_id: customer_id.clone(),
+            tag: "after-the-link".into(),
+            ..Default::default()
+        })
+    };
+    let commands = [
+        C::LinkCustomers(v1::LinkCustomersRequest {
+            customer_id: a.clone(),
+            other_customer_id: b.clone(),
+            kind: v1::RelationshipKind::Household.into(),
+            ..Default::default()
+        }),
+        tag(&b),
+        tag(&other),
+    ];
+    let requests: Vec<v1::IngestRequest> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| v1::IngestRequest {
+            sequence: i as u64,
+            command: Some(command),
+        })
+        .collect();
+    let mut replies = client
+        .ingest(crm.auth(tokio_stream::iter(requests)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut codes = [None, None, None];
+    let mut messages = [String::new(), String::new(), String::new()];
+    while let Some(r) = replies.message().await.unwrap() {
+        let i = usize::try_from(r.sequence).unwrap();
+        match r.result.unwrap() {
+            v1::ingest_reply::Result::Ok(_) => codes[i] = Some(Code::Ok),
+            v1::ingest_reply::Result::Error(e) => {
+                codes[i] = Some(Code::from(e.code));
+                messages[i] = e.message;
+            }
+        }
+    }
+    assert_eq!(codes[0], Some(Code::Unavailable), "{messages:?}");
+    assert!(messages[0].contains("atomic batches"), "{messages:?}");
+    assert_eq!(codes[1], Some(Code::Unavailable), "{messages:?}");
+    assert!(messages[1].starts_with("not run"), "{messages:?}");
+    assert_eq!(
+        codes[2],
+        Some(Code::Ok),
+        "another aggregate is not held back"
+    );
+    // B's tag was not applied: its history is its registration alone.
+    let reader = crm.embedded_nats().await;
+    let js = async_nats::jetstream::new(reader);
+    let stream = js.get_stream("CRM_EVENTS").await.unwrap();
+    let b_subject = format!(
+        "crm.v1.customer.{}",
+        b.parse::<uuid::Uuid>().unwrap().simple()
+    );
+    let last = stream
+        .direct_get_last_for_subject(&b_subject)
+        .await
+        .unwrap();
+    let events = crm_events::decode_message(&last.payload).unwrap();
+    assert_eq!(
+        events.last().unwrap().meta.version,
+        1,
+        "B was tagged out of order"
+    );
+    drop((client, replies, nats));
+    assert!(crm.stop().await.success());
+}
+
 #[tokio::test]
 async fn bulk_ingest_orders_readers_of_an_aggregate_against_its_writers() {
     use v1::ingest_request::Command as C;
