@@ -392,6 +392,7 @@ fn samples() -> Vec<Sample> {
                 C::OpportunityWon {
                     opportunity_id: OPPORTUNITY,
                     amount: eur(1_140_480),
+                    stage: Some("proposal".into()),
                 },
             ),
         ),
@@ -1035,4 +1036,32 @@ fn the_golden_check_rejects_a_flipped_byte_and_a_different_event() {
     let why = check_against_sample(converted, &encode(&other_meta, &converted.event).bytes)
         .expect_err("another meta");
     assert!(why.starts_with("meta:"), "{why}");
+}
+
+/// Events of an older schema version read as the current domain event: the v1 files of
+/// the types that have a v2 decode to their sample with the fields v1 did not have at
+/// their "unknown" value.
+#[test]
+fn older_schema_versions_upcast_to_what_they_could_not_say() {
+    let read = |name: &str| {
+        let bytes = fs::read(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let won = read("customer.opportunity_won.v1.bin");
+    assert_eq!(won.schema_version, 1);
+    match won.event {
+        DomainEvent::Customer(_, CustomerEvent::OpportunityWon { amount, stage, .. }) => {
+            assert_eq!(amount, eur(1_140_480));
+            assert_eq!(stage, None, "v1 did not keep the stage a deal was won from");
+        }
+        other => panic!("{other:?}"),
+    }
+    let sent = read("campaign.sent.v1.bin");
+    assert_eq!(sent.schema_version, 1);
+    match sent.event {
+        DomainEvent::Campaign(_, CampaignEvent::Sent { skipped, .. }) => {
+            assert!(skipped.is_empty())
+        }
+        other => panic!("{other:?}"),
+    }
 }

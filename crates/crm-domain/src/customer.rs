@@ -296,6 +296,9 @@ pub enum CustomerEvent {
     OpportunityWon {
         opportunity_id: OpportunityId,
         amount: Money,
+        /// The stage the deal was won from; `None` for wins recorded before it was kept
+        /// (schema v1 of `customer.opportunity_won`).
+        stage: Option<String>,
     },
     OpportunityLost {
         opportunity_id: OpportunityId,
@@ -538,6 +541,7 @@ impl Customer {
             CustomerEvent::OpportunityWon {
                 opportunity_id,
                 amount,
+                ..
             } => {
                 let o = opportunity(c, *opportunity_id)?;
                 o.status = OpportunityStatus::Won;

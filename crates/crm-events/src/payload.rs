@@ -22,7 +22,7 @@ const SCHEMA_VERSIONS: &[(&str, u16)] = &[
     ("customer.opportunity_lost", 1),
     ("customer.opportunity_opened", 1),
     ("customer.opportunity_stage_moved", 1),
-    ("customer.opportunity_won", 1),
+    ("customer.opportunity_won", 2),
     ("customer.order_placed", 1),
     ("customer.profile_updated", 1),
     ("customer.registered", 1),
@@ -204,10 +204,15 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
         E::OpportunityWon {
             opportunity_id,
             amount,
-        } => at_v1(v1::OpportunityWon {
-            opportunity_id: opportunity_id.into(),
-            amount: amount.into(),
-        }),
+            stage,
+        } => at(
+            2,
+            v2::OpportunityWon {
+                opportunity_id: opportunity_id.into(),
+                amount: amount.into(),
+                stage,
+            },
+        ),
         E::OpportunityLost {
             opportunity_id,
             reason,
@@ -381,6 +386,7 @@ fn decode_customer(cx: Cx, b: &[u8]) -> Result<CustomerEvent, PayloadError> {
         }
         ("customer.opportunity_stage_moved", 1) => cx.read::<v1::OpportunityStageMoved, _>(b)?,
         ("customer.opportunity_won", 1) => cx.read::<v1::OpportunityWon, _>(b)?,
+        ("customer.opportunity_won", 2) => cx.read::<v2::OpportunityWon, _>(b)?,
         ("customer.opportunity_lost", 1) => cx.read::<v1::OpportunityLost, _>(b)?,
         ("customer.campaign_response_recorded", 1) => {
             cx.read::<v1::CampaignResponseRecorded, _>(b)?

@@ -533,6 +533,7 @@ fn apply_customer(
         E::OpportunityWon {
             opportunity_id,
             amount,
+            ..
         } => {
             let o = opportunity(r, opportunity_id.0.into_bytes())?;
             o.status = DealStatus::Won;

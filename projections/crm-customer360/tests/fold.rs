@@ -456,6 +456,7 @@ fn engagement_sales_marketing_and_service() {
             CustomerEvent::OpportunityWon {
                 opportunity_id: OpportunityId(Uuid::from_u128(302)),
                 amount: eur(50_000),
+                stage: Some("negotiation".into()),
             },
         ),
     )

@@ -104,6 +104,7 @@ pub(super) fn win_opportunity(
         CustomerEvent::OpportunityWon {
             opportunity_id: *opportunity_id,
             amount,
+            stage: Some(o.stage.clone()),
         },
     )])
 }

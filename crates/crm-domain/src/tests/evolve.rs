@@ -213,6 +213,7 @@ fn evolve_opportunity_stage_and_outcomes() {
             CustomerEvent::OpportunityWon {
                 opportunity_id: P1,
                 amount: eur_m(80_000),
+                stage: None,
             },
         ),
     );
@@ -454,6 +455,7 @@ fn customer_events() -> Vec<CustomerEvent> {
         CustomerEvent::OpportunityWon {
             opportunity_id: P1,
             amount: eur_m(1),
+            stage: None,
         },
         CustomerEvent::OpportunityLost {
             opportunity_id: P1,
@@ -569,6 +571,7 @@ fn evolve_rejects_events_about_unknown_parts_of_a_customer() {
             CustomerEvent::OpportunityWon {
                 opportunity_id: P1,
                 amount: eur_m(1),
+                stage: None,
             },
         ),
         cev(

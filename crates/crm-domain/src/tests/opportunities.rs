@@ -59,12 +59,13 @@ fn win(amount: Option<Money>) -> Command {
     }
 }
 
-fn won(minor: i64) -> DomainEvent {
+fn won(minor: i64, stage: &str) -> DomainEvent {
     cev(
         C1,
         CustomerEvent::OpportunityWon {
             opportunity_id: P1,
             amount: eur_m(minor),
+            stage: Some(stage.into()),
         },
     )
 }
@@ -465,7 +466,7 @@ fn move_opportunity_stage_rejections() {
         ],
     );
     assert_rejections(
-        &then(with_opportunity(), [won(100_000)]),
+        &then(with_opportunity(), [won(100_000, "initial_contact")]),
         [(mv("proposal", None), p, "opportunity_id", "state")],
     );
     assert_rejections(
@@ -495,7 +496,7 @@ fn win_opportunity_defaults_to_the_open_amount() {
             )],
         ))
         .when(win(None))
-        .then_events([won(100_000)]);
+        .then_events([won(100_000, "contract_signed")]);
     assert_eq!(opp(&world).status, OpportunityStatus::Won);
     assert_eq!(opp(&world).amount, eur_m(100_000));
     assert_eq!(opp(&world).stage, "contract_signed");
@@ -506,12 +507,12 @@ fn win_opportunity_with_a_final_amount() {
     let world = Scenario::new()
         .given(with_opportunity())
         .when(win(Some(eur_m(90_000))))
-        .then_events([won(90_000)]);
+        .then_events([won(90_000, "initial_contact")]);
     assert_eq!(opp(&world).amount, eur_m(90_000));
     Scenario::new()
         .given(with_opportunity())
         .when(win(Some(eur_m(0))))
-        .then_events([won(0)]);
+        .then_events([won(0, "initial_contact")]);
 }
 
 #[test]
@@ -544,7 +545,7 @@ fn win_opportunity_rejections() {
         ],
     );
     assert_rejections(
-        &then(with_opportunity(), [won(100_000)]),
+        &then(with_opportunity(), [won(100_000, "initial_contact")]),
         [(win(None), p, "opportunity_id", "state")],
     );
     assert_rejections(
@@ -618,7 +619,7 @@ fn lose_opportunity_rejections() {
         ],
     );
     assert_rejections(
-        &then(with_opportunity(), [won(100_000)]),
+        &then(with_opportunity(), [won(100_000, "initial_contact")]),
         [(lose("price"), p, "opportunity_id", "state")],
     );
     assert_rejections(

@@ -978,6 +978,8 @@ impl TryFrom<OpportunityWon> for d::CustomerEvent {
         Ok(Self::OpportunityWon {
             opportunity_id: w.opportunity_id.into(),
             amount: w.amount.try_into()?,
+            // v1 did not keep the stage a deal was won from.
+            stage: None,
         })
     }
 }

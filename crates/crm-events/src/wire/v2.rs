@@ -5,11 +5,14 @@
 //! - `campaign.sent` records the recipients a send left out and why (consent to the
 //!   campaign's channel did not hold, or no such customer). A v1 send is read as one that
 //!   left no one out: sends before v2 were not checked against consent.
+//! - `customer.opportunity_won` records the stage the deal was won from (the funnel's
+//!   "won from stage"). A v1 win is read with no stage.
 
 use crm_domain as d;
 use serde::{Deserialize, Serialize};
 
-use super::v1::Id;
+use super::Invalid;
+use super::v1::{Id, Money};
 
 /// Why a send left a recipient out. Variant order is the format.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -89,5 +92,24 @@ impl From<CampaignSent> for d::CampaignEvent {
                 })
                 .collect(),
         }
+    }
+}
+
+/// `customer.opportunity_won` v2
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpportunityWon {
+    pub opportunity_id: Id,
+    pub amount: Money,
+    pub stage: Option<String>,
+}
+
+impl TryFrom<OpportunityWon> for d::CustomerEvent {
+    type Error = Invalid;
+    fn try_from(w: OpportunityWon) -> Result<Self, Invalid> {
+        Ok(Self::OpportunityWon {
+            opportunity_id: w.opportunity_id.into(),
+            amount: w.amount.try_into()?,
+            stage: w.stage,
+        })
     }
 }
