@@ -540,13 +540,13 @@ pub fn arb_customer_event() -> impl Strategy<Value = CustomerEvent> {
                     }
                 }
             ),
-        (arb_id(), arb_money(), option::of(arb_string())).prop_map(
-            |(opportunity_id, amount, stage)| E::OpportunityWon {
+        (arb_id(), arb_money(), of(arb_string())).prop_map(|(opportunity_id, amount, stage)| {
+            E::OpportunityWon {
                 opportunity_id,
                 amount,
                 stage,
             }
-        ),
+        }),
         (arb_id(), arb_string(), arb_string()).prop_map(|(opportunity_id, reason, stage)| {
             E::OpportunityLost {
                 opportunity_id,
