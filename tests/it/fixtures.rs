@@ -1060,7 +1060,7 @@ fn older_schema_versions_upcast_to_what_they_could_not_say() {
     assert_eq!(sent.schema_version, 1);
     match sent.event {
         DomainEvent::Campaign(_, CampaignEvent::Sent { skipped, .. }) => {
-            assert!(skipped.is_empty())
+            assert!(skipped.is_empty());
         }
         other => panic!("{other:?}"),
     }
