@@ -397,6 +397,32 @@ fn samples() -> Vec<Sample> {
             ),
         ),
         sample(
+            meta(40, 21, nov_2025(26, 9, 30, 0), user("maria.santos")),
+            Customer(
+                CUSTOMER,
+                C::OpportunityUpdated {
+                    opportunity_id: OPPORTUNITY,
+                    name: None,
+                    amount: Some(eur(1_180_000)),
+                    owner: Some("joao.pereira".into()),
+                    expected_close: Some(Timestamp::from_micros(1_767_139_200_000_000)),
+                },
+            ),
+        ),
+        sample(
+            meta(41, 22, nov_2025(27, 11, 0, 0), user("maria.santos")),
+            Customer(
+                CUSTOMER,
+                C::OpportunityReopened {
+                    opportunity_id: OPPORTUNITY,
+                    stage: "proposal".into(),
+                    probability_pct: 60,
+                    forecast: ForecastCategory::Commit,
+                    reason: "budget approved after the freeze".into(),
+                },
+            ),
+        ),
+        sample(
             meta(11, 9, nov_2025(10, 19, 42, 7), service("checkout")),
             Customer(
                 CUSTOMER,

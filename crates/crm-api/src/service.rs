@@ -43,9 +43,12 @@ pub const fn permission(command: CommandKind) -> Permission {
         | K::ResolveTicket
         | K::ReopenTicket
         | K::CloseTicket => Permission::TicketsWrite,
-        K::OpenOpportunity | K::MoveOpportunityStage | K::WinOpportunity | K::LoseOpportunity => {
-            Permission::SalesWrite
-        }
+        K::OpenOpportunity
+        | K::MoveOpportunityStage
+        | K::WinOpportunity
+        | K::LoseOpportunity
+        | K::UpdateOpportunity
+        | K::ReopenOpportunity => Permission::SalesWrite,
         K::CreateLead
         | K::AssignLead
         | K::ContactLead
@@ -406,6 +409,18 @@ impl CommandService for Commands {
     async fn lose_opportunity(
         &self,
         r: Request<v1::LoseOpportunityRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn update_opportunity(
+        &self,
+        r: Request<v1::UpdateOpportunityRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
+    async fn reopen_opportunity(
+        &self,
+        r: Request<v1::ReopenOpportunityRequest>,
     ) -> Result<Response<v1::CommandReply>, Status> {
         self.unary(r).await
     }

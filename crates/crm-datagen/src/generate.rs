@@ -1439,6 +1439,8 @@ pub fn command_name(c: &Command) -> &'static str {
         Command::MoveOpportunityStage(_) => "MoveOpportunityStage",
         Command::WinOpportunity(_) => "WinOpportunity",
         Command::LoseOpportunity(_) => "LoseOpportunity",
+        Command::UpdateOpportunity(_) => "UpdateOpportunity",
+        Command::ReopenOpportunity(_) => "ReopenOpportunity",
         Command::CreateLead(_) => "CreateLead",
         Command::AssignLead(_) => "AssignLead",
         Command::ContactLead(_) => "ContactLead",

@@ -554,6 +554,40 @@ pub fn arb_customer_event() -> impl Strategy<Value = CustomerEvent> {
                 stage,
             }
         }),
+        (
+            arb_id(),
+            of(arb_string()),
+            of(arb_money()),
+            of(arb_string()),
+            of(arb_timestamp())
+        )
+            .prop_map(|(opportunity_id, name, amount, owner, expected_close)| {
+                E::OpportunityUpdated {
+                    opportunity_id,
+                    name,
+                    amount,
+                    owner,
+                    expected_close,
+                }
+            }),
+        (
+            arb_id(),
+            arb_string(),
+            arb_u8(),
+            arb_forecast_category(),
+            arb_string()
+        )
+            .prop_map(
+                |(opportunity_id, stage, probability_pct, forecast, reason)| {
+                    E::OpportunityReopened {
+                        opportunity_id,
+                        stage,
+                        probability_pct,
+                        forecast,
+                        reason,
+                    }
+                }
+            ),
         (arb_id(), arb_campaign_response()).prop_map(|(campaign_id, response)| {
             E::CampaignResponseRecorded {
                 campaign_id,

@@ -197,6 +197,22 @@ pub enum Command {
         opportunity_id: OpportunityId,
         reason: String,
     },
+    /// Changes an open deal: the fields given (at least one).
+    UpdateOpportunity {
+        customer_id: CustomerId,
+        opportunity_id: OpportunityId,
+        name: Option<String>,
+        amount: Option<Money>,
+        owner: Option<String>,
+        expected_close: Option<Timestamp>,
+    },
+    /// Opens a lost deal again, at `stage` (the stage it was lost at when `None`).
+    ReopenOpportunity {
+        customer_id: CustomerId,
+        opportunity_id: OpportunityId,
+        stage: Option<String>,
+        reason: String,
+    },
     RecordCampaignResponse {
         customer_id: CustomerId,
         campaign_id: CampaignId,
@@ -344,6 +360,8 @@ pub enum CommandKind {
     MoveOpportunityStage,
     WinOpportunity,
     LoseOpportunity,
+    UpdateOpportunity,
+    ReopenOpportunity,
     RecordCampaignResponse,
     CreateLead,
     AssignLead,
@@ -357,7 +375,7 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 31] = [
         Self::RegisterCustomer,
         Self::UpdateProfile,
         Self::SetConsent,
@@ -377,6 +395,8 @@ impl CommandKind {
         Self::MoveOpportunityStage,
         Self::WinOpportunity,
         Self::LoseOpportunity,
+        Self::UpdateOpportunity,
+        Self::ReopenOpportunity,
         Self::RecordCampaignResponse,
         Self::CreateLead,
         Self::AssignLead,
@@ -412,6 +432,8 @@ impl CommandKind {
             Self::MoveOpportunityStage => "MoveOpportunityStage",
             Self::WinOpportunity => "WinOpportunity",
             Self::LoseOpportunity => "LoseOpportunity",
+            Self::UpdateOpportunity => "UpdateOpportunity",
+            Self::ReopenOpportunity => "ReopenOpportunity",
             Self::RecordCampaignResponse => "RecordCampaignResponse",
             Self::CreateLead => "CreateLead",
             Self::AssignLead => "AssignLead",
@@ -456,6 +478,8 @@ impl Command {
             Self::MoveOpportunityStage { .. } => CommandKind::MoveOpportunityStage,
             Self::WinOpportunity { .. } => CommandKind::WinOpportunity,
             Self::LoseOpportunity { .. } => CommandKind::LoseOpportunity,
+            Self::UpdateOpportunity { .. } => CommandKind::UpdateOpportunity,
+            Self::ReopenOpportunity { .. } => CommandKind::ReopenOpportunity,
             Self::RecordCampaignResponse { .. } => CommandKind::RecordCampaignResponse,
             Self::CreateLead { .. } => CommandKind::CreateLead,
             Self::AssignLead { .. } => CommandKind::AssignLead,
@@ -518,7 +542,9 @@ impl Command {
             | Self::CloseTicket { customer_id, .. }
             | Self::MoveOpportunityStage { customer_id, .. }
             | Self::WinOpportunity { customer_id, .. }
-            | Self::LoseOpportunity { customer_id, .. } => {
+            | Self::LoseOpportunity { customer_id, .. }
+            | Self::UpdateOpportunity { customer_id, .. }
+            | Self::ReopenOpportunity { customer_id, .. } => {
                 vec![w(AggregateRef::Customer(*customer_id))]
             }
             Self::ConvertLead { lead_id, into, .. } => vec![

@@ -305,6 +305,24 @@ pub enum CustomerEvent {
         reason: String,
         stage: String,
     },
+    /// An open deal's name, amount, owner or expected close changed: the fields that
+    /// changed are set, the others `None`.
+    OpportunityUpdated {
+        opportunity_id: OpportunityId,
+        name: Option<String>,
+        amount: Option<Money>,
+        owner: Option<String>,
+        expected_close: Option<Timestamp>,
+    },
+    /// A lost deal is open again, at `stage` (probability and forecast category frozen
+    /// at this entry, as for a stage move).
+    OpportunityReopened {
+        opportunity_id: OpportunityId,
+        stage: String,
+        probability_pct: u8,
+        forecast: ForecastCategory,
+        reason: String,
+    },
     CampaignResponseRecorded {
         campaign_id: CampaignId,
         response: CampaignResponse,
@@ -336,6 +354,8 @@ impl CustomerEvent {
             Self::OpportunityStageMoved { .. } => "customer.opportunity_stage_moved",
             Self::OpportunityWon { .. } => "customer.opportunity_won",
             Self::OpportunityLost { .. } => "customer.opportunity_lost",
+            Self::OpportunityUpdated { .. } => "customer.opportunity_updated",
+            Self::OpportunityReopened { .. } => "customer.opportunity_reopened",
             Self::CampaignResponseRecorded { .. } => "customer.campaign_response_recorded",
         }
     }
@@ -366,10 +386,13 @@ pub enum OpportunityStatus {
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct OpportunityState {
+    pub name: String,
     pub pipeline: String,
     pub stage: String,
     pub status: OpportunityStatus,
     pub amount: Money,
+    pub owner: Option<String>,
+    pub expected_close: Option<Timestamp>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -526,10 +549,13 @@ impl Customer {
                 c.opportunities.insert(
                     o.opportunity_id,
                     OpportunityState {
+                        name: o.name.clone(),
                         pipeline: o.pipeline.clone(),
                         stage: o.stage.clone(),
                         status: OpportunityStatus::Open,
                         amount: o.amount,
+                        owner: o.owner.clone(),
+                        expected_close: o.expected_close,
                     },
                 );
             }
@@ -549,6 +575,36 @@ impl Customer {
             }
             CustomerEvent::OpportunityLost { opportunity_id, .. } => {
                 opportunity(c, *opportunity_id)?.status = OpportunityStatus::Lost;
+            }
+            CustomerEvent::OpportunityUpdated {
+                opportunity_id,
+                name,
+                amount,
+                owner,
+                expected_close,
+            } => {
+                let o = opportunity(c, *opportunity_id)?;
+                if let Some(name) = name {
+                    o.name.clone_from(name);
+                }
+                if let Some(amount) = amount {
+                    o.amount = *amount;
+                }
+                if owner.is_some() {
+                    o.owner.clone_from(owner);
+                }
+                if expected_close.is_some() {
+                    o.expected_close = *expected_close;
+                }
+            }
+            CustomerEvent::OpportunityReopened {
+                opportunity_id,
+                stage,
+                ..
+            } => {
+                let o = opportunity(c, *opportunity_id)?;
+                o.status = OpportunityStatus::Open;
+                o.stage.clone_from(stage);
             }
             CustomerEvent::CampaignResponseRecorded { .. } => {
                 c.campaign_responses = c.campaign_responses.saturating_add(1);

@@ -21,7 +21,9 @@ const SCHEMA_VERSIONS: &[(&str, u16)] = &[
     ("customer.interaction_logged", 1),
     ("customer.opportunity_lost", 1),
     ("customer.opportunity_opened", 1),
+    ("customer.opportunity_reopened", 1),
     ("customer.opportunity_stage_moved", 1),
+    ("customer.opportunity_updated", 1),
     ("customer.opportunity_won", 2),
     ("customer.order_placed", 1),
     ("customer.profile_updated", 1),
@@ -222,6 +224,32 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             reason,
             stage,
         }),
+        E::OpportunityUpdated {
+            opportunity_id,
+            name,
+            amount,
+            owner,
+            expected_close,
+        } => at_v1(v1::OpportunityUpdated {
+            opportunity_id: opportunity_id.into(),
+            name,
+            amount: amount.map(Into::into),
+            owner,
+            expected_close: expected_close.map(crm_domain::Timestamp::as_micros),
+        }),
+        E::OpportunityReopened {
+            opportunity_id,
+            stage,
+            probability_pct,
+            forecast,
+            reason,
+        } => at_v1(v1::OpportunityReopened {
+            opportunity_id: opportunity_id.into(),
+            stage,
+            probability_pct,
+            forecast: forecast.into(),
+            reason,
+        }),
         E::CampaignResponseRecorded {
             campaign_id,
             response,
@@ -388,6 +416,8 @@ fn decode_customer(cx: Cx, b: &[u8]) -> Result<CustomerEvent, PayloadError> {
         ("customer.opportunity_won", 1) => cx.read::<v1::OpportunityWon, _>(b)?,
         ("customer.opportunity_won", 2) => cx.read::<v2::OpportunityWon, _>(b)?,
         ("customer.opportunity_lost", 1) => cx.read::<v1::OpportunityLost, _>(b)?,
+        ("customer.opportunity_updated", 1) => cx.read::<v1::OpportunityUpdated, _>(b)?,
+        ("customer.opportunity_reopened", 1) => cx.read::<v1::OpportunityReopened, _>(b)?,
         ("customer.campaign_response_recorded", 1) => {
             cx.read::<v1::CampaignResponseRecorded, _>(b)?
         }

@@ -153,6 +153,8 @@ hostile! {
     move_opportunity_stage: v1::MoveOpportunityStageRequest,
     win_opportunity: v1::WinOpportunityRequest,
     lose_opportunity: v1::LoseOpportunityRequest,
+    update_opportunity: v1::UpdateOpportunityRequest,
+    reopen_opportunity: v1::ReopenOpportunityRequest,
     create_lead: v1::CreateLeadRequest,
     assign_lead: v1::AssignLeadRequest,
     contact_lead: v1::ContactLeadRequest,

@@ -599,6 +599,52 @@ fn lose_opportunity() {
 }
 
 #[test]
+fn update_opportunity() {
+    let r = v1::UpdateOpportunityRequest {
+        options: opts(),
+        customer_id: C1.into(),
+        opportunity_id: X1.into(),
+        name: Some("Kitchen remodel, phase 2".into()),
+        amount: Some(v1::Money {
+            minor: 4_800_000,
+            currency: "EUR".into(),
+        }),
+        owner: None,
+        expected_close: Some(prost_types::Timestamp {
+            seconds: 1_767_225_600,
+            nanos: 0,
+        }),
+    };
+    let expected = Command::UpdateOpportunity {
+        customer_id: id(C1),
+        opportunity_id: id(X1),
+        name: Some("Kitchen remodel, phase 2".into()),
+        amount: Some(eur(4_800_000)),
+        owner: None,
+        expected_close: Some(Timestamp(1_767_225_600_000_000)),
+    };
+    check(r, Ingest::UpdateOpportunity, &expected);
+}
+
+#[test]
+fn reopen_opportunity() {
+    let r = v1::ReopenOpportunityRequest {
+        options: opts(),
+        customer_id: C1.into(),
+        opportunity_id: X1.into(),
+        stage: String::new(),
+        reason: "budget approved".into(),
+    };
+    let expected = Command::ReopenOpportunity {
+        customer_id: id(C1),
+        opportunity_id: id(X1),
+        stage: None,
+        reason: "budget approved".into(),
+    };
+    check(r, Ingest::ReopenOpportunity, &expected);
+}
+
+#[test]
 fn create_lead() {
     let r = v1::CreateLeadRequest {
         options: opts(),

@@ -557,6 +557,58 @@ fn apply_customer(
             o.forecast = "omitted".into();
             Summary::text(format!("Opportunity {} lost: {reason}", o.name))
         }
+        E::OpportunityUpdated {
+            opportunity_id,
+            name,
+            amount,
+            owner,
+            expected_close,
+        } => {
+            let o = opportunity(r, opportunity_id.0.into_bytes())?;
+            let mut changes = Vec::new();
+            if let Some(name) = name {
+                changes.push(format!("renamed from {}", o.name));
+                o.name.clone_from(name);
+            }
+            if let Some(amount) = amount {
+                o.amount_minor = amount.minor;
+                o.currency = amount.currency.as_str().to_owned();
+                changes.push(format!("amount {}", money(*amount)));
+            }
+            if let Some(owner) = owner {
+                o.owner = Some(owner.clone());
+                changes.push(format!("owner {owner}"));
+            }
+            if let Some(t) = expected_close {
+                o.expected_close = Some(t.0);
+                changes.push(format!("expected close {}", day(t.0)));
+            }
+            Summary::text(format!(
+                "Opportunity {} updated: {}",
+                o.name,
+                changes.join(", ")
+            ))
+        }
+        E::OpportunityReopened {
+            opportunity_id,
+            stage,
+            probability_pct,
+            forecast,
+            reason,
+        } => {
+            let o = opportunity(r, opportunity_id.0.into_bytes())?;
+            o.status = DealStatus::Open;
+            o.stage.clone_from(stage);
+            o.probability_pct = *probability_pct;
+            o.forecast = forecast_name(*forecast).to_owned();
+            o.stage_entered_at = at;
+            o.closed_at = None;
+            o.lost_reason = None;
+            Summary::text(format!(
+                "Opportunity {} reopened at {stage}: {reason}",
+                o.name
+            ))
+        }
         E::CampaignResponseRecorded {
             campaign_id,
             response,
@@ -825,6 +877,21 @@ pub fn actor(a: &Actor) -> String {
     }
 }
 
+/// `YYYY-MM-DD` (UTC) of a time in microseconds since the Unix epoch (Howard Hinnant's
+/// civil-from-days).
+fn day(micros: i64) -> String {
+    let z = micros.div_euclid(86_400 * 1_000_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn money(m: Money) -> String {
     let sign = if m.minor < 0 { "-" } else { "" };
     let abs = m.minor.unsigned_abs();
@@ -886,5 +953,16 @@ const fn forecast_name(f: ForecastCategory) -> &'static str {
         ForecastCategory::Commit => "commit",
         ForecastCategory::Closed => "closed",
         ForecastCategory::Omitted => "omitted",
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    #[test]
+    fn days_are_civil_dates() {
+        assert_eq!(super::day(0), "1970-01-01");
+        assert_eq!(super::day(1_763_290_000_000_000), "2025-11-16");
+        assert_eq!(super::day(-1), "1969-12-31");
+        assert_eq!(super::day(951_782_400_000_000), "2000-02-29");
     }
 }

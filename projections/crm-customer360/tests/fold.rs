@@ -994,3 +994,81 @@ fn a_send_shows_whether_consent_held_for_each_customer() {
         ]
     );
 }
+
+/// A deal lost, reopened and changed: the record follows (open again, at the reopened
+/// stage's probability, with the new amount, owner and expected close), the sales view
+/// counts it open with its new weighted amount, and the timeline says what happened.
+#[test]
+fn a_reopened_and_updated_deal_counts_as_open_with_its_new_figures() {
+    let mut s = Stream::new();
+    let ann = CustomerId(Uuid::from_u128(1));
+    let deal = OpportunityId(Uuid::from_u128(301));
+    s.push(T0, c(ann, registered("Ann"))).unwrap();
+    let events = [
+        CustomerEvent::OpportunityOpened(OpportunityOpened {
+            opportunity_id: deal,
+            name: "deal 1".into(),
+            pipeline: "b2c".into(),
+            stage: "proposal".into(),
+            probability_pct: 40,
+            forecast: ForecastCategory::BestCase,
+            amount: eur(100_000),
+            owner: None,
+            expected_close: None,
+            lead: None,
+            campaign: None,
+        }),
+        CustomerEvent::OpportunityLost {
+            opportunity_id: deal,
+            reason: "price".into(),
+            stage: "proposal".into(),
+        },
+        CustomerEvent::OpportunityReopened {
+            opportunity_id: deal,
+            stage: "negotiation".into(),
+            probability_pct: 70,
+            forecast: ForecastCategory::Commit,
+            reason: "budget approved".into(),
+        },
+        CustomerEvent::OpportunityUpdated {
+            opportunity_id: deal,
+            name: Some("deal 1, phase 2".into()),
+            amount: Some(eur(120_000)),
+            owner: Some("kim".into()),
+            expected_close: Some(Timestamp(T0 + 30 * DAY)),
+        },
+    ];
+    for (i, e) in events.into_iter().enumerate() {
+        s.push(T0 + (i as i64 + 1) * DAY, c(ann, e)).unwrap();
+    }
+    let r = s.customer(ann);
+    let d = &r.opportunities[&deal.0.into_bytes()];
+    assert_eq!(d.status, DealStatus::Open);
+    assert_eq!((d.stage.as_str(), d.probability_pct), ("negotiation", 70));
+    assert_eq!(d.stage_entered_at, T0 + 3 * DAY);
+    assert_eq!((d.closed_at, d.lost_reason.as_deref()), (None, None));
+    assert_eq!(
+        (d.name.as_str(), d.amount_minor),
+        ("deal 1, phase 2", 120_000)
+    );
+    assert_eq!(d.owner.as_deref(), Some("kim"));
+    assert_eq!(d.expected_close, Some(T0 + 30 * DAY));
+    let sales = view::sales(&r);
+    assert_eq!((sales.open, sales.won, sales.lost), (1, 0, 0));
+    assert_eq!(sales.weighted_pipeline["EUR"], 84_000, "1200.00 x 70%");
+    let said: Vec<String> = s
+        .timeline(ann)
+        .iter()
+        .map(|e| e.summary.render(true))
+        .collect();
+    assert!(
+        said.iter()
+            .any(|t| t == "Opportunity deal 1 reopened at negotiation: budget approved"),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|t| t
+            == "Opportunity deal 1, phase 2 updated: renamed from deal 1, amount 1200.00 EUR, owner kim, expected close 2026-01-31"),
+        "{said:?}"
+    );
+}

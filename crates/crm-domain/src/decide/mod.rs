@@ -130,6 +130,37 @@ pub fn decide(
             opportunity_id,
             reason,
         } => opportunities::lose_opportunity(world, customer_id, opportunity_id, reason),
+        Command::UpdateOpportunity {
+            customer_id,
+            opportunity_id,
+            name,
+            amount,
+            owner,
+            expected_close,
+        } => opportunities::update_opportunity(
+            world,
+            customer_id,
+            opportunity_id,
+            opportunities::OpportunityChanges {
+                name: name.as_ref(),
+                amount: amount.as_ref(),
+                owner: owner.as_ref(),
+                expected_close: expected_close.as_ref(),
+            },
+        ),
+        Command::ReopenOpportunity {
+            customer_id,
+            opportunity_id,
+            stage,
+            reason,
+        } => opportunities::reopen_opportunity(
+            world,
+            customer_id,
+            opportunity_id,
+            stage.as_ref(),
+            reason,
+            ctx,
+        ),
         Command::RecordCampaignResponse {
             customer_id,
             campaign_id,

@@ -130,6 +130,152 @@ pub(super) fn lose_opportunity(
     )])
 }
 
+/// The fields of [`Command::UpdateOpportunity`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OpportunityChanges<'c> {
+    pub name: Option<&'c String>,
+    pub amount: Option<&'c Money>,
+    pub owner: Option<&'c String>,
+    pub expected_close: Option<&'c Timestamp>,
+}
+
+/// Decides [`Command::UpdateOpportunity`]: only an open deal changes; the event carries
+/// the fields that differ from the deal's current values (none: a no-op). The amount
+/// keeps the deal's currency.
+pub(super) fn update_opportunity(
+    world: &World,
+    customer_id: &CustomerId,
+    opportunity_id: &OpportunityId,
+    changes: OpportunityChanges<'_>,
+) -> Result<Vec<DomainEvent>, Rejection> {
+    let mut check = Check::new();
+    let OpportunityChanges {
+        name,
+        amount,
+        owner,
+        expected_close,
+    } = changes;
+    if name.is_none() && amount.is_none() && owner.is_none() && expected_close.is_none() {
+        check.fail(
+            "name",
+            "required",
+            "name, amount, owner or expected_close: at least one change is required",
+        );
+    }
+    let name = name.map(|n| n.trim().to_owned());
+    if let Some(n) = &name {
+        check.required("name", n, NAME_MAX);
+    }
+    if let Some(a) = amount {
+        check.amount("amount.minor", a.minor, true);
+    }
+    let owner = owner.map(|o| o.trim().to_owned());
+    if let Some(o) = &owner {
+        check.required("owner", o, SHORT_MAX);
+    }
+    check.finish()?;
+    let o = open_opportunity(world, *customer_id, *opportunity_id)?;
+    if let Some(a) = amount {
+        let mut check = Check::new();
+        same_currency(&mut check, "amount.currency", o.amount.currency, a.currency);
+        check.finish().map_err(|mut r| {
+            r.kind = RejectionKind::FailedPrecondition;
+            r
+        })?;
+    }
+    let name = name.filter(|n| *n != o.name);
+    let amount = amount.copied().filter(|a| *a != o.amount);
+    let owner = owner.filter(|w| o.owner.as_ref() != Some(w));
+    let expected_close = expected_close
+        .copied()
+        .filter(|t| o.expected_close != Some(*t));
+    if name.is_none() && amount.is_none() && owner.is_none() && expected_close.is_none() {
+        return Ok(vec![]);
+    }
+    Ok(vec![customer_event(
+        *customer_id,
+        CustomerEvent::OpportunityUpdated {
+            opportunity_id: *opportunity_id,
+            name,
+            amount,
+            owner,
+            expected_close,
+        },
+    )])
+}
+
+/// Decides [`Command::ReopenOpportunity`]: a lost deal opens again at `stage` (the stage
+/// it was lost at by default), its probability and forecast category taken from the
+/// pipeline's configuration now, as a stage move does. A won deal is not reopened: a new
+/// deal with the same customer is a new opportunity.
+pub(super) fn reopen_opportunity(
+    world: &World,
+    customer_id: &CustomerId,
+    opportunity_id: &OpportunityId,
+    stage: Option<&String>,
+    reason: &str,
+    ctx: &DecideContext<'_>,
+) -> Result<Vec<DomainEvent>, Rejection> {
+    let mut check = Check::new();
+    if let Some(s) = stage {
+        check.key("stage", s, SHORT_MAX);
+    }
+    check.required("reason", reason, SUBJECT_MAX);
+    check.finish()?;
+    let o = existing_customer(world, *customer_id, "customer_id")?
+        .opportunities
+        .get(opportunity_id)
+        .ok_or_else(|| {
+            Rejection::not_found(
+                "opportunity_id",
+                format!("opportunity {opportunity_id} does not exist on customer {customer_id}"),
+            )
+        })?;
+    match o.status {
+        OpportunityStatus::Lost => {}
+        OpportunityStatus::Open => {
+            return Err(Rejection::precondition(
+                "opportunity_id",
+                "state",
+                format!("opportunity {opportunity_id} is open: only a lost deal is reopened"),
+            ));
+        }
+        OpportunityStatus::Won => {
+            return Err(Rejection::precondition(
+                "opportunity_id",
+                "state",
+                format!(
+                    "opportunity {opportunity_id} was won: a won deal is not reopened (open a new opportunity)"
+                ),
+            ));
+        }
+    }
+    let pipeline = ctx.config.pipelines.get(&o.pipeline).ok_or_else(|| {
+        Rejection::precondition(
+            "opportunity_id",
+            "pipeline",
+            format!(
+                "the opportunity's pipeline {:?} is no longer configured",
+                o.pipeline
+            ),
+        )
+    })?;
+    let key = stage.unwrap_or(&o.stage);
+    let to = pipeline
+        .stage(key)
+        .ok_or_else(|| unknown_stage(pipeline, key))?;
+    Ok(vec![customer_event(
+        *customer_id,
+        CustomerEvent::OpportunityReopened {
+            opportunity_id: *opportunity_id,
+            stage: key.clone(),
+            probability_pct: to.probability_pct,
+            forecast: to.forecast,
+            reason: reason.to_owned(),
+        },
+    )])
+}
+
 pub(super) fn open_opportunity(
     world: &World,
     customer_id: CustomerId,

@@ -161,10 +161,13 @@ fn open_opportunity_defaults_to_the_first_stage_of_the_default_pipeline() {
     assert_eq!(
         *opp(&world),
         OpportunityState {
+            name: "Kitchen remodel".into(),
             pipeline: "sales".into(),
             stage: "initial_contact".into(),
             status: OpportunityStatus::Open,
             amount: eur_m(100_000),
+            owner: None,
+            expected_close: None,
         }
     );
 }
@@ -625,5 +628,193 @@ fn lose_opportunity_rejections() {
     assert_rejections(
         &then(with_opportunity(), [lost("initial_contact")]),
         [(lose("price"), p, "opportunity_id", "state")],
+    );
+}
+
+// ---------------------------------------------------------------- UpdateOpportunity
+
+fn update(
+    name: Option<&str>,
+    amount: Option<Money>,
+    owner: Option<&str>,
+    expected_close: Option<Timestamp>,
+) -> Command {
+    Command::UpdateOpportunity {
+        customer_id: C1,
+        opportunity_id: P1,
+        name: name.map(Into::into),
+        amount,
+        owner: owner.map(Into::into),
+        expected_close,
+    }
+}
+
+#[test]
+fn update_opportunity_records_what_changed_and_nothing_else() {
+    let close = Timestamp(T0.0 + 45 * Timestamp::MICROS_PER_DAY);
+    let world = Scenario::new()
+        .given(with_opportunity())
+        // The name is the current one: not part of the change.
+        .when(update(
+            Some("Kitchen remodel"),
+            Some(eur_m(120_000)),
+            Some(" kim "),
+            Some(close),
+        ))
+        .then_events([cev(
+            C1,
+            CustomerEvent::OpportunityUpdated {
+                opportunity_id: P1,
+                name: None,
+                amount: Some(eur_m(120_000)),
+                owner: Some("kim".into()),
+                expected_close: Some(close),
+            },
+        )]);
+    let o = opp(&world);
+    assert_eq!(
+        (o.amount, o.owner.as_deref(), o.expected_close),
+        (eur_m(120_000), Some("kim"), Some(close))
+    );
+    assert_eq!(o.name, "Kitchen remodel");
+    // The same values again change nothing.
+    Scenario::new()
+        .given(world_history_with_update(close))
+        .when(update(None, Some(eur_m(120_000)), Some("kim"), Some(close)))
+        .then_events([]);
+}
+
+fn world_history_with_update(close: Timestamp) -> Vec<DomainEvent> {
+    then(
+        with_opportunity(),
+        [cev(
+            C1,
+            CustomerEvent::OpportunityUpdated {
+                opportunity_id: P1,
+                name: None,
+                amount: Some(eur_m(120_000)),
+                owner: Some("kim".into()),
+                expected_close: Some(close),
+            },
+        )],
+    )
+}
+
+#[test]
+fn update_opportunity_rejections() {
+    let p = RejectionKind::FailedPrecondition;
+    assert_rejections(
+        &with_opportunity(),
+        [
+            invalid(update(None, None, None, None), "name", "required"),
+            invalid(update(Some(" "), None, None, None), "name", "required"),
+            invalid(update(None, None, Some(""), None), "owner", "required"),
+            invalid(
+                update(None, Some(eur_m(-1)), None, None),
+                "amount.minor",
+                "range",
+            ),
+            (
+                update(None, Some(Money::new(1, usd())), None, None),
+                p,
+                "amount.currency",
+                "currency",
+            ),
+        ],
+    );
+    for closed in [won(100_000, "initial_contact"), lost("initial_contact")] {
+        assert_rejections(
+            &then(with_opportunity(), [closed]),
+            [(
+                update(Some("x"), None, None, None),
+                p,
+                "opportunity_id",
+                "state",
+            )],
+        );
+    }
+}
+
+// ---------------------------------------------------------------- ReopenOpportunity
+
+fn reopen(stage: Option<&str>, reason: &str) -> Command {
+    Command::ReopenOpportunity {
+        customer_id: C1,
+        opportunity_id: P1,
+        stage: stage.map(Into::into),
+        reason: reason.into(),
+    }
+}
+
+fn reopened(stage: &str, probability_pct: u8, forecast: ForecastCategory) -> DomainEvent {
+    cev(
+        C1,
+        CustomerEvent::OpportunityReopened {
+            opportunity_id: P1,
+            stage: stage.into(),
+            probability_pct,
+            forecast,
+            reason: "budget approved".into(),
+        },
+    )
+}
+
+#[test]
+fn a_lost_deal_reopens_at_the_stage_it_was_lost_in_or_a_named_one() {
+    let lost_in_negotiation = then(
+        with_opportunity(),
+        [
+            moved(
+                "initial_contact",
+                "negotiation",
+                70,
+                ForecastCategory::Commit,
+            ),
+            lost("negotiation"),
+        ],
+    );
+    let world = Scenario::new()
+        .given(lost_in_negotiation.clone())
+        .when(reopen(None, "budget approved"))
+        .then_events([reopened("negotiation", 70, ForecastCategory::Commit)]);
+    assert_eq!(opp(&world).status, OpportunityStatus::Open);
+    assert_eq!(opp(&world).stage, "negotiation");
+    // Open again, it can be won.
+    Scenario::new()
+        .given(then(
+            lost_in_negotiation.clone(),
+            [reopened("negotiation", 70, ForecastCategory::Commit)],
+        ))
+        .when(win(None))
+        .then_events([won(100_000, "negotiation")]);
+    Scenario::new()
+        .given(lost_in_negotiation)
+        .when(reopen(Some("initial_contact"), "budget approved"))
+        .then_events([reopened("initial_contact", 10, ForecastCategory::Pipeline)]);
+}
+
+#[test]
+fn reopen_opportunity_rejections() {
+    let p = RejectionKind::FailedPrecondition;
+    let lost_deal = then(with_opportunity(), [lost("initial_contact")]);
+    assert_rejections(
+        &lost_deal,
+        [
+            invalid(reopen(None, " "), "reason", "required"),
+            (
+                reopen(Some("no_such_stage"), "x"),
+                RejectionKind::Invalid,
+                "stage",
+                "unknown_stage",
+            ),
+        ],
+    );
+    assert_rejections(
+        &with_opportunity(),
+        [(reopen(None, "x"), p, "opportunity_id", "state")],
+    );
+    assert_rejections(
+        &then(with_opportunity(), [won(100_000, "initial_contact")]),
+        [(reopen(None, "x"), p, "opportunity_id", "state")],
     );
 }

@@ -1228,3 +1228,48 @@ impl TryFrom<CampaignCostRecorded> for d::CampaignEvent {
         })
     }
 }
+
+/// `customer.opportunity_updated` (added with the funnel; schema version 1)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpportunityUpdated {
+    pub opportunity_id: Id,
+    pub name: Option<String>,
+    pub amount: Option<Money>,
+    pub owner: Option<String>,
+    pub expected_close: Option<i64>,
+}
+
+impl TryFrom<OpportunityUpdated> for d::CustomerEvent {
+    type Error = Invalid;
+    fn try_from(w: OpportunityUpdated) -> Result<Self, Invalid> {
+        Ok(Self::OpportunityUpdated {
+            opportunity_id: w.opportunity_id.into(),
+            name: w.name,
+            amount: w.amount.map(TryInto::try_into).transpose()?,
+            owner: w.owner,
+            expected_close: w.expected_close.map(d::Timestamp::from_micros),
+        })
+    }
+}
+
+/// `customer.opportunity_reopened` (added with the funnel; schema version 1)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpportunityReopened {
+    pub opportunity_id: Id,
+    pub stage: String,
+    pub probability_pct: u8,
+    pub forecast: ForecastCategory,
+    pub reason: String,
+}
+
+impl From<OpportunityReopened> for d::CustomerEvent {
+    fn from(w: OpportunityReopened) -> Self {
+        Self::OpportunityReopened {
+            opportunity_id: w.opportunity_id.into(),
+            stage: w.stage,
+            probability_pct: w.probability_pct,
+            forecast: w.forecast.into(),
+            reason: w.reason,
+        }
+    }
+}

@@ -675,6 +675,59 @@ impl IntoCommand for v1::LoseOpportunityRequest {
     }
 }
 
+impl IntoCommand for v1::UpdateOpportunityRequest {
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::UpdateOpportunity)
+    }
+
+    fn options(&self) -> Option<&v1::CommandOptions> {
+        self.options.as_ref()
+    }
+
+    fn into_command(self, _: &CommandIds) -> Result<Command, Rejection> {
+        let mut v = Vec::new();
+        let customer_id = required_id("customer_id", &self.customer_id, &mut v);
+        let opportunity_id = required_id("opportunity_id", &self.opportunity_id, &mut v);
+        let amount = opt_money("amount", self.amount.as_ref(), &mut v);
+        let expected_close =
+            (self.expected_close.as_ref()).and_then(|t| timestamp("expected_close", t, &mut v));
+        finish(v, || {
+            Some(Command::UpdateOpportunity {
+                customer_id: customer_id?,
+                opportunity_id: opportunity_id?,
+                name: self.name,
+                amount,
+                owner: self.owner,
+                expected_close,
+            })
+        })
+    }
+}
+
+impl IntoCommand for v1::ReopenOpportunityRequest {
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ReopenOpportunity)
+    }
+
+    fn options(&self) -> Option<&v1::CommandOptions> {
+        self.options.as_ref()
+    }
+
+    fn into_command(self, _: &CommandIds) -> Result<Command, Rejection> {
+        let mut v = Vec::new();
+        let customer_id = required_id("customer_id", &self.customer_id, &mut v);
+        let opportunity_id = required_id("opportunity_id", &self.opportunity_id, &mut v);
+        finish(v, || {
+            Some(Command::ReopenOpportunity {
+                customer_id: customer_id?,
+                opportunity_id: opportunity_id?,
+                stage: opt_string(self.stage),
+                reason: self.reason,
+            })
+        })
+    }
+}
+
 impl IntoCommand for v1::RecordCampaignResponseRequest {
     fn command_kind(&self) -> Option<CommandKind> {
         Some(CommandKind::RecordCampaignResponse)

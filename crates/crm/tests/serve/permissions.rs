@@ -33,7 +33,7 @@ const PRINCIPALS: [(&str, &[&str]); 8] = [
 /// marketing: campaigns (with their responses), leads, customers; auditor, analyst:
 /// nothing on the write side; importer: everything, including bulk ingest.
 #[rustfmt::skip]
-const EXPECTED: [(&str, [bool; 8]); 30] = [
+const EXPECTED: [(&str, [bool; 8]); 32] = [
     //                          admin sales service marketing auditor analyst importer sales+service
     ("RegisterCustomer",       [A,    A,    A,      A,        D,      D,      A,       A]),
     ("UpdateProfile",          [A,    A,    A,      A,        D,      D,      A,       A]),
@@ -54,6 +54,8 @@ const EXPECTED: [(&str, [bool; 8]); 30] = [
     ("MoveOpportunityStage",   [A,    A,    D,      D,        D,      D,      A,       A]),
     ("WinOpportunity",         [A,    A,    D,      D,        D,      D,      A,       A]),
     ("LoseOpportunity",        [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("UpdateOpportunity",      [A,    A,    D,      D,        D,      D,      A,       A]),
+    ("ReopenOpportunity",      [A,    A,    D,      D,        D,      D,      A,       A]),
     ("CreateLead",             [A,    A,    D,      A,        D,      D,      A,       A]),
     ("AssignLead",             [A,    A,    D,      A,        D,      D,      A,       A]),
     ("ContactLead",            [A,    A,    D,      A,        D,      D,      A,       A]),
@@ -292,6 +294,26 @@ fn requests(nobody: &str, other: &str) -> Vec<(Cmd, Code)> {
             found,
         ),
         (
+            v1::UpdateOpportunityRequest {
+                customer_id: n(),
+                opportunity_id: o(),
+                owner: Some("kim".into()),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
+            v1::ReopenOpportunityRequest {
+                customer_id: n(),
+                opportunity_id: o(),
+                reason: "budget approved after all".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
+        (
             v1::CreateLeadRequest {
                 source: "web-form".into(),
                 email: "pat@example.com".into(),
@@ -434,7 +456,7 @@ async fn the_permission_matrix_follows_the_roles() {
     let requests = requests(&nobody, &other);
     let covered: BTreeSet<&str> = requests.iter().map(|(c, _)| rpc_name(c)).collect();
     let tabled: BTreeSet<&str> = EXPECTED.iter().map(|(rpc, _)| *rpc).collect();
-    assert_eq!(covered.len(), 29, "one request per unary RPC");
+    assert_eq!(covered.len(), 31, "one request per unary RPC");
     assert_eq!(tabled.len(), EXPECTED.len(), "one row per RPC");
     assert_eq!(
         tabled.difference(&covered).collect::<Vec<_>>(),

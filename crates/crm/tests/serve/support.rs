@@ -209,6 +209,8 @@ rpcs! {
     MoveOpportunityStage(MoveOpportunityStageRequest) => move_opportunity_stage, Customer.customer_id;
     WinOpportunity(WinOpportunityRequest) => win_opportunity, Customer.customer_id;
     LoseOpportunity(LoseOpportunityRequest) => lose_opportunity, Customer.customer_id;
+    UpdateOpportunity(UpdateOpportunityRequest) => update_opportunity, Customer.customer_id;
+    ReopenOpportunity(ReopenOpportunityRequest) => reopen_opportunity, Customer.customer_id;
     CreateLead(CreateLeadRequest) => create_lead, Lead.lead_id;
     AssignLead(AssignLeadRequest) => assign_lead, Lead.lead_id;
     ContactLead(ContactLeadRequest) => contact_lead, Lead.lead_id;

@@ -1,7 +1,7 @@
 //! What a customer record holds besides identity: orders and returns (PlaceOrder,
 //! RecordReturn), tickets (OpenTicket, AssignTicket, RespondToTicket, ResolveTicket,
 //! ReopenTicket, CloseTicket) and opportunities (OpenOpportunity, MoveOpportunityStage,
-//! WinOpportunity, LoseOpportunity).
+//! WinOpportunity, LoseOpportunity, UpdateOpportunity, ReopenOpportunity).
 
 use crm_proto::v1;
 
@@ -1087,7 +1087,96 @@ async fn order_return_ticket_and_opportunity_commands_accept_and_reject_over_grp
             move_to(&carl, &p2, "proposal"),
             failed("opportunity_id"),
         ),
+        case(
+            "(UpdateOpportunity) a lost opportunity",
+            update(&carl, &p2),
+            failed("opportunity_id"),
+        ),
+    ])
+    .await;
+
+    let reopen = |opportunity_id: &str, stage: &str, reason: &str| v1::ReopenOpportunityRequest {
+        customer_id: carl.clone(),
+        opportunity_id: opportunity_id.into(),
+        stage: stage.into(),
+        reason: reason.into(),
+        ..Default::default()
+    };
+    api.run(vec![
+        case("no reason", reopen(&p2, "", ""), invalid("reason")),
+        case(
+            "a stage the pipeline does not have",
+            reopen(&p2, "won", "budget approved"),
+            invalid("stage"),
+        ),
+        case(
+            "a won opportunity",
+            reopen(&p1, "", "budget approved"),
+            failed("opportunity_id"),
+        ),
+        case(
+            "a lost opportunity, at the stage it was lost at",
+            reopen(&p2, "", "budget approved"),
+            ok(28),
+        ),
+        case(
+            "again: it is open",
+            reopen(&p2, "", "budget approved"),
+            failed("opportunity_id"),
+        ),
+    ])
+    .await;
+
+    let amount_owner = v1::UpdateOpportunityRequest {
+        amount: money(150_000, "EUR"),
+        owner: Some("kim".into()),
+        ..update(&carl, &p2)
+    };
+    api.run(vec![
+        case(
+            "nothing to change",
+            v1::UpdateOpportunityRequest {
+                owner: None,
+                ..update(&carl, &p2)
+            },
+            invalid("name"),
+        ),
+        case(
+            "an amount in another currency",
+            v1::UpdateOpportunityRequest {
+                amount: money(150_000, "USD"),
+                ..update(&carl, &p2)
+            },
+            failed("amount.currency"),
+        ),
+        case(
+            "expected close not a timestamp",
+            v1::UpdateOpportunityRequest {
+                expected_close: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: -1,
+                }),
+                ..update(&carl, &p2)
+            },
+            invalid("expected_close"),
+        ),
+        case("amount and owner", amount_owner.clone(), ok(29)),
+        case("the same values again: no change", amount_owner, noop(29)),
+        case(
+            "(WinOpportunity) the reopened deal",
+            win(&carl, &p2),
+            ok(30),
+        ),
     ])
     .await;
     api.finish().await;
+}
+
+fn update(customer_id: &str, opportunity_id: &str) -> v1::UpdateOpportunityRequest {
+    v1::UpdateOpportunityRequest {
+        customer_id: customer_id.into(),
+        opportunity_id: opportunity_id.into(),
+        owner: Some("kim".into()),
+        ..Default::default()
+    }
 }
