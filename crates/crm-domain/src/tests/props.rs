@@ -36,7 +36,7 @@ const STAGES: [&str; 6] = [
     "won",
 ];
 
-const COMMAND_NAMES: [&str; 29] = [
+const COMMAND_NAMES: [&str; 31] = [
     "RegisterCustomer",
     "UpdateProfile",
     "SetConsent",
@@ -56,6 +56,8 @@ const COMMAND_NAMES: [&str; 29] = [
     "MoveOpportunityStage",
     "WinOpportunity",
     "LoseOpportunity",
+    "UpdateOpportunity",
+    "ReopenOpportunity",
     "RecordCampaignResponse",
     "CreateLead",
     "AssignLead",
@@ -483,7 +485,7 @@ fn opportunity_command() -> BoxedStrategy<Command> {
     (
         customer(),
         opportunity(),
-        select(vec![0_u8, 0, 0, 1, 2]),
+        select(vec![0_u8, 0, 0, 1, 2, 3, 4]),
         stage(),
         option::of(0_u8..=110),
         option::of(money(200_000)),
@@ -503,9 +505,23 @@ fn opportunity_command() -> BoxedStrategy<Command> {
                         opportunity_id,
                         amount,
                     },
-                    _ => Command::LoseOpportunity {
+                    2 => Command::LoseOpportunity {
                         customer_id,
                         opportunity_id,
+                        reason,
+                    },
+                    3 => Command::UpdateOpportunity {
+                        customer_id,
+                        opportunity_id,
+                        name: None,
+                        amount,
+                        owner: probability_pct.map(|p| format!("owner-{}", p % 3)),
+                        expected_close: None,
+                    },
+                    _ => Command::ReopenOpportunity {
+                        customer_id,
+                        opportunity_id,
+                        stage: probability_pct.map(|_| stage),
                         reason,
                     },
                 }
@@ -816,7 +832,11 @@ fn check_invariants(command: &Command, before: &World, after: &World, ordered: &
                 }
             }
             for (pid, o) in &prev.opportunities {
-                if o.status != OpportunityStatus::Open {
+                // A won deal never changes; a lost one only by being reopened.
+                let reopened = name == "ReopenOpportunity"
+                    && o.status == OpportunityStatus::Lost
+                    && c.opportunities[pid].status == OpportunityStatus::Open;
+                if o.status != OpportunityStatus::Open && !reopened {
                     assert_eq!(
                         &c.opportunities[pid], o,
                         "{name}: closed opportunity {pid} changed"
