@@ -9,15 +9,20 @@
 //! figure is the same as if the events had arrived in order.
 //!
 //! Nothing time-dependent is stored: [`DealRecord::at`] replays a deal's facts up to a cut
-//! (`as_of`) and [`pipeline_funnel`] computes the figures of the deals as of that moment
-//! (definitions in `../shared/notes/crm-domain.md`, "Funnel metrics").
+//! (`as_of`); [`pipeline_funnel`] computes the funnel of the deals as of that moment,
+//! [`period_forecast`] the forecast of a period and [`forecast_movements`] how it moved
+//! between two moments (definitions in the domain notes, "Funnel metrics").
 
 mod fold;
+mod forecast;
 pub mod keys;
 mod pipeline;
 mod record;
 
 pub use fold::Funnel;
+pub use forecast::{
+    DealMovement, GroupBy, Movement, PeriodForecast, Rollup, forecast_movements, period_forecast,
+};
 pub use pipeline::{
     DAY_MICROS, Durations, FunnelFilter, PipelineFunnel, StageFigures, pipeline_funnel,
 };
