@@ -46,6 +46,8 @@ impl RunningReadSide {
         let customer360 = Arc::new(Queries::new(
             read_side.add(Customer360::default())?.reader(),
         ));
+        // The funnel's deals (its queries come with FunnelService).
+        read_side.add(crm_funnel::Funnel)?;
         tracing::info!(path = %path.display(), "read models opened");
 
         let (stop, stopped) = watch::channel(false);
