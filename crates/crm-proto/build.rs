@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "crm/v1/queries.proto",
         "crm/v1/admin.proto",
         "crm/v1/log.proto",
+        "crm/v1/funnel.proto",
     ];
     let fds = protox::compile(files, [&proto_root])?;
     std::fs::write(out_dir.join("crm_descriptor.bin"), fds.encode_to_vec())?;

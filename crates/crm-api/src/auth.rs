@@ -41,6 +41,8 @@ pub enum Permission {
     LogQuarantine,
     /// See the quarantined positions of the event log.
     LogAudit,
+    /// Read the sales funnel and forecast (figures, no personal data).
+    FunnelRead,
 }
 
 impl Permission {
@@ -61,6 +63,7 @@ impl Permission {
             Self::ProjectionsAdmin => "projections.admin",
             Self::LogQuarantine => "log.quarantine",
             Self::LogAudit => "log.audit",
+            Self::FunnelRead => "funnel.read",
         }
     }
 }
@@ -89,9 +92,9 @@ impl Role {
     #[must_use]
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
-            CommerceWrite, CustomersRead, CustomersWrite, Ingest, InteractionsWrite, LeadsWrite,
-            LogAudit, LogQuarantine, MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead,
-            SalesWrite, TicketsWrite,
+            CommerceWrite, CustomersRead, CustomersWrite, FunnelRead, Ingest, InteractionsWrite,
+            LeadsWrite, LogAudit, LogQuarantine, MarketingWrite, PiiRead, ProjectionsAdmin,
+            ProjectionsRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -108,6 +111,7 @@ impl Role {
             ProjectionsAdmin,
             LogQuarantine,
             LogAudit,
+            FunnelRead,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -130,6 +134,7 @@ impl Role {
                 SalesWrite,
                 CustomersRead,
                 PiiRead,
+                FunnelRead,
             ],
             Self::Service => &[
                 CustomersWrite,
@@ -145,10 +150,17 @@ impl Role {
                 CustomersWrite,
                 CustomersRead,
                 PiiRead,
+                FunnelRead,
             ],
             // Auditors see everything as it was recorded; analysts see figures, not people.
-            Self::Auditor => &[CustomersRead, PiiRead, ProjectionsRead, LogAudit],
-            Self::Analyst => &[CustomersRead, ProjectionsRead],
+            Self::Auditor => &[
+                CustomersRead,
+                PiiRead,
+                ProjectionsRead,
+                LogAudit,
+                FunnelRead,
+            ],
+            Self::Analyst => &[CustomersRead, ProjectionsRead, FunnelRead],
         }
     }
 }

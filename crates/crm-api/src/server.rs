@@ -8,6 +8,7 @@ use crm_customer360::Queries;
 use crm_projection::ReadSide;
 use crm_proto::v1::admin_service_server::AdminServiceServer;
 use crm_proto::v1::command_service_server::CommandServiceServer;
+use crm_proto::v1::funnel_service_server::FunnelServiceServer;
 use crm_proto::v1::log_service_server::LogServiceServer;
 use crm_proto::v1::query_service_server::QueryServiceServer;
 use crm_store::CommandHandler;
@@ -19,7 +20,7 @@ use crate::admin::AdminApi;
 use crate::auth::Authenticator;
 use crate::log::LogApi;
 use crate::metrics::RequestMetrics;
-use crate::query::QueryApi;
+use crate::query::{FunnelApi, QueryApi};
 use crate::service::{Commands, IngestLimits};
 
 /// PEM-encoded certificate chain and private key.
@@ -80,6 +81,8 @@ pub struct Services {
     pub queries: Option<Arc<Queries>>,
     /// The hosted projections, for the admin service.
     pub read_side: Option<Arc<ReadSide>>,
+    /// The funnel read model and the pipelines its figures follow, for `FunnelService`.
+    pub funnel: Option<(crm_projection::ReadModel, Arc<crm_domain::DomainConfig>)>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
@@ -120,17 +123,33 @@ pub async fn serve(
         }
         None => None,
     };
-    let queries = match services.queries {
-        Some(queries) => {
-            health.set_serving::<QueryServiceServer<QueryApi>>().await;
+    let query_api = services
+        .queries
+        .map(|queries| QueryApi::new(queries, Arc::clone(&auth), cfg.max_concurrent_queries));
+    // The funnel's queries share the read side's query limit.
+    let funnel = match (&query_api, services.funnel) {
+        (Some(q), Some((model, config))) => {
+            health.set_serving::<FunnelServiceServer<FunnelApi>>().await;
             Some(
-                QueryServiceServer::new(QueryApi::new(
-                    queries,
+                FunnelServiceServer::new(FunnelApi::new(
+                    model,
+                    config,
                     Arc::clone(&auth),
-                    cfg.max_concurrent_queries,
+                    q.permits(),
                 ))
                 .max_decoding_message_size(cfg.max_message_bytes)
                 .max_encoding_message_size(cfg.max_message_bytes),
+            )
+        }
+        _ => None,
+    };
+    let queries = match query_api {
+        Some(api) => {
+            health.set_serving::<QueryServiceServer<QueryApi>>().await;
+            Some(
+                QueryServiceServer::new(api)
+                    .max_decoding_message_size(cfg.max_message_bytes)
+                    .max_encoding_message_size(cfg.max_message_bytes),
             )
         }
         None => None,
@@ -173,6 +192,7 @@ pub async fn serve(
         .add_service(reflection_alpha)
         .add_optional_service(commands)
         .add_optional_service(queries)
+        .add_optional_service(funnel)
         .add_optional_service(admin)
         .add_optional_service(log)
         .serve_with_incoming_shutdown(incoming, async move {

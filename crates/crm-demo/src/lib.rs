@@ -8,6 +8,7 @@
 //! stray message on a customer's subject set aside with the quarantine. Then it stops
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
+mod funnel;
 mod quarantine;
 mod show;
 

@@ -182,19 +182,22 @@ async fn serve_with_log(
     } else {
         Some(async_nats::jetstream::new(connect(NatsUser::Reader).await?))
     };
+    // The business rules' configuration: the command side decides with it, the funnel
+    // follows its pipelines' stage order.
+    let domain = crm_domain::DomainConfig {
+        business_time: crm_domain::BusinessTimeBounds {
+            future_tolerance_mins: config.business_time_tolerance_mins,
+            ..crm_domain::BusinessTimeBounds::default()
+        },
+        ..crm_domain::DomainConfig::default()
+    };
     let commands = log.map(|log| {
         CommandHandler::new(
             log,
             HandlerConfig {
                 cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
                     .expect("at least 1"),
-                domain: crm_domain::DomainConfig {
-                    business_time: crm_domain::BusinessTimeBounds {
-                        future_tolerance_mins: config.business_time_tolerance_mins,
-                        ..crm_domain::BusinessTimeBounds::default()
-                    },
-                    ..crm_domain::DomainConfig::default()
-                },
+                domain: domain.clone(),
                 ..HandlerConfig::default()
             },
         )
@@ -265,6 +268,9 @@ async fn serve_with_log(
         commands,
         queries: read_side.as_ref().map(|r| Arc::clone(&r.customer360)),
         read_side: read_side.as_ref().map(|r| Arc::clone(&r.read_side)),
+        funnel: read_side
+            .as_ref()
+            .map(|r| (r.funnel.clone(), Arc::new(domain.clone()))),
     };
     // A projector that stops on its own (its sled storage failed) stops the process: the
     // query service must not go on answering from a read model that no longer advances.

@@ -18,6 +18,8 @@ pub struct RunningReadSide {
     pub read_side: Arc<ReadSide>,
     /// The customer 360° model's queries.
     pub customer360: Arc<Queries>,
+    /// The funnel's served build.
+    pub funnel: crm_projection::ReadModel,
     stop: watch::Sender<bool>,
     /// Turns true when a supervisor ended (on shutdown, or because its storage failed).
     ended: watch::Receiver<bool>,
@@ -46,8 +48,7 @@ impl RunningReadSide {
         let customer360 = Arc::new(Queries::new(
             read_side.add(Customer360::default())?.reader(),
         ));
-        // The funnel's deals (its queries come with FunnelService).
-        read_side.add(crm_funnel::Funnel)?;
+        let funnel = read_side.add(crm_funnel::Funnel)?.reader();
         tracing::info!(path = %path.display(), "read models opened");
 
         let (stop, stopped) = watch::channel(false);
@@ -74,6 +75,7 @@ impl RunningReadSide {
         Ok(Self {
             read_side: Arc::new(read_side),
             customer360,
+            funnel,
             stop,
             ended,
             supervisors,

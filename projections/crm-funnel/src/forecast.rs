@@ -72,7 +72,12 @@ fn category_name(f: Forecast) -> &'static str {
 
 /// The forecast of `[start, end)` from deals as of one moment.
 #[must_use]
-pub fn period_forecast(deals: &[DealAt], start: i64, end: i64, group_by: GroupBy) -> PeriodForecast {
+pub fn period_forecast(
+    deals: &[DealAt],
+    start: i64,
+    end: i64,
+    group_by: GroupBy,
+) -> PeriodForecast {
     let mut out = PeriodForecast {
         start,
         end,
@@ -183,7 +188,8 @@ pub fn forecast_movements(
             _ => continue,
         };
         let amount = |d: Option<&DealAt>, counted: Option<Forecast>| {
-            d.filter(|_| counted.is_some()).map_or(0, |d| d.amount_minor)
+            d.filter(|_| counted.is_some())
+                .map_or(0, |d| d.amount_minor)
         };
         out.push(DealMovement {
             deal: id,

@@ -17,6 +17,7 @@ mod fold;
 mod forecast;
 pub mod keys;
 mod pipeline;
+mod query;
 mod record;
 
 pub use fold::Funnel;
@@ -26,4 +27,5 @@ pub use forecast::{
 pub use pipeline::{
     DAY_MICROS, Durations, FunnelFilter, PipelineFunnel, StageFigures, pipeline_funnel,
 };
+pub use query::deals_at;
 pub use record::{DealAt, DealFact, DealRecord, DealStatus, Fact, Forecast, StageVisit};

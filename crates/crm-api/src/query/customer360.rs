@@ -12,7 +12,8 @@ use crm_proto::v1::{self, query_service_server::QueryService};
 use tonic::{Request, Response, Status};
 
 use super::{
-    as_of, consistent, money, now, page_size, page_token, parse_id, principal, ts, uuid_str,
+    QUERY_QUEUE_WAIT, QueryPermits, as_of, consistent, money, now, page_size, page_token, parse_id,
+    principal, ts, uuid_str,
 };
 use crate::auth::{Authenticator, Permission, Principal};
 use crate::status::{invalid_query_field, query_error_status};
@@ -32,6 +33,11 @@ impl QueryApi {
             auth,
             permits: QueryPermits::new(max_concurrent, QUERY_QUEUE_WAIT),
         }
+    }
+
+    /// The query limit, to share with the read side's other query services.
+    pub(crate) fn permits(&self) -> QueryPermits {
+        self.permits.clone()
     }
 
     /// Runs a query's storage work on a blocking thread (sled reads may wait for a
@@ -89,43 +95,6 @@ fn classification(c: &Classes, r: &CustomerRecord, as_of: i64) -> v1::Classifica
             .commerce
             .last_order_at
             .map(|l| (as_of - l).div_euclid(Timestamp::MICROS_PER_DAY)),
-    }
-}
-
-/// How long a query waits for a turn when the limit is reached (a write-back holding
-/// the store can keep every running query for a few hundred milliseconds).
-const QUERY_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The read side's own limit on queries doing storage work at once: beyond it a query
-/// waits for a turn (without holding a thread), and is refused with RESOURCE_EXHAUSTED
-/// after `wait`. It keeps queries from taking every blocking thread the projectors'
-/// batch applies need, and bounds the read work a burst can start.
-#[derive(Clone, Debug)]
-struct QueryPermits {
-    permits: Arc<tokio::sync::Semaphore>,
-    max: usize,
-    wait: std::time::Duration,
-}
-
-impl QueryPermits {
-    fn new(max: usize, wait: std::time::Duration) -> Self {
-        let max = max.max(1);
-        Self {
-            permits: Arc::new(tokio::sync::Semaphore::new(max)),
-            max,
-            wait,
-        }
-    }
-
-    async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        let turn = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned());
-        match turn.await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Status::resource_exhausted(format!(
-                "the read side is answering its limit of {} queries at once and none finished within {:?}; retry shortly",
-                self.max, self.wait
-            ))),
-        }
     }
 }
 

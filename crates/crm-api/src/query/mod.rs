@@ -15,8 +15,10 @@ use crate::auth::{Authenticator, Permission, Principal};
 use crate::status::{auth_status, invalid_query_field, projection_status, stale_status};
 
 mod customer360;
+mod funnel;
 
 pub use customer360::QueryApi;
+pub use funnel::FunnelApi;
 
 /// The longest a query waits for its consistency token.
 pub const MAX_CONSISTENCY_WAIT: Duration = Duration::from_secs(10);
@@ -133,5 +135,42 @@ fn money(minor: i64, currency: &str) -> v1::Money {
     v1::Money {
         minor,
         currency: currency.to_owned(),
+    }
+}
+
+/// How long a query waits for a turn when the limit is reached (a write-back holding
+/// the store can keep every running query for a few hundred milliseconds).
+pub(crate) const QUERY_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// The read side's own limit on queries doing storage work at once: beyond it a query
+/// waits for a turn (without holding a thread), and is refused with RESOURCE_EXHAUSTED
+/// after `wait`. It keeps queries from taking every blocking thread the projectors'
+/// batch applies need, and bounds the read work a burst can start.
+#[derive(Clone, Debug)]
+pub(crate) struct QueryPermits {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    wait: Duration,
+}
+
+impl QueryPermits {
+    pub(crate) fn new(max: usize, wait: Duration) -> Self {
+        let max = max.max(1);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            wait,
+        }
+    }
+
+    pub(crate) async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let turn = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned());
+        match turn.await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Status::resource_exhausted(format!(
+                "the read side is answering its limit of {} queries at once and none finished within {:?}; retry shortly",
+                self.max, self.wait
+            ))),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! RPC).
 
 mod commands;
+mod funnel;
 mod permissions;
 mod support;
 

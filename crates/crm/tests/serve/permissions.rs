@@ -552,7 +552,7 @@ async fn the_permission_matrix_follows_the_roles() {
 /// the roles' meaning: everyone who reads customers may query; auditors and analysts may
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
 /// auditors (and admins) see the quarantined positions. Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 7] = [
+const READ_EXPECTED: [(&str, [bool; 8]); 8] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -561,6 +561,7 @@ const READ_EXPECTED: [(&str, [bool; 8]); 7] = [
     ("RebuildProjection", [A, D, D, D, D, D, D, D]),
     ("QuarantinePosition", [A, D, D, D, D, D, D, D]),
     ("ListQuarantined", [A, D, D, D, A, D, D, D]),
+    ("GetPipelineFunnel", [A, A, D, A, A, A, D, A]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
@@ -572,6 +573,7 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
     let mut q = QueryServiceClient::new(channel.clone());
     let mut a = AdminServiceClient::new(channel.clone());
     let mut l = LogServiceClient::new(channel.clone());
+    let mut f = v1::funnel_service_client::FunnelServiceClient::new(channel.clone());
     let customer_id = if valid { id() } else { "not-a-uuid".into() };
     match rpc {
         "GetCustomer360" => code(
@@ -636,6 +638,19 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
             ))
             .await,
         ),
+        "GetPipelineFunnel" => code(
+            &f.get_pipeline_funnel(auth(
+                v1::GetPipelineFunnelRequest {
+                    filter: Some(v1::FunnelFilter {
+                        campaign_id: if valid { String::new() } else { "x".into() },
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
         "ListQuarantined" => code(
             &l.list_quarantined(auth(v1::ListQuarantinedRequest {}, authorization))
                 .await,
@@ -669,9 +684,12 @@ async fn the_read_side_permission_matrix_follows_the_roles() {
                     // The list RPCs have no field to get wrong.
                     (true, false, "ListProjections" | "ListQuarantined") => vec![Code::Ok],
                     (true, false, _) => vec![Code::InvalidArgument],
-                    (true, true, "ListCustomers" | "ListProjections" | "ListQuarantined") => {
-                        vec![Code::Ok]
-                    }
+                    (
+                        true,
+                        true,
+                        "ListCustomers" | "ListProjections" | "ListQuarantined"
+                        | "GetPipelineFunnel",
+                    ) => vec![Code::Ok],
                     (true, true, _) => vec![Code::NotFound],
                 };
                 if !want.contains(&got) {
