@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use crm_domain::DomainConfig;
-use crm_funnel::{DAY_MICROS, Durations, FunnelFilter, PipelineFunnel, deals_at, pipeline_funnel};
+use crm_funnel::{
+    DAY_MICROS, DealAt, Durations, FunnelFilter, GroupBy, Movement, PeriodForecast, PipelineFunnel,
+    deals_at, forecast_movements, period_forecast, pipeline_funnel,
+};
 use crm_projection::ReadModel;
 use crm_proto::timestamp_from_proto;
 use crm_proto::v1::{self, funnel_service_server::FunnelService};
@@ -131,6 +134,70 @@ fn reply(f: &PipelineFunnel, pipeline: &str, position: u64) -> v1::PipelineFunne
     }
 }
 
+fn forecast_reply(
+    f: &PeriodForecast,
+    movements: &[crm_funnel::DealMovement],
+    at: i64,
+    position: u64,
+) -> v1::ForecastReply {
+    use v1::ForecastMovementKind as K;
+    v1::ForecastReply {
+        position,
+        as_of: ts(at),
+        period_start: ts(f.start),
+        period_end: ts(f.end),
+        groups: f
+            .groups
+            .iter()
+            .map(|(group, by_currency)| v1::ForecastGroup {
+                group: group.clone(),
+                rollups: by_currency
+                    .iter()
+                    .map(|(currency, r)| v1::ForecastRollup {
+                        currency: currency.clone(),
+                        closed: r.closed,
+                        commit: r.commit,
+                        best_case: r.best_case,
+                        pipeline: r.pipeline,
+                        weighted: r.weighted,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        movements: movements
+            .iter()
+            .map(|m| v1::ForecastMovement {
+                opportunity_id: uuid::Uuid::from_bytes(m.deal).to_string(),
+                kind: match m.movement {
+                    Movement::New => K::New,
+                    Movement::MovedIn => K::MovedIn,
+                    Movement::MovedOut => K::MovedOut,
+                    Movement::Won => K::Won,
+                    Movement::Lost => K::Lost,
+                    Movement::AmountChanged => K::AmountChanged,
+                }
+                .into(),
+                currency: m.currency.clone(),
+                amount_before: m.amount_before,
+                amount_after: m.amount_after,
+            })
+            .collect(),
+    }
+}
+
+/// The deals of `pipeline` (all when empty) that `filter` admits, as of `at`.
+fn admitted(
+    model: &ReadModel,
+    at: i64,
+    pipeline: &str,
+    filter: &FunnelFilter,
+) -> Result<Vec<DealAt>, crm_projection::ProjectionError> {
+    Ok(deals_at(model, at)?
+        .into_iter()
+        .filter(|d| (pipeline.is_empty() || d.pipeline == pipeline) && filter.admits(d))
+        .collect())
+}
+
 #[tonic::async_trait]
 impl FunnelService for FunnelApi {
     async fn get_pipeline_funnel(
@@ -190,5 +257,71 @@ impl FunnelService for FunnelApi {
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| projection_status(&e))?;
         Ok(Response::new(reply(&funnel, &name, position)))
+    }
+
+    async fn get_forecast(
+        &self,
+        request: Request<v1::GetForecastRequest>,
+    ) -> Result<Response<v1::ForecastReply>, Status> {
+        principal(
+            &self.auth,
+            &request,
+            Permission::FunnelRead,
+            "read the funnel",
+        )?;
+        let r = request.get_ref();
+        let start = opt_time(r.period_start.as_ref(), "period_start")?
+            .ok_or_else(|| invalid_query_field("period_start", "required"))?;
+        let end = opt_time(r.period_end.as_ref(), "period_end")?
+            .ok_or_else(|| invalid_query_field("period_end", "required"))?;
+        if end <= start {
+            return Err(invalid_query_field(
+                "period_end",
+                "must be after period_start",
+            ));
+        }
+        let at = as_of(r.as_of.as_ref(), "as_of")?;
+        let compare_to = opt_time(r.compare_to.as_ref(), "compare_to")?;
+        if compare_to.is_some_and(|t| t > at) {
+            return Err(invalid_query_field("compare_to", "must not be after as_of"));
+        }
+        let group_by = match v1::ForecastGroupBy::try_from(r.group_by) {
+            Ok(v1::ForecastGroupBy::Unspecified) => GroupBy::Nothing,
+            Ok(v1::ForecastGroupBy::Owner) => GroupBy::Owner,
+            Ok(v1::ForecastGroupBy::Category) => GroupBy::Category,
+            Err(_) => return Err(invalid_query_field("group_by", "not a known grouping")),
+        };
+        if !r.pipeline.is_empty() && !self.config.pipelines.contains_key(&r.pipeline) {
+            return Err(Status::not_found(format!(
+                "pipeline: no pipeline {:?}",
+                r.pipeline
+            )));
+        }
+        let filter = filter(r.filter.as_ref())?;
+        let pipeline = r.pipeline.clone();
+        let position = consistent(&self.model, &request, r.consistency.as_ref()).await?;
+        let permit = self.permits.admit().await?;
+        let model = self.model.clone();
+        let (forecast, movements) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let now = admitted(&model, at, &pipeline, &filter)?;
+            let movements = match compare_to {
+                Some(then) => {
+                    let before = admitted(&model, then, &pipeline, &filter)?;
+                    forecast_movements(&before, &now, start, end)
+                }
+                None => Vec::new(),
+            };
+            Ok::<_, crm_projection::ProjectionError>((
+                period_forecast(&now, start, end, group_by),
+                movements,
+            ))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| projection_status(&e))?;
+        Ok(Response::new(forecast_reply(
+            &forecast, &movements, at, position,
+        )))
     }
 }

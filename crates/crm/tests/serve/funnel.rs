@@ -101,6 +101,65 @@ async fn the_pipeline_funnel_answers_what_the_commands_wrote() {
     assert_eq!(before.deals, 0);
     assert!(registered.position > 0);
 
+    // The forecast of the month around today: the win counts as closed. Then deal 2 gets
+    // an expected close inside it, and moves in.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secs = |d: i64| prost_types::Timestamp {
+        seconds: i64::try_from(now_s).unwrap() + d * 86_400,
+        nanos: 0,
+    };
+    let before_update = prost_types::Timestamp::from(std::time::SystemTime::now());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let updated = c
+        .update_opportunity(crm.auth(v1::UpdateOpportunityRequest {
+            customer_id: customer.clone(),
+            opportunity_id: deals[2].clone(),
+            expected_close: Some(secs(10)),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let forecast = f
+        .get_forecast(crm.auth(v1::GetForecastRequest {
+            period_start: Some(secs(-15)),
+            period_end: Some(secs(15)),
+            compare_to: Some(before_update),
+            consistency: Some(v1::Consistency {
+                min_position: updated.position,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let all = &forecast.groups[0];
+    assert_eq!(all.group, "all");
+    let eur = &all.rollups[0];
+    assert_eq!(
+        (eur.closed, eur.commit, eur.best_case, eur.pipeline),
+        (100_000, 100_000, 100_000, 300_000)
+    );
+    assert_eq!(eur.weighted, 30_000, "3000.00 at the first stage's 10%");
+    assert_eq!(forecast.movements.len(), 1, "{:?}", forecast.movements);
+    assert_eq!(forecast.movements[0].opportunity_id, deals[2]);
+    assert_eq!(
+        forecast.movements[0].kind(),
+        v1::ForecastMovementKind::MovedIn
+    );
+    let backwards = f
+        .get_forecast(crm.auth(v1::GetForecastRequest {
+            period_start: Some(secs(15)),
+            period_end: Some(secs(-15)),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(backwards.code(), tonic::Code::InvalidArgument);
+
     let unknown = f
         .get_pipeline_funnel(crm.auth(v1::GetPipelineFunnelRequest {
             pipeline: "no-such-pipeline".into(),

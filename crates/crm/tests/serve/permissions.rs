@@ -552,7 +552,7 @@ async fn the_permission_matrix_follows_the_roles() {
 /// the roles' meaning: everyone who reads customers may query; auditors and analysts may
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
 /// auditors (and admins) see the quarantined positions. Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 8] = [
+const READ_EXPECTED: [(&str, [bool; 8]); 9] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -562,6 +562,7 @@ const READ_EXPECTED: [(&str, [bool; 8]); 8] = [
     ("QuarantinePosition", [A, D, D, D, D, D, D, D]),
     ("ListQuarantined", [A, D, D, D, A, D, D, D]),
     ("GetPipelineFunnel", [A, A, D, A, A, A, D, A]),
+    ("GetForecast", [A, A, D, A, A, A, D, A]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
@@ -651,6 +652,24 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
             ))
             .await,
         ),
+        "GetForecast" => code(
+            &f.get_forecast(auth(
+                v1::GetForecastRequest {
+                    period_start: Some(prost_types::Timestamp {
+                        seconds: 1_767_225_600,
+                        nanos: 0,
+                    }),
+                    // Missing: malformed.
+                    period_end: valid.then_some(prost_types::Timestamp {
+                        seconds: 1_775_001_600,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
         "ListQuarantined" => code(
             &l.list_quarantined(auth(v1::ListQuarantinedRequest {}, authorization))
                 .await,
@@ -688,7 +707,7 @@ async fn the_read_side_permission_matrix_follows_the_roles() {
                         true,
                         true,
                         "ListCustomers" | "ListProjections" | "ListQuarantined"
-                        | "GetPipelineFunnel",
+                        | "GetPipelineFunnel" | "GetForecast",
                     ) => vec![Code::Ok],
                     (true, true, _) => vec![Code::NotFound],
                 };
