@@ -137,7 +137,7 @@ pub enum Movement {
     /// In the period at the first moment; open outside it (or without an expected close,
     /// or omitted) at the second.
     MovedOut,
-    /// Open in the period at the first moment, won in it by the second.
+    /// Open at the first moment (in the period or not), won in it by the second.
     Won,
     /// In the period at the first moment, lost by the second.
     Lost,
@@ -177,6 +177,12 @@ pub fn forecast_movements(
         let is_in = is.and_then(|d| in_period(d, start, end));
         let movement = match (was, was_in, is, is_in) {
             (None, _, Some(_), Some(_)) => Movement::New,
+            // Won in the period, whether or not it counted in it before.
+            (Some(w), _, Some(d), Some(_))
+                if w.status == DealStatus::Open && d.status == DealStatus::Won =>
+            {
+                Movement::Won
+            }
             (Some(_), None, Some(_), Some(_)) => Movement::MovedIn,
             (Some(w), Some(_), Some(d), _) if w.status == DealStatus::Open => match d.status {
                 DealStatus::Won if is_in.is_some() => Movement::Won,

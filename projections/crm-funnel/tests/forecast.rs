@@ -120,6 +120,8 @@ fn how_the_quarter_moved_between_two_moments() {
         open(5, Forecast::Commit, 80, 8_000, Some(day(58))),
         open(6, Forecast::Pipeline, 10, 4_000, Some(day(59))),
         open(8, Forecast::BestCase, 50, 6_000, Some(day(68))),
+        // Open without an expected close: in no period.
+        open(10, Forecast::Pipeline, 10, 2_000, None),
     ];
     let after = [
         open(1, Forecast::Commit, 80, 10_000, Some(day(40))),
@@ -132,6 +134,7 @@ fn how_the_quarter_moved_between_two_moments() {
             day(60),
         ),
         open(8, Forecast::BestCase, 50, 9_000, Some(day(68))),
+        won(open(10, Forecast::Pipeline, 10, 2_000, None), day(70)),
     ];
     let moved: Vec<(u8, Movement, i64, i64)> = forecast_movements(&before, &after, JAN_1, APR_1)
         .into_iter()
@@ -146,6 +149,7 @@ fn how_the_quarter_moved_between_two_moments() {
             (5, Movement::Won, 8_000, 8_000),
             (6, Movement::Lost, 4_000, 0),
             (8, Movement::AmountChanged, 6_000, 9_000),
+            (10, Movement::Won, 0, 2_000),
         ]
     );
 }
