@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crm_domain::{Actor, CommandId};
+use crm_domain::CommandId;
 use crm_proto::v1::{self, log_service_server::LogService};
 use crm_store::{CommandHandler, CommandMeta, QuarantineOutcome};
 use tonic::{Request, Response, Status};
@@ -87,18 +87,8 @@ fn position(o: &QuarantineOutcome) -> v1::QuarantinedPosition {
         subject: r.subject.clone(),
         payload_sha256: r.payload_sha256.to_hex(),
         reason: r.reason.clone(),
-        actor: actor(&r.actor),
+        actor: r.actor.label(),
         recorded_at: Some(crm_proto::timestamp_to_proto(r.recorded_at)),
         record_sequence: o.position,
-    }
-}
-
-fn actor(a: &Actor) -> String {
-    match a {
-        Actor::User(n) => format!("user:{n}"),
-        Actor::Service(n) => format!("service:{n}"),
-        Actor::Import(n) => format!("import:{n}"),
-        Actor::Automation(n) => format!("automation:{n}"),
-        Actor::System => "system".into(),
     }
 }

@@ -246,14 +246,6 @@ fn ingest_error(sequence: u64, status: &Status) -> v1::IngestReply {
 /// either, so that the client's resend keeps the stream's order.
 type Done = Shared<BoxFuture<'static, bool>>;
 
-/// Failures after which a command is sent again (same command id) by a bulk loader.
-fn resendable(code: tonic::Code) -> bool {
-    matches!(
-        code,
-        tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::DeadlineExceeded
-    )
-}
-
 /// A command in an ingest stream: its completion and whether it has finished.
 type Tracked = (Done, Arc<AtomicBool>);
 
@@ -598,7 +590,7 @@ impl CommandService for Commands {
                     };
                     let _ = tx.send(Ok(reply)).await;
                     finished.store(true, Ordering::Release);
-                    let _ = done_tx.send(!resendable(code));
+                    let _ = done_tx.send(!crm_proto::resendable(code));
                     drop(permit);
                 });
             }

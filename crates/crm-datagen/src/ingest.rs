@@ -205,14 +205,9 @@ const MAX_RESENDS: u32 = 10;
 /// the event log was unavailable, a conflict outlasted the service's retries, or an
 /// earlier command on the same aggregate was not applied.
 fn resend(reply: &v1::IngestReply) -> bool {
-    use tonic::Code;
     matches!(
         &reply.result,
-        Some(v1::ingest_reply::Result::Error(e))
-            if matches!(
-                Code::from(e.code),
-                Code::Unavailable | Code::Aborted | Code::DeadlineExceeded
-            )
+        Some(v1::ingest_reply::Result::Error(e)) if crm_proto::resendable(tonic::Code::from(e.code))
     )
 }
 

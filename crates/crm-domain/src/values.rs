@@ -175,6 +175,21 @@ pub enum Actor {
     System,
 }
 
+impl Actor {
+    /// `user:alice`, `service:billing`, `import:crm-import`, `automation:rule-7`, `system`:
+    /// how replies and read models name an actor.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Self::User(n) => format!("user:{n}"),
+            Self::Service(n) => format!("service:{n}"),
+            Self::Import(n) => format!("import:{n}"),
+            Self::Automation(n) => format!("automation:{n}"),
+            Self::System => "system".into(),
+        }
+    }
+}
+
 /// Channels through which a customer can be reached or interacts.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub enum Channel {

@@ -32,6 +32,6 @@ pub use enums::{aggregate_kind, aggregate_type};
 pub use options::{ParsedOptions, ParsedRequest, parse_options, parse_request};
 pub use reply::{
     aggregate_from_proto, aggregate_to_proto, aggregate_version, command_field_violations,
-    command_reply, field_violations, proto_field_path, skipped_recipients,
+    command_reply, field_violations, proto_field_path, resendable, skipped_recipients,
 };
 pub use requests::{CommandIds, IntoCommand, purpose};

@@ -90,6 +90,20 @@ pub fn skipped_recipients(events: &[crm_domain::DomainEvent]) -> Vec<v1::Skipped
         .collect()
 }
 
+/// Whether a command refused with `code` may be sent again, with the same command id,
+/// to the same effect as if it had been applied the first time: the event log was
+/// unavailable (the message says whether it may have been applied), a conflict outlasted
+/// the service's retries, or the call ran out of time. The contract between the service
+/// (which holds back an ingest stream's later commands on the same aggregates after such
+/// a refusal) and bulk loaders (which send them again, in order).
+#[must_use]
+pub fn resendable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Aborted | tonic::Code::DeadlineExceeded
+    )
+}
+
 /// A rejection's violations as they are, field paths unchanged.
 #[must_use]
 pub fn field_violations(rejection: &Rejection) -> Vec<v1::FieldViolation> {

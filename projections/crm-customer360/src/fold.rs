@@ -868,13 +868,7 @@ fn address(a: &crm_domain::Address) -> AddressRecord {
 /// `user:alice`, `service:billing`, `import:crm-import`, `automation:rule-7`, `system`.
 #[must_use]
 pub fn actor(a: &Actor) -> String {
-    match a {
-        Actor::User(n) => format!("user:{n}"),
-        Actor::Service(n) => format!("service:{n}"),
-        Actor::Import(n) => format!("import:{n}"),
-        Actor::Automation(n) => format!("automation:{n}"),
-        Actor::System => "system".into(),
-    }
+    a.label()
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in microseconds since the Unix epoch (Howard Hinnant's

@@ -8,11 +8,10 @@ use crm_funnel::{
     deals_at, forecast_movements, period_forecast, pipeline_funnel,
 };
 use crm_projection::ReadModel;
-use crm_proto::timestamp_from_proto;
 use crm_proto::v1::{self, funnel_service_server::FunnelService};
 use tonic::{Request, Response, Status};
 
-use super::{QueryPermits, as_of, consistent, parse_id, principal, ts};
+use super::{QueryPermits, as_of, consistent, opt_time, parse_id, principal, ts};
 use crate::auth::{Authenticator, Permission};
 use crate::status::{invalid_query_field, projection_status};
 
@@ -42,15 +41,6 @@ impl FunnelApi {
             permits,
         }
     }
-}
-
-fn opt_time(t: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<i64>, Status> {
-    t.map(|t| {
-        timestamp_from_proto(t)
-            .map(|t| t.0)
-            .ok_or_else(|| invalid_query_field(field, "not a valid timestamp"))
-    })
-    .transpose()
 }
 
 fn filter(f: Option<&v1::FunnelFilter>) -> Result<FunnelFilter, Status> {

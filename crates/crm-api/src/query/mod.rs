@@ -91,13 +91,19 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn as_of(t: Option<&prost_types::Timestamp>, field: &str) -> Result<i64, Status> {
-    match t {
-        None => Ok(now()),
-        Some(t) => timestamp_from_proto(t)
+/// An optional request timestamp, in microseconds.
+fn opt_time(t: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<i64>, Status> {
+    t.map(|t| {
+        timestamp_from_proto(t)
             .map(|t| t.0)
-            .ok_or_else(|| invalid_query_field(field, "not a valid timestamp")),
-    }
+            .ok_or_else(|| invalid_query_field(field, "not a valid timestamp"))
+    })
+    .transpose()
+}
+
+/// A request's `as_of`: now when unset.
+fn as_of(t: Option<&prost_types::Timestamp>, field: &str) -> Result<i64, Status> {
+    Ok(opt_time(t, field)?.unwrap_or_else(now))
 }
 
 fn parse_id(s: &str, field: &str) -> Result<[u8; 16], Status> {
