@@ -37,6 +37,9 @@ pub enum GroupBy {
     Owner,
     /// By forecast category (`closed`, `commit`, `best_case`, `pipeline`).
     Category,
+    /// By the customer's team as of the cut ("" for none; deals attributed, see
+    /// [`crate::deals_at`]).
+    Team,
 }
 
 /// The forecast of a period: per group, per currency.
@@ -48,7 +51,7 @@ pub struct PeriodForecast {
 }
 
 /// Whether a deal counts in `[start, end)` as of its cut, and with which category.
-fn in_period(d: &DealAt, start: i64, end: i64) -> Option<Forecast> {
+pub(crate) fn in_period(d: &DealAt, start: i64, end: i64) -> Option<Forecast> {
     let inside = |t: i64| t >= start && t < end;
     match d.status {
         DealStatus::Won => d.closed_at.filter(|t| inside(*t)).map(|_| Forecast::Closed),
@@ -60,7 +63,9 @@ fn in_period(d: &DealAt, start: i64, end: i64) -> Option<Forecast> {
     }
 }
 
-fn category_name(f: Forecast) -> &'static str {
+/// The API name of a forecast category.
+#[must_use]
+pub fn category_name(f: Forecast) -> &'static str {
     match f {
         Forecast::Omitted => "omitted",
         Forecast::Pipeline => "pipeline",
@@ -91,6 +96,7 @@ pub fn period_forecast(
             GroupBy::Nothing => "all".to_owned(),
             GroupBy::Owner => d.owner.clone().unwrap_or_default(),
             GroupBy::Category => category_name(category).to_owned(),
+            GroupBy::Team => d.team.clone().unwrap_or_default(),
         };
         let r = out
             .groups

@@ -24,6 +24,10 @@ pub const DAY_MICROS: i64 = 86_400_000_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FunnelFilter {
     pub owner: Option<String>,
+    /// The customer's team as of the cut.
+    pub team: Option<String>,
+    /// The lead source (see [`crate::deals_at`]).
+    pub source: Option<String>,
     pub campaign: Option<[u8; 16]>,
     /// The cohort: deals opened in `[from, to)` (business time).
     pub opened_from: Option<i64>,
@@ -36,6 +40,14 @@ impl FunnelFilter {
         self.owner
             .as_ref()
             .is_none_or(|o| d.owner.as_ref() == Some(o))
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|t| d.team.as_ref() == Some(t))
+            && self
+                .source
+                .as_ref()
+                .is_none_or(|s| d.source.as_ref() == Some(s))
             && self.campaign.is_none_or(|c| d.campaign == Some(c))
             && self.opened_from.is_none_or(|t| d.opened_at >= t)
             && self.opened_to.is_none_or(|t| d.opened_at < t)
@@ -111,7 +123,7 @@ pub struct PipelineFunnel {
     pub velocity_per_day: BTreeMap<String, f64>,
 }
 
-fn ratio(a: u64, b: u64) -> Option<f64> {
+pub(crate) fn ratio(a: u64, b: u64) -> Option<f64> {
     #[allow(clippy::cast_precision_loss)]
     (b > 0).then(|| a as f64 / b as f64)
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stamped::Stamped;
+
 /// Forecast category frozen at a stage entry (Salesforce's categories).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Forecast {
@@ -62,15 +64,8 @@ pub enum Fact {
     },
 }
 
-/// A fact with its business time and stream position (the order among facts of the
-/// same business time).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DealFact {
-    pub at: i64,
-    pub seq: u64,
-    pub index: u16,
-    pub fact: Fact,
-}
+/// A deal's fact with its business time and stream position.
+pub type DealFact = Stamped<Fact>;
 
 /// A deal as stored: who it belongs to, its links, and its facts sorted by
 /// `(at, seq, index)`.
@@ -86,18 +81,9 @@ pub struct DealRecord {
 }
 
 impl DealRecord {
-    /// Inserts a fact where it belongs in business time (after facts of the same time
-    /// that came earlier in the stream); a fact already recorded (same stream position,
-    /// as when a batch is applied again after a crash) is not added twice.
+    /// Inserts a fact in business-time order ([`crate::stamped::insert`]).
     pub fn insert(&mut self, fact: DealFact) {
-        let key = (fact.at, fact.seq, fact.index);
-        match self
-            .facts
-            .binary_search_by_key(&key, |f| (f.at, f.seq, f.index))
-        {
-            Ok(_) => {}
-            Err(i) => self.facts.insert(i, fact),
-        }
+        crate::stamped::insert(&mut self.facts, fact);
     }
 
     /// The deal as of `as_of` (business time, inclusive): its facts up to that moment
@@ -131,6 +117,8 @@ impl DealRecord {
             pipeline: self.pipeline.clone(),
             lead: self.lead,
             campaign: self.campaign,
+            team: None,
+            source: None,
             status: DealStatus::Open,
             stage: stage.clone(),
             probability_pct: *probability_pct,
@@ -193,7 +181,14 @@ pub struct DealAt {
     pub name: String,
     pub pipeline: String,
     pub lead: Option<[u8; 16]>,
+    /// The deal's campaign link; once attributed ([`crate::deals_at`]), else its lead's
+    /// campaign.
     pub campaign: Option<[u8; 16]>,
+    /// Set by attribution ([`crate::deals_at`]): the customer's team as of the cut.
+    pub team: Option<String>,
+    /// Set by attribution: the lead source (the deal's lead, else its customer's lead,
+    /// else the customer's acquisition source).
+    pub source: Option<String>,
     pub status: DealStatus,
     /// The current stage (for a closed deal: the stage it was closed in).
     pub stage: String,

@@ -29,6 +29,8 @@ fn open(n: u8, forecast: Forecast, pct: u8, amount: i64, close: Option<i64>) -> 
         pipeline: "sales".into(),
         lead: None,
         campaign: None,
+        team: None,
+        source: None,
         status: DealStatus::Open,
         stage: "proposal".into(),
         probability_pct: pct,

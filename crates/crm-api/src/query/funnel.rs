@@ -7,6 +7,10 @@ use crm_funnel::{
     DAY_MICROS, DealAt, Durations, FunnelFilter, GroupBy, Movement, PeriodForecast, PipelineFunnel,
     deals_at, forecast_movements, period_forecast, pipeline_funnel,
 };
+
+mod campaigns;
+mod deals;
+mod leads;
 use crm_projection::ReadModel;
 use crm_proto::v1::{self, funnel_service_server::FunnelService};
 use tonic::{Request, Response, Status};
@@ -49,6 +53,8 @@ fn filter(f: Option<&v1::FunnelFilter>) -> Result<FunnelFilter, Status> {
     };
     Ok(FunnelFilter {
         owner: Some(f.owner.clone()).filter(|o| !o.is_empty()),
+        team: Some(f.team.clone()).filter(|t| !t.is_empty()),
+        source: Some(f.lead_source.clone()).filter(|s| !s.is_empty()),
         campaign: if f.campaign_id.is_empty() {
             None
         } else {
@@ -194,12 +200,7 @@ impl FunnelService for FunnelApi {
         &self,
         request: Request<v1::GetPipelineFunnelRequest>,
     ) -> Result<Response<v1::PipelineFunnelReply>, Status> {
-        principal(
-            &self.auth,
-            &request,
-            Permission::FunnelRead,
-            "read the funnel",
-        )?;
+        self.authorize(&request)?;
         let r = request.get_ref();
         let key = if r.pipeline.is_empty() {
             self.config.default_pipeline.clone()
@@ -227,25 +228,20 @@ impl FunnelService for FunnelApi {
             }
         };
         let name = key.clone();
-        let position = consistent(&self.model, &request, r.consistency.as_ref()).await?;
-        let permit = self.permits.admit().await?;
-        let model = self.model.clone();
-        let funnel = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            deals_at(&model, at).map(|deals| {
-                pipeline_funnel(
-                    &deals,
-                    &key,
-                    &stages,
-                    at,
-                    i64::from(stale_days) * DAY_MICROS,
-                    &filter,
-                )
+        let (funnel, position) = self
+            .run(&request, r.consistency.as_ref(), move |model| {
+                deals_at(model, at).map(|deals| {
+                    pipeline_funnel(
+                        &deals,
+                        &key,
+                        &stages,
+                        at,
+                        i64::from(stale_days) * DAY_MICROS,
+                        &filter,
+                    )
+                })
             })
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| projection_status(&e))?;
+            .await?;
         Ok(Response::new(reply(&funnel, &name, position)))
     }
 
@@ -253,12 +249,7 @@ impl FunnelService for FunnelApi {
         &self,
         request: Request<v1::GetForecastRequest>,
     ) -> Result<Response<v1::ForecastReply>, Status> {
-        principal(
-            &self.auth,
-            &request,
-            Permission::FunnelRead,
-            "read the funnel",
-        )?;
+        self.authorize(&request)?;
         let r = request.get_ref();
         let start = opt_time(r.period_start.as_ref(), "period_start")?
             .ok_or_else(|| invalid_query_field("period_start", "required"))?;
@@ -279,6 +270,7 @@ impl FunnelService for FunnelApi {
             Ok(v1::ForecastGroupBy::Unspecified) => GroupBy::Nothing,
             Ok(v1::ForecastGroupBy::Owner) => GroupBy::Owner,
             Ok(v1::ForecastGroupBy::Category) => GroupBy::Category,
+            Ok(v1::ForecastGroupBy::Team) => GroupBy::Team,
             Err(_) => return Err(invalid_query_field("group_by", "not a known grouping")),
         };
         if !r.pipeline.is_empty() && !self.config.pipelines.contains_key(&r.pipeline) {
@@ -289,29 +281,75 @@ impl FunnelService for FunnelApi {
         }
         let filter = filter(r.filter.as_ref())?;
         let pipeline = r.pipeline.clone();
-        let position = consistent(&self.model, &request, r.consistency.as_ref()).await?;
+        let ((forecast, movements), position) = self
+            .run(&request, r.consistency.as_ref(), move |model| {
+                let now = admitted(model, at, &pipeline, &filter)?;
+                let movements = match compare_to {
+                    Some(then) => {
+                        let before = admitted(model, then, &pipeline, &filter)?;
+                        forecast_movements(&before, &now, start, end)
+                    }
+                    None => Vec::new(),
+                };
+                Ok((period_forecast(&now, start, end, group_by), movements))
+            })
+            .await?;
+        Ok(Response::new(forecast_reply(
+            &forecast, &movements, at, position,
+        )))
+    }
+
+    async fn get_lead_funnel(
+        &self,
+        request: Request<v1::GetLeadFunnelRequest>,
+    ) -> Result<Response<v1::LeadFunnelReply>, Status> {
+        leads::get(self, request).await
+    }
+
+    async fn get_campaign_performance(
+        &self,
+        request: Request<v1::GetCampaignPerformanceRequest>,
+    ) -> Result<Response<v1::CampaignPerformanceReply>, Status> {
+        campaigns::get(self, request).await
+    }
+
+    async fn list_deals(
+        &self,
+        request: Request<v1::ListDealsRequest>,
+    ) -> Result<Response<v1::ListDealsReply>, Status> {
+        deals::list(self, request).await
+    }
+}
+
+impl FunnelApi {
+    /// Authorizes, waits for the consistency token, takes a query permit and runs `work`
+    /// on the served build in a blocking thread: what every funnel query shares.
+    async fn run<T: Send + 'static, R>(
+        &self,
+        request: &Request<R>,
+        consistency: Option<&v1::Consistency>,
+        work: impl FnOnce(&ReadModel) -> Result<T, crm_projection::ProjectionError> + Send + 'static,
+    ) -> Result<(T, u64), Status> {
+        let position = consistent(&self.model, request, consistency).await?;
         let permit = self.permits.admit().await?;
         let model = self.model.clone();
-        let (forecast, movements) = tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let now = admitted(&model, at, &pipeline, &filter)?;
-            let movements = match compare_to {
-                Some(then) => {
-                    let before = admitted(&model, then, &pipeline, &filter)?;
-                    forecast_movements(&before, &now, start, end)
-                }
-                None => Vec::new(),
-            };
-            Ok::<_, crm_projection::ProjectionError>((
-                period_forecast(&now, start, end, group_by),
-                movements,
-            ))
+            work(&model)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| projection_status(&e))?;
-        Ok(Response::new(forecast_reply(
-            &forecast, &movements, at, position,
-        )))
+        Ok((out, position))
+    }
+
+    fn authorize<R>(&self, request: &Request<R>) -> Result<(), Status> {
+        principal(
+            &self.auth,
+            request,
+            Permission::FunnelRead,
+            "read the funnel",
+        )
+        .map(|_| ())
     }
 }

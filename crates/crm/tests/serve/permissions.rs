@@ -552,7 +552,7 @@ async fn the_permission_matrix_follows_the_roles() {
 /// the roles' meaning: everyone who reads customers may query; auditors and analysts may
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
 /// auditors (and admins) see the quarantined positions. Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 9] = [
+const READ_EXPECTED: [(&str, [bool; 8]); 12] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -563,6 +563,9 @@ const READ_EXPECTED: [(&str, [bool; 8]); 9] = [
     ("ListQuarantined", [A, D, D, D, A, D, D, D]),
     ("GetPipelineFunnel", [A, A, D, A, A, A, D, A]),
     ("GetForecast", [A, A, D, A, A, A, D, A]),
+    ("GetLeadFunnel", [A, A, D, A, A, A, D, A]),
+    ("GetCampaignPerformance", [A, A, D, A, A, A, D, A]),
+    ("ListDeals", [A, A, D, A, A, A, D, A]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
@@ -670,6 +673,36 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
             ))
             .await,
         ),
+        "GetLeadFunnel" => code(
+            &f.get_lead_funnel(auth(
+                v1::GetLeadFunnelRequest {
+                    campaign_id: if valid { String::new() } else { "x".into() },
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "GetCampaignPerformance" => code(
+            &f.get_campaign_performance(auth(
+                v1::GetCampaignPerformanceRequest {
+                    campaign_id: if valid { String::new() } else { "x".into() },
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "ListDeals" => code(
+            &f.list_deals(auth(
+                v1::ListDealsRequest {
+                    page_size: if valid { 0 } else { 5000 },
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
         "ListQuarantined" => code(
             &l.list_quarantined(auth(v1::ListQuarantinedRequest {}, authorization))
                 .await,
@@ -706,8 +739,14 @@ async fn the_read_side_permission_matrix_follows_the_roles() {
                     (
                         true,
                         true,
-                        "ListCustomers" | "ListProjections" | "ListQuarantined"
-                        | "GetPipelineFunnel" | "GetForecast",
+                        "ListCustomers"
+                        | "ListProjections"
+                        | "ListQuarantined"
+                        | "GetPipelineFunnel"
+                        | "GetForecast"
+                        | "GetLeadFunnel"
+                        | "GetCampaignPerformance"
+                        | "ListDeals",
                     ) => vec![Code::Ok],
                     (true, true, _) => vec![Code::NotFound],
                 };
