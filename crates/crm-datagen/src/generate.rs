@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson};
 
+use crate::funnel::{EXTRA_LEAD_CONTACTED, EXTRA_LEAD_DISQUALIFIED, STAGES, WALK};
 use crate::params::{CustomerTruth, DAY, Params, Summary};
 
 /// Namespace of the name-based (v5) command ids.
@@ -171,13 +172,10 @@ const AGENTS: &[&str] = &[
     "agent-eli",
 ];
 const SALES: &[&str] = &["sales-fay", "sales-gus", "sales-hal"];
-const STAGES: &[&str] = &[
-    "initial_contact",
-    "needs_confirmed",
-    "proposal",
-    "negotiation",
-    "contract_signed",
-];
+/// Teams customers are looked after by.
+const TEAMS: &[&str] = &["team-north", "team-south", "team-online"];
+/// The chance, at each step of an opportunity's walk, that its expected close slips.
+const SLIP: f64 = 0.15;
 const LOST: &[&str] = &["price", "timing", "competitor", "no-budget", "no-response"];
 const DISQUALIFY: &[&str] = &["not-reachable", "no-interest", "duplicate", "out-of-area"];
 const RETURN_REASONS: &[&str] = &["damaged", "wrong-size", "not-as-described", "changed-mind"];
@@ -252,15 +250,20 @@ struct Tally {
     by_command: BTreeMap<&'static str, u64>,
 }
 
+/// A business time as a protobuf timestamp.
+fn timestamp(at: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.div_euclid(1_000_000),
+        #[allow(clippy::cast_possible_truncation)]
+        nanos: (at.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
 impl Writer<'_> {
     fn opts(&mut self, at: i64) -> Option<v1::CommandOptions> {
         Some(v1::CommandOptions {
             command_id: uuid(&mut self.rng),
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: at.div_euclid(1_000_000),
-                #[allow(clippy::cast_possible_truncation)]
-                nanos: (at.rem_euclid(1_000_000) * 1000) as i32,
-            }),
+            occurred_at: Some(timestamp(at)),
             ..Default::default()
         })
     }
@@ -389,6 +392,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
         .collect();
 
         // Acquisition: a worked lead, converted at `joined_at`, or a direct registration.
+        let team = *pick(&mut w.rng, TEAMS);
         let came_from_lead = w.rng.gen_bool(params.from_leads);
         let mut opportunity_at_join = None;
         if came_from_lead {
@@ -481,6 +485,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     country: Some(country.into()),
                     external_ids: profile.external_ids.clone(),
                     set_external_ids: true,
+                    team: Some(team.into()),
                     ..Default::default()
                 }),
             );
@@ -537,6 +542,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     },
                     consents,
                     tags: tags.clone(),
+                    team: team.into(),
                     ..Default::default()
                 }),
             );
@@ -635,7 +641,20 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
         // Sales: an opportunity walking the pipeline.
         if let Some(oid) = opportunity_at_join {
             summary.opportunities += 1;
-            walk_opportunity(&mut w, &id, &oid, 0, joined_at + 5 * MINUTE);
+            // A converted lead's deal gets its owner and expected close from sales.
+            let t = joined_at + 5 * MINUTE;
+            let o = w.opts(t);
+            w.push_with(t, |rng| {
+                Command::UpdateOpportunity(v1::UpdateOpportunityRequest {
+                    options: o,
+                    customer_id: id.clone(),
+                    opportunity_id: oid.clone(),
+                    owner: Some((*pick(rng, SALES)).into()),
+                    expected_close: Some(timestamp(t + rng.gen_range(20..90) * DAY)),
+                    ..Default::default()
+                })
+            });
+            walk_opportunity(&mut w, &id, &oid, 0, t);
         }
         if w.rng.gen_bool(params.opportunity_rate) {
             let t = w
@@ -651,6 +670,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     name: (*pick(rng, OPPORTUNITIES)).into(),
                     amount: money(opportunity_amount(rng)),
                     owner: (*pick(rng, SALES)).into(),
+                    expected_close: Some(timestamp(t + rng.gen_range(20..90) * DAY)),
                     ..Default::default()
                 })
             }) {
@@ -814,7 +834,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     rule: "round-robin".into(),
                 })
             });
-            if w.rng.gen_bool(0.7) {
+            if w.rng.gen_bool(EXTRA_LEAD_CONTACTED) {
                 t += after(&mut w.rng, 2 * DAY);
                 let o = w.opts(t);
                 w.push_with(t, |rng| {
@@ -826,7 +846,7 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     })
                 });
             }
-            if w.rng.gen_bool(0.8) {
+            if w.rng.gen_bool(EXTRA_LEAD_DISQUALIFIED) {
                 t += after(&mut w.rng, 5 * DAY);
                 let o = w.opts(t);
                 w.push_with(t, |rng| {
@@ -897,12 +917,15 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
             tally: &mut tally,
         };
         let count = params.campaigns();
-        for k in 0..count {
-            let cid = uuid(&mut w.rng);
+        // Ids and channels first: the campaigns a business runs do not depend on how many
+        // customers it has (the sends below draw per customer).
+        let plan: Vec<(String, bool)> = (0..count)
+            .map(|_| (uuid(&mut w.rng), w.rng.gen_bool(0.25)))
+            .collect();
+        for (k, (cid, sms)) in plan.into_iter().enumerate() {
             let span = i64::from(params.days.saturating_sub(10)) * DAY;
             #[allow(clippy::cast_possible_wrap)]
             let created = params.start + span * (2 * k as i64 + 1) / (2 * count as i64);
-            let sms = w.rng.gen_bool(0.25);
             let channel = if sms {
                 v1::Channel::Sms
             } else {
@@ -1362,12 +1385,26 @@ fn ticket(
 }
 
 /// Moves an opportunity from stage `stage` at `at`: mostly forward, sometimes skipping or
-/// going back a stage, until won (after the last stage) or lost with a reason.
+/// going back a stage, until won (after the last stage) or lost with a reason; now and
+/// then the expected close slips by two to six weeks.
 fn walk_opportunity(w: &mut Writer<'_>, customer: &str, oid: &str, mut stage: usize, mut at: i64) {
     loop {
         at += after(&mut w.rng, 10 * DAY);
+        if w.rng.gen_bool(SLIP) {
+            let o = w.opts(at);
+            w.push_with(at, |rng| {
+                Command::UpdateOpportunity(v1::UpdateOpportunityRequest {
+                    options: o,
+                    customer_id: customer.into(),
+                    opportunity_id: oid.into(),
+                    expected_close: Some(timestamp(at + rng.gen_range(14..45) * DAY)),
+                    ..Default::default()
+                })
+            });
+            at += 1;
+        }
         let r: f64 = w.rng.r#gen();
-        if r < 0.12 {
+        if r < WALK.lose {
             let o = w.opts(at);
             w.push_with(at, |rng| {
                 Command::LoseOpportunity(v1::LoseOpportunityRequest {
@@ -1379,9 +1416,9 @@ fn walk_opportunity(w: &mut Writer<'_>, customer: &str, oid: &str, mut stage: us
             });
             return;
         }
-        let next = if r < 0.18 && stage > 0 {
+        let next = if r < WALK.lose + WALK.back && stage > 0 {
             stage - 1
-        } else if r < 0.28 {
+        } else if r < WALK.lose + WALK.back + WALK.skip {
             stage + 2
         } else {
             stage + 1

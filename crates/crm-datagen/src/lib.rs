@@ -21,13 +21,16 @@
 //!
 //! The true per-customer parameters come with the commands ([`CustomerTruth`]), so the
 //! churn and lifetime-value models can be checked against the truth. [`file`] stores a data
-//! set; [`ingest`] streams one into the bulk-ingest RPC.
+//! set; [`ingest`] streams one into the bulk-ingest RPC. [`FunnelTruth`] gives the win rate
+//! and lead rates the funnel of a generated business should show.
 
 pub mod file;
+mod funnel;
 mod generate;
 pub mod ingest;
 mod params;
 
+pub use funnel::{EXTRA_LEAD_CONTACTED, EXTRA_LEAD_DISQUALIFIED, FunnelTruth, STAGES, WALK, Walk};
 pub use generate::{Dataset, ParamsError, Planned, command_name, generate};
 pub use params::{
     CustomerTruth, DAY, PEAK_BYTES_PER_CUSTOMER_DAY, Params, Purchasing, Spend, Summary,

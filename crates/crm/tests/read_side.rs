@@ -375,8 +375,13 @@ async fn read_your_writes_timeline_lists_and_pii_by_role_over_grpc() {
 
 /// Every key and value of the 360 tree in a stopped projector's data dir.
 fn tree_contents(data_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    projection_contents(data_dir, "customer360")
+}
+
+/// Every entry of `projection`'s live build in the data dir.
+fn projection_contents(data_dir: &Path, projection: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = sled::open(data_dir.join("read-models")).unwrap();
-    let live = crm_projection::live_tree(&db, "customer360")
+    let live = crm_projection::live_tree(&db, projection)
         .unwrap()
         .expect("a live build");
     let tree = db.open_tree(live).unwrap();
@@ -860,6 +865,144 @@ async fn a_generated_business_ingests_without_a_refusal_and_the_360_agrees_with_
         assert_eq!(view.origin_lead.is_some(), truth.came_from_lead);
     }
     crm.stop().await;
+}
+
+/// Within `sigmas` standard errors of a proportion `p` over `n` trials.
+#[allow(clippy::cast_precision_loss)]
+fn near(observed: f64, p: f64, n: u64, sigmas: f64) -> bool {
+    (observed - p).abs() <= sigmas * (p * (1.0 - p) / n as f64).sqrt()
+}
+
+/// A generated business ingested through the API: its funnel shows the win rate and lead
+/// rates the generator's parameters imply; and a projector that builds from scratch in
+/// another data dir holds, byte for byte, the funnel the live service built while the
+/// events came in (the fold is deterministic and a rebuild equals the live build).
+#[tokio::test]
+async fn a_generated_business_has_a_plausible_funnel_and_a_rebuild_equals_the_live_one() {
+    use crm_proto::v1::funnel_service_client::FunnelServiceClient;
+    let nats = crm_testkit::NatsServer::builder()
+        .durability(crm_testkit::Durability::Lazy)
+        .start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = tokens_file(dir.path());
+    let live = Proc::start(&dir.path().join("live"), &tokens, &["--nats-url", &url]);
+    let params = crm_datagen::Params::new(2027, 1200);
+    let data = crm_datagen::generate(&params).unwrap();
+    let requests: Vec<_> = data.requests().map(Ok::<_, String>).collect();
+    let report = crm_datagen::ingest::ingest(
+        live.channel().await,
+        "token-importer",
+        requests.into_iter(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.failures);
+    let truth = crm_datagen::FunnelTruth::of(&params);
+    let mut f = FunnelServiceClient::new(live.channel().await);
+    let funnel = f
+        .get_pipeline_funnel(auth(
+            v1::GetPipelineFunnelRequest {
+                consistency: consistency(report.max_position),
+                ..Default::default()
+            },
+            "analyst",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let closed = funnel.won + funnel.lost;
+    assert!(closed >= 100, "{closed} closed deals: too few to judge");
+    let stages: Vec<&str> = funnel.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(stages, crm_datagen::STAGES);
+    let win_rate = funnel.win_rate.unwrap();
+    assert!(
+        near(win_rate, truth.win_rate, closed, 4.0),
+        "win rate {win_rate:.3} over {closed} deals; the walk implies {:.3}",
+        truth.win_rate
+    );
+    let leads = f
+        .get_lead_funnel(auth(
+            v1::GetLeadFunnelRequest {
+                consistency: consistency(report.max_position),
+                ..Default::default()
+            },
+            "analyst",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let all = &leads.groups[0];
+    assert_eq!(all.captured, data.summary.leads);
+    #[allow(clippy::cast_precision_loss)]
+    let share = |n: u64| n as f64 / all.captured as f64;
+    for (name, observed, expected) in [
+        ("conversion", share(all.converted), truth.lead_conversion),
+        ("contact", share(all.contacted), truth.lead_contact_rate),
+        (
+            "disqualification",
+            share(all.disqualified),
+            truth.lead_disqualified,
+        ),
+    ] {
+        assert!(
+            near(observed, expected, all.captured, 4.0),
+            "lead {name} rate {observed:.3} over {} leads; the parameters imply {expected:.3}",
+            all.captured
+        );
+    }
+    let campaigns = f
+        .get_campaign_performance(auth(
+            v1::GetCampaignPerformanceRequest {
+                consistency: consistency(report.max_position),
+                ..Default::default()
+            },
+            "analyst",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .campaigns;
+    assert_eq!(campaigns.len() as u64, data.summary.campaigns);
+    assert!(
+        campaigns
+            .iter()
+            .all(|c| c.roi.is_some() && c.recipients > 0)
+    );
+
+    let rebuilt = Proc::start(
+        &dir.path().join("rebuilt"),
+        &tokens,
+        &["--role", "projector", "--nats-url", &url],
+    );
+    let mut g = FunnelServiceClient::new(rebuilt.channel().await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while g
+        .get_pipeline_funnel(auth(
+            v1::GetPipelineFunnelRequest {
+                consistency: consistency(report.max_position),
+                ..Default::default()
+            },
+            "analyst",
+        ))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never caught up"
+        );
+    }
+    drop((f, g));
+    live.stop().await;
+    rebuilt.stop().await;
+    let (a, b) = (
+        projection_contents(&dir.path().join("live"), "funnel"),
+        projection_contents(&dir.path().join("rebuilt"), "funnel"),
+    );
+    assert!(a.len() > 1000, "{} funnel entries", a.len());
+    assert!(a == b, "the rebuilt funnel differs from the live one");
 }
 
 /// 2026-01-01T00:00:00Z, in seconds.
