@@ -9,6 +9,7 @@
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
 mod funnel;
+mod marketing;
 mod quarantine;
 mod show;
 
