@@ -51,9 +51,9 @@ pub enum Phase {
     Unary,
     /// Projection lag at a fixed rate (per mode).
     Lag,
-    /// GetCustomer360 at a fixed rate and at its maximum.
+    /// GetCustomer360 at a fixed rate and at its maximum; FunnelService at a fixed rate.
     Queries,
-    /// Raw ordered read and the full 360 rebuild into a fresh directory.
+    /// Raw ordered read and the full 360 and funnel rebuilds into fresh directories.
     Rebuild,
     /// A blue/green rebuild inside the service while GetCustomer360 runs at a fixed rate.
     BlueGreen,
@@ -136,6 +136,9 @@ pub struct BenchConfig {
     pub lag_rate_durable: u64,
     pub lag_rate_lazy: u64,
     pub query_rate: u64,
+    /// FunnelService queries per second of the queries phase (a mix of its five RPCs,
+    /// each computed over every deal, lead or campaign: far heavier than a 360 read).
+    pub funnel_query_rate: u64,
     pub out_json: Option<PathBuf>,
     /// Write-back cache and flush size of a build, MiB (`crm serve --fold-cache-mib`,
     /// `--fold-flush-mib`; the offline rebuild uses the same).
@@ -155,6 +158,7 @@ impl Default for BenchConfig {
             lag_rate_durable: 2_000,
             lag_rate_lazy: 5_000,
             query_rate: 2_000,
+            funnel_query_rate: 20,
             out_json: None,
             fold_cache_mib: 128,
             fold_flush_mib: 2,
@@ -228,9 +232,17 @@ pub struct Shared {
     pub rebuild_per_s: f64,
     pub rebuild_events_per_s: f64,
     pub rebuild_ratio: f64,
+    /// Full rebuild of the funnel model into a fresh directory, messages/s, and its ratio
+    /// to the raw read.
+    pub funnel_rebuild_per_s: f64,
+    pub funnel_rebuild_ratio: f64,
     pub query_rate: u64,
     pub query_latency: Latency,
     pub query_max_per_s: f64,
+    pub funnel_query_rate: u64,
+    pub funnel_query_latency: Latency,
+    pub funnel_query_latency_by_rpc: BTreeMap<String, Latency>,
+    pub funnel_query_errors: u64,
     pub service_peak_rss_mib: f64,
     /// Blue/green rebuild inside the service: messages/s from the request to the switch,
     /// its ratio to the raw read, and GetCustomer360 at `query_rate` meanwhile.
@@ -608,6 +620,95 @@ async fn lag(
 /// GetCustomer360 at `rate` per second (open loop: latency from each call's scheduled
 /// time) until `stop(i)` says so before call `i`; the latencies of the answered calls and
 /// the number that failed.
+/// Which queries a fixed-rate load sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    /// GetCustomer360 of customers spread over the business.
+    Customer360,
+    /// FunnelService's five RPCs in turn (default arguments: every deal, lead or campaign).
+    Funnel,
+}
+
+/// Query `i` of a load; `Ok` when it was answered.
+async fn query(
+    load: Load,
+    channel: Channel,
+    token: &str,
+    ids: &[String],
+    i: u64,
+) -> Result<(), tonic::Status> {
+    use crm_proto::v1::funnel_service_client::FunnelServiceClient;
+    #[allow(clippy::cast_possible_truncation)]
+    let k = i as usize;
+    match load {
+        Load::Customer360 => {
+            let customer_id = ids[(k * 104_729) % ids.len()].clone();
+            QueryServiceClient::new(channel)
+                .get_customer360(authed(
+                    v1::GetCustomer360Request {
+                        customer_id,
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await
+                .map(drop)
+        }
+        Load::Funnel => {
+            let mut f = FunnelServiceClient::new(channel);
+            match k % FUNNEL_RPCS.len() {
+                0 => f
+                    .get_pipeline_funnel(authed(v1::GetPipelineFunnelRequest::default(), token))
+                    .await
+                    .map(drop),
+                1 => {
+                    // The quarter of the business's last months.
+                    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+                    f.get_forecast(authed(
+                        v1::GetForecastRequest {
+                            period_start: at(1_790_812_800),
+                            period_end: at(1_798_761_600),
+                            group_by: v1::ForecastGroupBy::Owner.into(),
+                            ..Default::default()
+                        },
+                        token,
+                    ))
+                    .await
+                    .map(drop)
+                }
+                2 => f
+                    .get_lead_funnel(authed(
+                        v1::GetLeadFunnelRequest {
+                            group_by: v1::LeadGroupBy::Source.into(),
+                            ..Default::default()
+                        },
+                        token,
+                    ))
+                    .await
+                    .map(drop),
+                3 => f
+                    .get_campaign_performance(authed(
+                        v1::GetCampaignPerformanceRequest::default(),
+                        token,
+                    ))
+                    .await
+                    .map(drop),
+                _ => f
+                    .list_deals(authed(
+                        v1::ListDealsRequest {
+                            state: v1::DealState::Open.into(),
+                            page_size: 50,
+                            ..Default::default()
+                        },
+                        token,
+                    ))
+                    .await
+                    .map(drop),
+            }
+        }
+    }
+}
+
 async fn fixed_rate_queries(
     channel: &Channel,
     token: &str,
@@ -615,6 +716,26 @@ async fn fixed_rate_queries(
     rate: u64,
     mut stop: impl FnMut(u64) -> bool,
 ) -> (Latency, u64) {
+    let (samples, failed) =
+        fixed_rate(Load::Customer360, channel, token, ids, rate, &mut stop).await;
+    (
+        Latency::of(samples.into_iter().map(|(_, d)| d).collect()),
+        failed,
+    )
+}
+
+/// Sends `load`'s queries at `rate` (open loop: each at its scheduled time, whatever the
+/// previous ones do) until `stop(i)`. Returns each answered query's number and latency
+/// from its scheduled time, and how many failed.
+async fn fixed_rate(
+    load: Load,
+    channel: &Channel,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: u64,
+    stop: &mut impl FnMut(u64) -> bool,
+) -> (Vec<(u64, Duration)>, u64) {
+    #[allow(clippy::cast_precision_loss)]
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let samples = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicU64::new(0));
@@ -622,6 +743,7 @@ async fn fixed_rate_queries(
     let mut tasks = Vec::new();
     let mut i = 0u64;
     while !stop(i) {
+        #[allow(clippy::cast_precision_loss)]
         let scheduled = started + period.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled.into()).await;
         let (channel, token, ids, samples, failed) = (
@@ -633,19 +755,9 @@ async fn fixed_rate_queries(
         );
         tasks.push(tokio::spawn(async move {
             let sent = origin(scheduled);
-            #[allow(clippy::cast_possible_truncation)]
-            let customer = ids[(i as usize * 104_729) % ids.len()].clone();
-            let r = QueryServiceClient::new(channel)
-                .get_customer360(authed(
-                    v1::GetCustomer360Request {
-                        customer_id: customer,
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await;
+            let r = query(load, channel, &token, &ids, i).await;
             if r.is_ok() {
-                samples.lock().await.push(sent.elapsed());
+                samples.lock().await.push((i, sent.elapsed()));
             } else {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -655,9 +767,18 @@ async fn fixed_rate_queries(
     for t in tasks {
         let _ = t.await;
     }
-    let latency = Latency::of(std::mem::take(&mut *samples.lock().await));
-    (latency, failed.load(Ordering::Relaxed))
+    let samples = std::mem::take(&mut *samples.lock().await);
+    (samples, failed.load(Ordering::Relaxed))
 }
+
+/// The RPC query `i` of the funnel load sends.
+const FUNNEL_RPCS: [&str; 5] = [
+    "GetPipelineFunnel",
+    "GetForecast",
+    "GetLeadFunnel",
+    "GetCampaignPerformance",
+    "ListDeals",
+];
 
 async fn queries(
     channel: &Channel,
@@ -711,9 +832,11 @@ struct Rebuilt {
     raw_per_s: f64,
     rebuild_per_s: f64,
     rebuild_events_per_s: f64,
+    funnel_rebuild_per_s: f64,
 }
 
-/// The raw ordered-consumer read of the stream, then the full rebuild of the 360 model.
+/// The raw ordered-consumer read of the stream, then full rebuilds of the 360 and the
+/// funnel models, one after the other.
 async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
     let mut stream = js.get_stream("CRM_EVENTS").await?;
@@ -732,18 +855,40 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     #[allow(clippy::cast_precision_loss)]
     let raw = read as f64 / started.elapsed().as_secs_f64();
 
+    let (seconds, events) =
+        rebuild_projection(&js, crm_customer360::Customer360::default(), cfg, last).await?;
+    let (funnel_seconds, _) = rebuild_projection(&js, crm_funnel::Funnel, cfg, last).await?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(Rebuilt {
+        messages: last,
+        events,
+        raw_per_s: raw,
+        rebuild_per_s: last as f64 / seconds,
+        rebuild_events_per_s: events as f64 / seconds,
+        funnel_rebuild_per_s: last as f64 / funnel_seconds,
+    })
+}
+
+/// A full build of `projection` from the stream into a fresh directory, up to `last`:
+/// seconds taken and events applied.
+async fn rebuild_projection<P: crm_projection::Projection>(
+    js: &async_nats::jetstream::Context,
+    projection: P,
+    cfg: &BenchConfig,
+    last: u64,
+) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
     let db = sled::open(dir.path())?;
     let store = Arc::new(crm_projection::ProjectionStore::open(
         &db,
-        crm_customer360::Customer360::default(),
+        projection,
         crm_store::LogConfig::default().scheme(),
     )?);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let task = tokio::spawn(crm_projection::run(
         Arc::clone(&store),
-        js,
+        js.clone(),
         crm_projection::RunnerConfig {
             write_back: crm_projection::WriteBack::with_mib(cfg.fold_cache_mib, cfg.fold_flush_mib),
             ..crm_projection::RunnerConfig::default()
@@ -755,20 +900,13 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
         .wait_for(last, Duration::from_secs(3600))
         .await
     {
-        bail!("the rebuild did not finish");
+        bail!("the rebuild of {} did not finish", P::NAME);
     }
     let seconds = started.elapsed().as_secs_f64();
     let events = store.stats().events_applied.load(Ordering::Relaxed);
     let _ = stop.send(true);
     task.await??;
-    #[allow(clippy::cast_precision_loss)]
-    Ok(Rebuilt {
-        messages: last,
-        events,
-        raw_per_s: raw,
-        rebuild_per_s: last as f64 / seconds,
-        rebuild_events_per_s: events as f64 / seconds,
-    })
+    Ok((seconds, events))
 }
 
 /// What [`bluegreen`] measured.
@@ -1026,6 +1164,37 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                     s.query_max_per_s,
                     steal.end("queries")
                 ));
+                steal.start();
+                s.funnel_query_rate = cfg.funnel_query_rate;
+                let total = cfg.funnel_query_rate * cfg.seconds;
+                let (samples, failed) = fixed_rate(
+                    Load::Funnel,
+                    &channel,
+                    &service.token,
+                    &ids,
+                    cfg.funnel_query_rate,
+                    &mut |i| i >= total,
+                )
+                .await;
+                s.funnel_query_errors = failed;
+                s.funnel_query_latency = Latency::of(samples.iter().map(|(_, d)| *d).collect());
+                for (k, rpc) in FUNNEL_RPCS.iter().enumerate() {
+                    let of_rpc = samples
+                        .iter()
+                        .filter(|(i, _)| *i as usize % FUNNEL_RPCS.len() == k)
+                        .map(|(_, d)| *d)
+                        .collect();
+                    s.funnel_query_latency_by_rpc
+                        .insert((*rpc).to_owned(), Latency::of(of_rpc));
+                }
+                log(&format!(
+                    "FunnelService at {}/s: p50 / p99 {:.1} / {:.1} ms, {} failed (CPU steal {:.0}%)",
+                    cfg.funnel_query_rate,
+                    s.funnel_query_latency.p50_ms,
+                    s.funnel_query_latency.p99_ms,
+                    s.funnel_query_errors,
+                    steal.end("funnel queries")
+                ));
             }
             s.service_peak_rss_mib = service.peak_rss_mib();
             if has(Phase::Rebuild) {
@@ -1037,12 +1206,15 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 s.rebuild_per_s = rebuilt.rebuild_per_s;
                 s.rebuild_events_per_s = rebuilt.rebuild_events_per_s;
                 s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
+                s.funnel_rebuild_per_s = rebuilt.funnel_rebuild_per_s;
+                s.funnel_rebuild_ratio = rebuilt.funnel_rebuild_per_s / rebuilt.raw_per_s;
                 log(&format!(
-                    "rebuild {:.0} messages/s, {:.0} events/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
+                    "rebuild {:.0} messages/s, {:.0} events/s; funnel rebuild {:.0} messages/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
                     rebuilt.rebuild_per_s,
                     rebuilt.rebuild_events_per_s,
+                    rebuilt.funnel_rebuild_per_s,
                     rebuilt.raw_per_s,
-                    steal.end("raw read and rebuild")
+                    steal.end("raw read and rebuilds")
                 ));
             }
             if has(Phase::BlueGreen) {
@@ -1245,6 +1417,17 @@ fn figures_table(r: &Report) -> String {
     );
     shared(
         &mut t,
+        "funnel rebuild into a fresh directory".into(),
+        rebuilt.then(|| {
+            format!(
+                "{:.0} messages/s ({:.2}x)",
+                s.funnel_rebuild_per_s, s.funnel_rebuild_ratio
+            )
+        }),
+        ">= 0.5x",
+    );
+    shared(
+        &mut t,
         format!("GetCustomer360 at {}/s p50 / p99", s.query_rate),
         (s.query_latency.samples > 0).then(|| {
             format!(
@@ -1260,6 +1443,28 @@ fn figures_table(r: &Report) -> String {
         (s.query_max_per_s > 0.0).then(|| format!("{:.0}/s", s.query_max_per_s)),
         "",
     );
+    shared(
+        &mut t,
+        format!(
+            "FunnelService at {}/s (its five RPCs in turn) p50 / p99",
+            s.funnel_query_rate
+        ),
+        (s.funnel_query_latency.samples > 0).then(|| {
+            format!(
+                "{:.1} / {:.1} ms ({} failed)",
+                s.funnel_query_latency.p50_ms, s.funnel_query_latency.p99_ms, s.funnel_query_errors
+            )
+        }),
+        "",
+    );
+    for (rpc, l) in &s.funnel_query_latency_by_rpc {
+        shared(
+            &mut t,
+            format!("- {rpc} p50 / p99"),
+            (l.samples > 0).then(|| format!("{:.1} / {:.1} ms", l.p50_ms, l.p99_ms)),
+            "",
+        );
+    }
     let bluegreen = s.bluegreen_seconds > 0.0;
     shared(
         &mut t,

@@ -35,6 +35,9 @@ struct Cli {
     /// phase but soak, which runs on its own servers.
     #[arg(long, value_parser = crm_bench::Phase::parse_list)]
     phases: Option<std::collections::BTreeSet<crm_bench::Phase>>,
+    /// FunnelService queries per second of the queries phase.
+    #[arg(long)]
+    funnel_query_rate: Option<u64>,
     /// Write-back cache of a projection build, MiB (as `crm serve --fold-cache-mib`).
     #[arg(long)]
     fold_cache_mib: Option<u64>,
@@ -68,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         seconds: cli.seconds.unwrap_or(d.seconds),
         out_json: Some(cli.out.clone()),
         phases: cli.phases.unwrap_or_else(|| d.phases.clone()),
+        funnel_query_rate: cli.funnel_query_rate.unwrap_or(d.funnel_query_rate),
         fold_cache_mib: cli.fold_cache_mib.unwrap_or(d.fold_cache_mib),
         fold_flush_mib: cli.fold_flush_mib.unwrap_or(d.fold_flush_mib),
         soak: crm_bench::SoakConfig {

@@ -107,7 +107,9 @@ async fn campaigns(
             c.recipients,
             pct(c.response_rate),
             money(revenue),
-            c.cost.as_ref().map_or_else(|| "-".into(), |x| money(x.minor)),
+            c.cost
+                .as_ref()
+                .map_or_else(|| "-".into(), |x| money(x.minor)),
             c.roi.map_or_else(|| "-".into(), |r| format!("{r:.2}")),
             c.cost_per_won_deal
                 .map_or_else(|| "-".into(), |x| format!("{:.2}", x / 100.0)),

@@ -109,7 +109,7 @@ fn started(c: &CampaignAt) -> CampaignFigures {
         channel: c.channel.clone(),
         created_at: c.created_at,
         sends: c.sends,
-        recipients: c.recipients.len() as u64,
+        recipients: c.recipients,
         skipped: c.skipped,
         cost_minor: c.cost_minor,
         currency: c.currency.clone(),

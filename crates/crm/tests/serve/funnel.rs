@@ -370,6 +370,29 @@ async fn leads_campaigns_and_the_deal_list_answer_what_the_commands_wrote() {
         .collect();
     assert_eq!(groups, [("referral", 1, 0, 0, 1), ("web-form", 1, 1, 1, 0)]);
     assert_eq!(leads.groups[0].disqualified_by_reason[0].reason, "spam");
+    // In 2000 none of it had happened.
+    let y2k = Some(prost_types::Timestamp {
+        seconds: 946_684_800,
+        nanos: 0,
+    });
+    let then = f
+        .get_lead_funnel(crm.auth(v1::GetLeadFunnelRequest {
+            as_of: y2k,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(then.groups.is_empty(), "{:?}", then.groups);
+    let then = f
+        .get_campaign_performance(crm.auth(v1::GetCampaignPerformanceRequest {
+            as_of: y2k,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(then.campaigns.is_empty());
 
     let performance = f
         .get_campaign_performance(crm.auth(v1::GetCampaignPerformanceRequest {
