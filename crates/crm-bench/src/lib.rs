@@ -236,6 +236,12 @@ pub struct Shared {
     /// to the raw read.
     pub funnel_rebuild_per_s: f64,
     pub funnel_rebuild_ratio: f64,
+    /// `crm-audit verify` of the whole stream, messages/s, its ratio to the raw read and
+    /// its findings (0 expected); `crm-audit history` of 20 customers.
+    pub verify_per_s: f64,
+    pub verify_ratio: f64,
+    pub verify_findings: usize,
+    pub history_latency: Latency,
     pub query_rate: u64,
     pub query_latency: Latency,
     pub query_max_per_s: f64,
@@ -833,9 +839,11 @@ struct Rebuilt {
     rebuild_per_s: f64,
     rebuild_events_per_s: f64,
     funnel_rebuild_per_s: f64,
+    verify_per_s: f64,
+    verify_findings: usize,
 }
 
-/// The raw ordered-consumer read of the stream, then full rebuilds of the 360 and the
+/// The raw ordered-consumer read of the stream, `crm-audit verify`, then full rebuilds of the 360 and the
 /// funnel models, one after the other.
 async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
@@ -855,6 +863,7 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     #[allow(clippy::cast_precision_loss)]
     let raw = read as f64 / started.elapsed().as_secs_f64();
 
+    let (verify_per_s, verify_findings) = audit_verify(url).await?;
     let (seconds, events) =
         rebuild_projection(&js, crm_customer360::Customer360::default(), cfg, last).await?;
     let (funnel_seconds, _) = rebuild_projection(&js, crm_funnel::Funnel, cfg, last).await?;
@@ -866,7 +875,47 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
         rebuild_per_s: last as f64 / seconds,
         rebuild_events_per_s: events as f64 / seconds,
         funnel_rebuild_per_s: last as f64 / funnel_seconds,
+        verify_per_s,
+        verify_findings,
     })
+}
+
+/// `crm-audit verify` of the whole stream (through its library): messages/s and the
+/// findings (0 expected).
+async fn audit_verify(url: &str) -> anyhow::Result<(f64, usize)> {
+    let source = crm_audit::connect::Source::connect(&crm_audit::connect::Target {
+        nats_url: url.to_owned(),
+        reader_seed: None,
+        stream: "CRM_EVENTS".into(),
+        prefix: "crm.v1".into(),
+    })
+    .await?;
+    let report = crm_audit::verify::verify_stream(&source, None, &mut |_, _| {}).await?;
+    Ok((report.messages_per_s, report.findings.len()))
+}
+
+/// `crm-audit history` of `n` customers spread over the business: its latency.
+async fn audit_history(url: &str, ids: &[String], n: usize) -> anyhow::Result<Latency> {
+    let source = crm_audit::connect::Source::connect(&crm_audit::connect::Target {
+        nats_url: url.to_owned(),
+        reader_seed: None,
+        stream: "CRM_EVENTS".into(),
+        prefix: "crm.v1".into(),
+    })
+    .await?;
+    let mut samples = Vec::new();
+    for k in 0..n {
+        let id = uuid::Uuid::parse_str(&ids[(k * 7919) % ids.len()])?;
+        let started = Instant::now();
+        crm_audit::history::history(
+            &source,
+            crm_domain::CustomerId(id),
+            &crm_audit::history::Filter::default(),
+        )
+        .await?;
+        samples.push(started.elapsed());
+    }
+    Ok(Latency::of(samples))
 }
 
 /// A full build of `projection` from the stream into a fresh directory, up to `last`:
@@ -1208,6 +1257,17 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
                 s.funnel_rebuild_per_s = rebuilt.funnel_rebuild_per_s;
                 s.funnel_rebuild_ratio = rebuilt.funnel_rebuild_per_s / rebuilt.raw_per_s;
+                s.verify_per_s = rebuilt.verify_per_s;
+                s.verify_ratio = rebuilt.verify_per_s / rebuilt.raw_per_s;
+                s.verify_findings = rebuilt.verify_findings;
+                s.history_latency = audit_history(&url, &ids, 20).await?;
+                log(&format!(
+                    "crm-audit verify {:.0} messages/s ({} findings); history of 20 customers p50 / max {:.1} / {:.1} ms",
+                    s.verify_per_s,
+                    s.verify_findings,
+                    s.history_latency.p50_ms,
+                    s.history_latency.max_ms
+                ));
                 log(&format!(
                     "rebuild {:.0} messages/s, {:.0} events/s; funnel rebuild {:.0} messages/s (raw read {:.0} messages/s; CPU steal {:.0}%)",
                     rebuilt.rebuild_per_s,
@@ -1425,6 +1485,28 @@ fn figures_table(r: &Report) -> String {
             )
         }),
         ">= 0.5x",
+    );
+    shared(
+        &mut t,
+        "crm-audit verify of the whole stream".into(),
+        rebuilt.then(|| {
+            format!(
+                "{:.0} messages/s ({:.2}x), {} findings",
+                s.verify_per_s, s.verify_ratio, s.verify_findings
+            )
+        }),
+        ">= 0.5x",
+    );
+    shared(
+        &mut t,
+        "crm-audit history of a customer (20 customers) p50 / max".into(),
+        (s.history_latency.samples > 0).then(|| {
+            format!(
+                "{:.1} / {:.1} ms",
+                s.history_latency.p50_ms, s.history_latency.max_ms
+            )
+        }),
+        "",
     );
     shared(
         &mut t,

@@ -8,6 +8,7 @@
 //! stray message on a customer's subject set aside with the quarantine. Then it stops
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
+mod audit;
 mod funnel;
 mod marketing;
 mod quarantine;
@@ -126,6 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match (&started, picked.first()) {
         (Some(s), Some(customer)) => {
             quarantine::show(channel, &read_token, s.process.data(), customer).await?;
+            audit::show(s.process.data(), customer).await?;
         }
         _ => println!(
             "\n== Quarantine: skipped (it needs the service's NATS credentials: run without --addr)"

@@ -17,19 +17,23 @@ use tonic::transport::Channel;
 
 use crate::show::{authed, build_state};
 
-/// Publishes a stray message on `customer`'s subject as the embedded server's writer.
-async fn publish_stray(data: &Path, customer: &str) -> anyhow::Result<u64> {
-    let nats = data.join("nats");
-    let conf = std::fs::read_to_string(nats.join("nats.conf"))?;
+/// The embedded nats-server's URL, from the configuration `crm serve` wrote.
+pub(crate) fn embedded_nats_url(data: &Path) -> anyhow::Result<String> {
+    let conf = std::fs::read_to_string(data.join("nats").join("nats.conf"))?;
     let listen = conf
         .lines()
         .find_map(|l| l.strip_prefix("listen: "))
         .context("no listen line in nats.conf")?
         .trim_matches('"');
-    let users = NatsUsers::load(&nats.join("users"))?;
+    Ok(format!("nats://{listen}"))
+}
+
+/// Publishes a stray message on `customer`'s subject as the embedded server's writer.
+async fn publish_stray(data: &Path, customer: &str) -> anyhow::Result<u64> {
+    let users = NatsUsers::load(&data.join("nats").join("users"))?;
     let client = users
         .connect_options(NatsUser::Writer)
-        .connect(format!("nats://{listen}"))
+        .connect(embedded_nats_url(data)?)
         .await?;
     let js = async_nats::jetstream::new(client);
     let id: uuid::Uuid = customer.parse()?;

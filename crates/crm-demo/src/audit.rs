@@ -1,0 +1,64 @@
+//! What an auditor runs (`crm-audit`, here through its library): the whole stream
+//! verified as the read-only NATS user, and one customer's history with envelopes.
+
+use std::path::Path;
+
+use crm_audit::connect::{Source, Target};
+use crm_audit::{history, verify};
+
+use crate::quarantine::embedded_nats_url;
+
+pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
+    let reader_seed = data.join("nats").join("users").join("crm-reader.nk");
+    let source = Source::connect(&Target {
+        nats_url: embedded_nats_url(data)?,
+        reader_seed: Some(reader_seed.clone()),
+        stream: "CRM_EVENTS".into(),
+        prefix: "crm.v1".into(),
+    })
+    .await?;
+    println!(
+        "\n== For auditors: crm-audit verify (as crm-reader, {}: may read, never publish)",
+        reader_seed.display()
+    );
+    let report = verify::verify_stream(&source, None, &mut |_, _| {}).await?;
+    let c = &report.counts;
+    println!(
+        "  {} messages, {} events of {} aggregates verified in {:.1}s ({:.0} messages/s); {} quarantined position(s) skipped, {} quarantine record(s) checked; {} finding(s)",
+        c.messages,
+        c.events,
+        c.aggregates,
+        report.seconds,
+        report.messages_per_s,
+        c.quarantined,
+        c.quarantine_records,
+        report.findings.len()
+    );
+    for f in report.findings.iter().take(5) {
+        println!("  FINDING {f}");
+    }
+    let id = uuid::Uuid::parse_str(customer)?;
+    let entries = history::history(
+        &source,
+        crm_domain::CustomerId(id),
+        &history::Filter::default(),
+    )
+    .await?;
+    println!(
+        "\n== crm-audit history --customer {customer}: {} events; the last five",
+        entries.len()
+    );
+    for e in entries.iter().rev().take(5).rev() {
+        println!(
+            "  {:>7} {} {:<13} {:<36} v{:<3} by {:<22} hash {}…",
+            e.position,
+            &e.occurred_at[..19],
+            e.concerns,
+            e.event_type,
+            e.version,
+            e.actor,
+            &e.hash[..12]
+        );
+    }
+    Ok(())
+}
