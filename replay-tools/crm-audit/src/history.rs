@@ -1,6 +1,7 @@
 //! `history`: everything the stream holds about one customer, in stream order, each
 //! event decoded with its envelope: the customer's own events, the lead they were
 //! converted from, and the campaign sends that named them (as recipient or left out).
+//! Quarantined positions are left out.
 
 use std::collections::BTreeMap;
 
@@ -124,12 +125,19 @@ pub async fn history(
         seq,
         reason: e.to_string(),
     };
+    // Positions set aside by the quarantine log are not events of ours: left out.
+    let quarantined: std::collections::BTreeSet<u64> = crate::verify::quarantine_log(source)
+        .await?
+        .iter()
+        .map(|r| r.seq)
+        .collect();
     let mut entries: BTreeMap<(u64, u16), Entry> = BTreeMap::new();
-    let own = messages_on(
+    let mut own = messages_on(
         source,
         &source.scheme.subject(AggregateRef::Customer(customer)),
     )
     .await?;
+    own.retain(|(seq, ..)| !quarantined.contains(seq));
     if own.is_empty() {
         return Err(AuditError::NoSuchCustomer(customer.0.to_string()));
     }
@@ -151,6 +159,9 @@ pub async fn history(
     if let Some(lead) = lead {
         let subject = source.scheme.subject(AggregateRef::Lead(lead));
         for (seq, subject, payload) in messages_on(source, &subject).await? {
+            if quarantined.contains(&seq) {
+                continue;
+            }
             for (i, e) in decode_message(&payload)
                 .map_err(|e| undecodable(seq, e))?
                 .iter()
@@ -164,6 +175,9 @@ pub async fn history(
     }
     let campaigns = format!("{}.campaign.>", source.scheme.prefix());
     for (seq, subject, payload) in messages_on(source, &campaigns).await? {
+        if quarantined.contains(&seq) {
+            continue;
+        }
         for (i, e) in decode_message(&payload)
             .map_err(|e| undecodable(seq, e))?
             .iter()

@@ -127,6 +127,14 @@ async fn a_clean_stream_verifies_and_a_foreign_message_is_reported_until_quarant
     assert_eq!(report["quarantine_records"], 1);
     assert_eq!(report["events"], 41);
 
+    // The customer's history leaves the quarantined position out.
+    let (code, out) = audit(
+        &server,
+        &["--json", "history", "--customer", &ids[3].0.to_string()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
     // One aggregate's chain alone.
     let (code, out) = audit(
         &server,
