@@ -880,29 +880,30 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     })
 }
 
+/// What `crm-audit` reads: the bench's server, which admits anonymous clients.
+async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
+    Ok(
+        crm_audit::connect::Source::connect(&crm_audit::connect::Target {
+            nats_url: url.to_owned(),
+            reader_seed: None,
+            stream: "CRM_EVENTS".into(),
+            prefix: "crm.v1".into(),
+        })
+        .await?,
+    )
+}
+
 /// `crm-audit verify` of the whole stream (through its library): messages/s and the
 /// findings (0 expected).
 async fn audit_verify(url: &str) -> anyhow::Result<(f64, usize)> {
-    let source = crm_audit::connect::Source::connect(&crm_audit::connect::Target {
-        nats_url: url.to_owned(),
-        reader_seed: None,
-        stream: "CRM_EVENTS".into(),
-        prefix: "crm.v1".into(),
-    })
-    .await?;
+    let source = audit_source(url).await?;
     let report = crm_audit::verify::verify_stream(&source, None, &mut |_, _| {}).await?;
     Ok((report.messages_per_s, report.findings.len()))
 }
 
 /// `crm-audit history` of `n` customers spread over the business: its latency.
 async fn audit_history(url: &str, ids: &[String], n: usize) -> anyhow::Result<Latency> {
-    let source = crm_audit::connect::Source::connect(&crm_audit::connect::Target {
-        nats_url: url.to_owned(),
-        reader_seed: None,
-        stream: "CRM_EVENTS".into(),
-        prefix: "crm.v1".into(),
-    })
-    .await?;
+    let source = audit_source(url).await?;
     let mut samples = Vec::new();
     for k in 0..n {
         let id = uuid::Uuid::parse_str(&ids[(k * 7919) % ids.len()])?;

@@ -36,7 +36,7 @@ fn quarter(secs: i64) -> (i64, i64, String) {
     (start, end, format!("Q{} {y}", q + 1))
 }
 
-fn pct(v: Option<f64>) -> String {
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.0}%", v * 100.0))
 }
 

@@ -4,11 +4,8 @@
 use crm_proto::v1::{self, funnel_service_client::FunnelServiceClient};
 use tonic::transport::Channel;
 
+use crate::funnel::pct;
 use crate::show::authed;
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{:.0}%", v * 100.0))
-}
 
 fn consistency(position: u64) -> Option<v1::Consistency> {
     Some(v1::Consistency {

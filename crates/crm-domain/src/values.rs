@@ -205,6 +205,25 @@ pub enum Channel {
     Post,
 }
 
+impl Channel {
+    /// The name replies and read models use (`email`, `web_form`, ...).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Phone => "phone",
+            Self::Chat => "chat",
+            Self::Social => "social",
+            Self::WebForm => "web_form",
+            Self::Meeting => "meeting",
+            Self::InPerson => "in_person",
+            Self::Push => "push",
+            Self::Post => "post",
+        }
+    }
+}
+
 /// Channels that carry marketing consent.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub enum ConsentChannel {

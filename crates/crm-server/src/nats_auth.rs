@@ -240,9 +240,7 @@ impl NatsUsers {
     /// Connect options that authenticate as `user` with its own inbox prefix.
     #[must_use]
     pub fn connect_options(&self, user: NatsUser) -> async_nats::ConnectOptions {
-        async_nats::ConnectOptions::new()
-            .nkey(self.seed(user).to_owned())
-            .custom_inbox_prefix(user.inbox_prefix())
+        options(user, self.seed(user))
     }
 
     /// The `authorization` block of a nats-server configuration admitting exactly these
@@ -275,6 +273,34 @@ pub fn external_setup(dir: &Path, stream: &str) -> Result<String, NatsAuthError>
         dir.display(),
         users.authorization(stream, crm_events::DEFAULT_PREFIX)
     ))
+}
+
+fn options(user: NatsUser, seed: &str) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .nkey(seed.to_owned())
+        .custom_inbox_prefix(user.inbox_prefix())
+}
+
+/// Connect options that authenticate as `user` from its seed file alone: what a tool
+/// holding only the reader's seed (`crm-audit`) needs, without the other user's.
+///
+/// # Errors
+/// The file cannot be read or does not hold a seed.
+pub fn connect_options_from_seed_file(
+    path: &Path,
+    user: NatsUser,
+) -> Result<async_nats::ConnectOptions, NatsAuthError> {
+    let seed = fs::read_to_string(path).map_err(|source| NatsAuthError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let seed = seed.trim();
+    nkeys::KeyPair::from_seed(seed).map_err(|e| NatsAuthError::BadSeed {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(options(user, seed))
 }
 
 #[cfg(test)]

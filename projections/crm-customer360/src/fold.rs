@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crm_domain::{
-    Actor, AggregateRef, CampaignEvent, CampaignResponse, Channel, ConsentChannel, CustomerEvent,
+    Actor, AggregateRef, CampaignEvent, CampaignResponse, ConsentChannel, CustomerEvent,
     CustomerId, DomainEvent, ForecastCategory, LeadEvent, Money, RelationshipKind, SkipReason,
     TicketPriority, Timestamp,
 };
@@ -321,10 +321,7 @@ fn apply_customer(
             ))
         }
         E::InteractionLogged(i) => {
-            let eng = r
-                .engagement
-                .entry(channel_name(i.channel).to_owned())
-                .or_default();
+            let eng = r.engagement.entry(i.channel.name().to_owned()).or_default();
             eng.last_at = eng.last_at.max(at);
             match i.direction {
                 crm_domain::Direction::Inbound => eng.inbound.sat_add(1),
@@ -344,7 +341,7 @@ fn apply_customer(
                     crm_domain::Direction::Inbound => "Inbound",
                     crm_domain::Direction::Outbound => "Outbound",
                 },
-                channel_name(i.channel),
+                i.channel.name(),
             ))
             .p(&i.subject)
         }
@@ -402,7 +399,7 @@ fn apply_customer(
                 t.ticket_id.0.into_bytes(),
                 Ticket {
                     opened_at: at,
-                    channel: channel_name(t.channel).to_owned(),
+                    channel: t.channel.name().to_owned(),
                     category: t.category.clone(),
                     priority: priority_name(t.priority).to_owned(),
                     subject: t.subject.clone(),
@@ -722,7 +719,7 @@ fn campaign(
             &key,
             &CampaignInfo {
                 name: c.name.clone(),
-                channel: channel_name(c.channel).to_owned(),
+                channel: c.channel.name().to_owned(),
                 created_at: event.envelope.meta.occurred_at.0,
                 consent: ConsentChannel::for_channel(c.channel).map(|c| consent_name(c).to_owned()),
             },
@@ -890,22 +887,6 @@ fn money(m: Money) -> String {
     let sign = if m.minor < 0 { "-" } else { "" };
     let abs = m.minor.unsigned_abs();
     format!("{sign}{}.{:02} {}", abs / 100, abs % 100, m.currency)
-}
-
-#[must_use]
-pub const fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Phone => "phone",
-        Channel::Chat => "chat",
-        Channel::Social => "social",
-        Channel::WebForm => "web_form",
-        Channel::Meeting => "meeting",
-        Channel::InPerson => "in_person",
-        Channel::Push => "push",
-        Channel::Post => "post",
-    }
 }
 
 #[must_use]

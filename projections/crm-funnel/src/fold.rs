@@ -2,7 +2,7 @@
 //! per deal, lead, campaign and campaign member out. No clock, no randomness, ordered
 //! maps only.
 
-use crm_domain::{CampaignEvent, CampaignResponse, Channel, CustomerEvent, DomainEvent, LeadEvent};
+use crm_domain::{CampaignEvent, CampaignResponse, CustomerEvent, DomainEvent, LeadEvent};
 use crm_projection::{Event, FoldError, Projection, State, load, save};
 
 use crate::campaign::{CampaignFact, CampaignRecord, ResponseKind, Touch, TouchRecord};
@@ -220,7 +220,7 @@ fn apply_campaign(
         (None, CampaignEvent::Created(c)) => CampaignRecord {
             id,
             name: c.name.clone(),
-            channel: channel_name(c.channel).to_owned(),
+            channel: c.channel.name().to_owned(),
             facts: Vec::new(),
         },
         (None, _) => {
@@ -250,21 +250,6 @@ fn apply_campaign(
     crate::stamped::insert(&mut campaign.facts, stamp.of(fact));
     save(state, &key, &campaign);
     Ok(())
-}
-
-const fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Phone => "phone",
-        Channel::Chat => "chat",
-        Channel::Social => "social",
-        Channel::WebForm => "web_form",
-        Channel::Meeting => "meeting",
-        Channel::InPerson => "in_person",
-        Channel::Push => "push",
-        Channel::Post => "post",
-    }
 }
 
 /// The deal an event concerns and what it says, for the opportunity events; `None` for

@@ -48,6 +48,9 @@ pub fn deals_page(
     Ok(out)
 }
 
+/// What a deal takes from its lead: the lead's source and campaign.
+type LeadOrigin = (String, Option<[u8; 16]>);
+
 /// What a deal is attributed to beyond its own links, read once per customer and lead.
 ///
 /// - **team**: its customer's team as of the cut;
@@ -57,7 +60,8 @@ pub fn deals_page(
 struct Attribution<'a> {
     src: &'a dyn Source,
     as_of: i64,
-    leads: BTreeMap<[u8; 16], Option<LeadRecord>>,
+    /// Per lead read: its source and campaign (`None`: no such lead).
+    leads: BTreeMap<[u8; 16], Option<LeadOrigin>>,
 }
 
 impl<'a> Attribution<'a> {
@@ -80,20 +84,25 @@ impl<'a> Attribution<'a> {
             Some(id) => self.lead(id)?,
             None => None,
         };
-        d.source = lead.as_ref().map(|l| l.source.clone()).or(customer.source);
-        if d.campaign.is_none() {
-            d.campaign = lead.and_then(|l| l.campaign);
-        }
+        let (source, campaign) = match lead {
+            Some((source, campaign)) => (Some(source), campaign),
+            None => (customer.source, None),
+        };
+        d.source = source;
+        d.campaign = d.campaign.or(campaign);
         Ok(())
     }
 
-    fn lead(&mut self, id: [u8; 16]) -> Result<Option<LeadRecord>, ProjectionError> {
+    fn lead(&mut self, id: [u8; 16]) -> Result<Option<LeadOrigin>, ProjectionError> {
         if let Some(l) = self.leads.get(&id) {
             return Ok(l.clone());
         }
         let key = lead_key(id);
-        let lead: Option<LeadRecord> = match self.src.value(&key)? {
-            Some(v) => Some(decode(&key, &v)?),
+        let lead = match self.src.value(&key)? {
+            Some(v) => {
+                let l: LeadRecord = decode(&key, &v)?;
+                Some((l.source, l.campaign))
+            }
             None => None,
         };
         self.leads.insert(id, lead.clone());

@@ -22,19 +22,19 @@
 //! - customers: c1 (lead L1, team north), c6 (lead L4, team south), c2 (acquired through
 //!   paid-social, team north, moved to team south d10).
 
+mod support;
+
 use crm_domain::{
-    Acquisition, Actor, CampaignCreated, CampaignEvent, CampaignId, CampaignResponse, Channel,
-    CommandId, Currency, CustomerEvent, CustomerId, CustomerRegistered, DomainEvent,
-    ForecastCategory, LeadCaptured, LeadEvent, LeadId, Money, OpportunityId, OpportunityOpened,
-    OrderId, OrderPlaced, Profile, ProfilePatch, SkipReason, SkippedRecipient, Timestamp,
+    Acquisition, CampaignCreated, CampaignEvent, CampaignId, CampaignResponse, Channel, Currency,
+    CustomerEvent, CustomerId, CustomerRegistered, DomainEvent, ForecastCategory, LeadCaptured,
+    LeadEvent, LeadId, Money, OpportunityId, OpportunityOpened, OrderId, OrderPlaced, Profile,
+    ProfilePatch, SkipReason, SkippedRecipient,
 };
-use crm_events::{Envelope, EventHash, EventMeta};
 use crm_funnel::{
-    CampaignFigures, DAY_MICROS, DealSelection, DealStatus, Funnel, FunnelFilter, LeadFilter,
-    LeadGroupBy, ResponseKind, campaign_performance, campaigns_at, deals_at, lead_funnel, leads_at,
-    members_at,
+    CampaignFigures, DAY_MICROS, DealSelection, DealStatus, FunnelFilter, LeadFilter, LeadGroupBy,
+    ResponseKind, campaign_performance, campaigns_at, deals_at, lead_funnel, leads_at, members_at,
 };
-use crm_projection::{Event, MemState};
+use crm_projection::MemState;
 use uuid::Uuid;
 
 const T0: i64 = 1_767_225_600 * 1_000_000;
@@ -335,42 +335,8 @@ fn business() -> Vec<(i64, DomainEvent)> {
 
 /// Folds the events in the given (stream) order.
 fn fold(events: &[(i64, DomainEvent)]) -> MemState {
-    let mut state = MemState::default();
-    for (i, (d, event)) in events.iter().enumerate() {
-        let seq = i as u64 + 1;
-        let envelope = Envelope {
-            meta: EventMeta {
-                event_id: Uuid::from_u128(u128::from(seq)),
-                version: seq,
-                occurred_at: Timestamp(day(*d)),
-                recorded_at: Timestamp(day(30) + i64::try_from(seq).unwrap()),
-                actor: Actor::User("alice".into()),
-                command_id: CommandId(Uuid::from_u128(1000 + u128::from(seq))),
-                correlation_id: Uuid::nil(),
-                causation_id: None,
-                commit_index: 0,
-                commit_size: 1,
-                prev_hash: EventHash::GENESIS,
-            },
-            aggregate: event.aggregate(),
-            event_type: event.event_type().into(),
-            schema_version: 1,
-            event: event.clone(),
-            hash: EventHash::GENESIS,
-        };
-        state
-            .apply(
-                &Funnel,
-                &Event {
-                    seq,
-                    index: 0,
-                    subject: "crm.v1.test",
-                    envelope: &envelope,
-                },
-            )
-            .unwrap();
-    }
-    state
+    let timed: Vec<(i64, DomainEvent)> = events.iter().map(|(d, e)| (day(*d), e.clone())).collect();
+    support::fold(&timed)
 }
 
 /// The same events, each aggregate's first kept first and the rest of its events

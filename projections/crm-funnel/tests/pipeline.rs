@@ -1,16 +1,16 @@
 //! The pipeline funnel of a small business, every figure computed by hand, at two cuts;
 //! and the same figures when commands arrive backdated (out of business-time order).
 
+mod support;
+
 use crm_domain::{
-    Actor, CommandId, Currency, CustomerEvent, CustomerId, DomainEvent, ForecastCategory, Money,
-    OpportunityId, OpportunityOpened, Timestamp,
+    Currency, CustomerEvent, CustomerId, DomainEvent, ForecastCategory, Money, OpportunityId,
+    OpportunityOpened,
 };
-use crm_events::{Envelope, EventHash, EventMeta};
 use crm_funnel::{
-    DAY_MICROS, DealAt, DealRecord, DealStatus, Funnel, FunnelFilter, PipelineFunnel, keys,
-    pipeline_funnel,
+    DAY_MICROS, DealAt, DealRecord, DealStatus, FunnelFilter, PipelineFunnel, keys, pipeline_funnel,
 };
-use crm_projection::{Event, MemState, load};
+use crm_projection::load;
 use uuid::Uuid;
 
 const T0: i64 = 1_767_225_600 * 1_000_000;
@@ -106,42 +106,11 @@ fn business() -> Vec<Happening> {
 
 /// Folds the happenings in the given order (their stream order) and returns every deal.
 fn fold(happenings: &[Happening]) -> Vec<DealRecord> {
-    let mut state = MemState::default();
-    for (i, (d, e)) in happenings.iter().enumerate() {
-        let seq = i as u64 + 1;
-        let event = DomainEvent::Customer(CUSTOMER, e.clone());
-        let envelope = Envelope {
-            meta: EventMeta {
-                event_id: Uuid::from_u128(u128::from(seq)),
-                version: seq,
-                occurred_at: Timestamp(day(*d)),
-                recorded_at: Timestamp(day(20) + i64::try_from(seq).unwrap()),
-                actor: Actor::User("alice".into()),
-                command_id: CommandId(Uuid::from_u128(1000 + u128::from(seq))),
-                correlation_id: Uuid::nil(),
-                causation_id: None,
-                commit_index: 0,
-                commit_size: 1,
-                prev_hash: EventHash::GENESIS,
-            },
-            aggregate: event.aggregate(),
-            event_type: event.event_type().into(),
-            schema_version: 1,
-            event,
-            hash: EventHash::GENESIS,
-        };
-        state
-            .apply(
-                &Funnel,
-                &Event {
-                    seq,
-                    index: 0,
-                    subject: "crm.v1.customer.00000000000000000000000000000001",
-                    envelope: &envelope,
-                },
-            )
-            .unwrap();
-    }
+    let events: Vec<(i64, DomainEvent)> = happenings
+        .iter()
+        .map(|(d, e)| (day(*d), DomainEvent::Customer(CUSTOMER, e.clone())))
+        .collect();
+    let mut state = support::fold(&events);
     (1..=6)
         .map(|n| {
             load(&mut state, &keys::deal_key(deal(n).0.into_bytes()))

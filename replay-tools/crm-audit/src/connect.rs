@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crm_events::SubjectScheme;
-use crm_server::nats_auth::NatsUser;
+use crm_server::nats_auth::{NatsUser, connect_options_from_seed_file};
 
 use crate::AuditError;
 
@@ -39,20 +39,8 @@ impl Source {
     /// reached.
     pub async fn connect(target: &Target) -> Result<Self, AuditError> {
         let options = match &target.reader_seed {
-            Some(path) => {
-                let seed = std::fs::read_to_string(path)
-                    .map_err(|e| AuditError::Credentials(format!("{}: {e}", path.display())))?;
-                let seed = seed.trim();
-                if !seed.starts_with("SU") {
-                    return Err(AuditError::Credentials(format!(
-                        "{}: not a user nkey seed",
-                        path.display()
-                    )));
-                }
-                async_nats::ConnectOptions::new()
-                    .nkey(seed.to_owned())
-                    .custom_inbox_prefix(NatsUser::Reader.inbox_prefix())
-            }
+            Some(path) => connect_options_from_seed_file(path, NatsUser::Reader)
+                .map_err(|e| AuditError::Credentials(e.to_string()))?,
             None => async_nats::ConnectOptions::new(),
         };
         let client = options
@@ -76,5 +64,33 @@ impl Source {
             .get_stream(&self.stream_name)
             .await
             .map_err(|e| AuditError::Nats(format!("stream {}: {e}", self.stream_name)))
+    }
+
+    /// Every message on `subject` (a wildcard reads several subjects), in stream order:
+    /// position, subject and payload.
+    ///
+    /// # Errors
+    /// The stream cannot be read.
+    pub async fn messages_on(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<(u64, String, bytes::Bytes)>, AuditError> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        let stream = self.stream().await?;
+        let mut out = Vec::new();
+        let mut next = 1;
+        loop {
+            match stream
+                .direct_get_next_for_subject(subject, Some(next))
+                .await
+            {
+                Ok(m) => {
+                    next = m.sequence + 1;
+                    out.push((m.sequence, m.subject.to_string(), m.payload));
+                }
+                Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(out),
+                Err(e) => return Err(AuditError::Nats(e.to_string())),
+            }
+        }
     }
 }

@@ -87,30 +87,6 @@ fn entry(position: u64, subject: &str, concerns: &'static str, e: &Envelope) -> 
     }
 }
 
-/// Every message on `subject` (a wildcard reads several subjects), in stream order.
-async fn messages_on(
-    source: &Source,
-    subject: &str,
-) -> Result<Vec<(u64, String, bytes::Bytes)>, AuditError> {
-    use async_nats::jetstream::stream::DirectGetErrorKind;
-    let stream = source.stream().await?;
-    let mut out = Vec::new();
-    let mut next = 1;
-    loop {
-        match stream
-            .direct_get_next_for_subject(subject, Some(next))
-            .await
-        {
-            Ok(m) => {
-                next = m.sequence + 1;
-                out.push((m.sequence, m.subject.to_string(), m.payload));
-            }
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(out),
-            Err(e) => return Err(AuditError::Nats(e.to_string())),
-        }
-    }
-}
-
 /// The customer's history, filtered. A message that does not decode is an error naming
 /// its position (`verify` reports every such message).
 ///
@@ -132,11 +108,9 @@ pub async fn history(
         .map(|r| r.seq)
         .collect();
     let mut entries: BTreeMap<(u64, u16), Entry> = BTreeMap::new();
-    let mut own = messages_on(
-        source,
-        &source.scheme.subject(AggregateRef::Customer(customer)),
-    )
-    .await?;
+    let mut own = source
+        .messages_on(&source.scheme.subject(AggregateRef::Customer(customer)))
+        .await?;
     own.retain(|(seq, ..)| !quarantined.contains(seq));
     if own.is_empty() {
         return Err(AuditError::NoSuchCustomer(customer.0.to_string()));
@@ -158,7 +132,7 @@ pub async fn history(
     }
     if let Some(lead) = lead {
         let subject = source.scheme.subject(AggregateRef::Lead(lead));
-        for (seq, subject, payload) in messages_on(source, &subject).await? {
+        for (seq, subject, payload) in source.messages_on(&subject).await? {
             if quarantined.contains(&seq) {
                 continue;
             }
@@ -174,7 +148,7 @@ pub async fn history(
         }
     }
     let campaigns = format!("{}.campaign.>", source.scheme.prefix());
-    for (seq, subject, payload) in messages_on(source, &campaigns).await? {
+    for (seq, subject, payload) in source.messages_on(&campaigns).await? {
         if quarantined.contains(&seq) {
             continue;
         }

@@ -341,26 +341,13 @@ pub struct Report {
 /// # Errors
 /// The stream cannot be read.
 pub async fn quarantine_log(source: &Source) -> Result<Vec<Quarantine>, AuditError> {
-    use async_nats::jetstream::stream::DirectGetErrorKind;
-    let stream = source.stream().await?;
-    let subject = source.scheme.quarantine();
-    let mut out = Vec::new();
-    let mut next = 1;
-    loop {
-        match stream
-            .direct_get_next_for_subject(&subject, Some(next))
-            .await
-        {
-            Ok(m) => {
-                if let Ok((record, _)) = decode_quarantine(&m.payload) {
-                    out.push(record);
-                }
-                next = m.sequence + 1;
-            }
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(out),
-            Err(e) => return Err(AuditError::Nats(e.to_string())),
-        }
-    }
+    // A record that does not decode is a finding of the verification pass.
+    Ok(source
+        .messages_on(&source.scheme.quarantine())
+        .await?
+        .iter()
+        .filter_map(|(_, _, payload)| decode_quarantine(payload).ok().map(|(r, _)| r))
+        .collect())
 }
 
 /// Verifies the whole stream (or, with `only`, one aggregate's chain) up to its last
