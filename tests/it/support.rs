@@ -65,8 +65,31 @@ pub fn register(id: CustomerId) -> Command {
     })
 }
 
-/// Every message stored for a customer, in order.
+/// Every message stored for a customer, in order, as the stream's leader has them.
+///
+/// The read is a direct get, which any replica may answer; in a cluster a follower can
+/// be behind the leader by the messages it has not applied yet (seconds after a leader
+/// was killed on a loaded machine). So the read is repeated until it reaches the last
+/// sequence the leader holds for the subject: a message the leader does not have is
+/// still reported missing, a follower's lag is not.
 pub async fn customer_messages(log: &EventLog, id: CustomerId) -> Vec<StoredMessage> {
     let subject = log.config().subject(crm_domain::AggregateRef::Customer(id));
-    log.read_subject(&subject, 0).await.expect("read subject")
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let messages = log.read_subject(&subject, 0).await.expect("read subject");
+        if !log.replicated() {
+            return messages;
+        }
+        let read_to = messages.last().map_or(0, |m| m.seq);
+        match log.leader_last_seq(&subject).await {
+            Ok(leader) if read_to >= leader => return messages,
+            Ok(leader) => eprintln!("read {subject} to {read_to}, the leader has {leader}"),
+            Err(e) => eprintln!("the leader's last sequence on {subject}: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replica answered {subject} up to the leader's last sequence within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
