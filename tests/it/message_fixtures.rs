@@ -198,6 +198,26 @@ fn every_single_event_fixture_reads_through_the_message_reader_as_that_event() {
     assert!(n > 30, "only {n} event fixtures found");
 }
 
+/// The golden fixture at `path`; written from `make` only when it is missing and
+/// `CRM_WRITE_MISSING_FIXTURES=1` (then committed, and never rewritten).
+fn golden(path: &std::path::Path, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var(WRITE_MISSING).as_deref() == Ok("1"),
+                "no golden fixture {}: write it once with CRM_WRITE_MISSING_FIXTURES=1 and commit it",
+                path.display()
+            );
+            let bytes = make();
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, &bytes).unwrap();
+            bytes
+        }
+        Err(e) => panic!("read {}: {e}", path.display()),
+    }
+}
+
 /// An operator sets aside a message a test harness published onto a customer's subject.
 /// NEVER edit it once its fixture is committed.
 fn quarantine_sample() -> crm_events::quarantine::Quarantine {
@@ -221,21 +241,7 @@ fn the_quarantine_record_fixture_decodes_and_encodes_byte_for_byte() {
     use crm_events::quarantine::{QUARANTINE_FORMAT_V1, decode_quarantine, encode_quarantine};
     let path = dir("quarantine").join("quarantine.v1.bin");
     let sample = quarantine_sample();
-    let fixture = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var(WRITE_MISSING).as_deref() == Ok("1"),
-                "no golden fixture {}: write it once with CRM_WRITE_MISSING_FIXTURES=1 and commit it",
-                path.display()
-            );
-            let bytes = encode_quarantine(&sample).bytes;
-            fs::create_dir_all(dir("quarantine")).unwrap();
-            fs::write(&path, &bytes).unwrap();
-            bytes
-        }
-        Err(e) => panic!("read {}: {e}", path.display()),
-    };
+    let fixture = golden(&path, || encode_quarantine(&sample).bytes);
     assert_eq!(fixture[0], QUARANTINE_FORMAT_V1);
     let (decoded, hash) = decode_quarantine(&fixture).unwrap();
     assert_eq!(decoded, sample);
@@ -244,5 +250,40 @@ fn the_quarantine_record_fixture_decodes_and_encodes_byte_for_byte() {
         encode_quarantine(&sample).bytes == fixture,
         "the quarantine record format changed. Never rewrite a fixture: add a new format \
          byte, keep format {QUARANTINE_FORMAT_V1} decoding, and add a fixture for the new one"
+    );
+}
+
+/// A notary's anchor, signed with a fixed test key (Ed25519 signatures are
+/// deterministic, so the bytes are too). NEVER edit it once its fixture is committed.
+fn anchor_sample() -> (crm_events::anchor::Anchor, crm_events::anchor::SigningKey) {
+    let key = crm_events::anchor::SigningKey::from_bytes(&[7; 32]);
+    let anchor = crm_events::anchor::Anchor {
+        stream: "CRM_EVENTS".into(),
+        position: 1_048_576,
+        messages: 1_048_570,
+        digest: [0xd1; 32],
+        subjects: 120_345,
+        heads: [0x4e; 32],
+        signed_at: Timestamp::from_micros(1_764_900_000_000_000),
+        public_key: key.verifying_key().to_bytes(),
+    };
+    (anchor, key)
+}
+
+/// The notary's anchor format (4), in `tests/fixtures/anchors/`: it still decodes and
+/// its signature still verifies.
+#[test]
+fn the_anchor_fixture_decodes_verifies_and_signs_byte_for_byte() {
+    use crm_events::anchor::{ANCHOR_FORMAT_V1, sign_anchor, verify_anchor};
+    let path = dir("anchors").join("anchor.v1.bin");
+    let (sample, key) = anchor_sample();
+    let fixture = golden(&path, || sign_anchor(&sample, &key));
+    assert_eq!(fixture[0], ANCHOR_FORMAT_V1);
+    let decoded = verify_anchor(&fixture, &[key.verifying_key()]).unwrap();
+    assert_eq!(decoded, sample);
+    assert!(
+        sign_anchor(&sample, &key) == fixture,
+        "the anchor format changed. Never rewrite a fixture: add a new format byte, keep \
+         format {ANCHOR_FORMAT_V1} decoding, and add a fixture for the new one"
     );
 }

@@ -897,7 +897,13 @@ async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
 /// findings (0 expected).
 async fn audit_verify(url: &str) -> anyhow::Result<(f64, usize)> {
     let source = audit_source(url).await?;
-    let report = crm_audit::verify::verify_stream(&source, None, &mut |_, _| {}).await?;
+    let report = crm_audit::verify::verify_stream(
+        &source,
+        None,
+        &crm_audit::verify::Trust::default(),
+        &mut |_, _| {},
+    )
+    .await?;
     Ok((report.messages_per_s, report.findings.len()))
 }
 

@@ -21,7 +21,20 @@ pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
         "\n== For auditors: crm-audit verify (as crm-reader, {}: may read, never publish)",
         reader_seed.display()
     );
-    let report = verify::verify_stream(&source, None, &mut |_, _| {}).await?;
+    // The notary's public key, as an auditor would be given it, and the stream's latest
+    // anchor, as an auditor would have kept it.
+    let public_key = std::fs::read_to_string(data.join("notary").join("notary.key.pub"))?;
+    let keys = vec![crm_events::anchor::parse_public_key(&public_key)?];
+    let kept = verify::stream_anchors(&source, u64::MAX)
+        .await?
+        .last()
+        .map(|(_, bytes)| bytes.to_vec());
+    let trust = verify::Trust {
+        keys,
+        kept: kept.into_iter().collect(),
+    };
+    println!("  notary public key {}", public_key.trim());
+    let report = verify::verify_stream(&source, None, &trust, &mut |_, _| {}).await?;
     let c = &report.counts;
     println!(
         "  {} messages, {} events of {} aggregates verified in {:.1}s ({:.0} messages/s); {} quarantined position(s) skipped, {} quarantine record(s) checked; {} finding(s)",
@@ -33,6 +46,10 @@ pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
         c.quarantined,
         c.quarantine_records,
         report.findings.len()
+    );
+    println!(
+        "  anchors: {} signed anchors in the stream, {} verified against it (the latest kept one included); anchored up to position {} of {}",
+        c.anchors, c.anchors_verified, c.anchored_position, report.last_seq
     );
     for f in report.findings.iter().take(5) {
         println!("  FINDING {f}");

@@ -8,12 +8,15 @@
 //! - [`ChainVerifier`]: checks an aggregate's history is an unbroken hash chain.
 //! - [`quarantine`]: records of stream positions set aside as not ours, on their own
 //!   subject and hash chain.
+//! - [`anchor`]: the notary's signed anchors and the running digest over the whole
+//!   stream they sign.
 //! - `payload`: versioned payload encoding; every event type and schema version ever
 //!   written decodes forever (old versions are upcast to the current domain event).
 //!
 //! Domain types are not `Serialize`: the wire structs in `wire` mirror them, with
 //! explicit conversions, so changing a domain type can never silently change the format.
 
+pub mod anchor;
 mod envelope;
 mod payload;
 pub mod quarantine;

@@ -75,6 +75,13 @@ impl SubjectScheme {
         format!("{}.system.quarantine", self.prefix)
     }
 
+    /// The subject of the notary's signed anchors (see [`crate::anchor`]): not an
+    /// aggregate subject either.
+    #[must_use]
+    pub fn anchors(&self) -> String {
+        format!("{}.system.anchor", self.prefix)
+    }
+
     /// Every subject of the log (the stream's subject filter).
     #[must_use]
     pub fn filter(&self) -> String {

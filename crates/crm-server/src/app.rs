@@ -53,6 +53,8 @@ pub enum RunError {
     },
     #[error("{0}")]
     Serve(#[from] ServeError),
+    #[error("notary: {0}")]
+    Notary(#[from] crate::notary::NotaryError),
 }
 
 /// Called once the service accepts requests, with the address it listens on and, in
@@ -119,6 +121,41 @@ pub async fn run(
     result
 }
 
+type NotaryTask = (tokio::task::JoinHandle<()>, Arc<crate::notary::NotaryStats>);
+
+/// Starts the notary when a key is configured (or generated: the embedded default).
+fn start_notary(
+    config: &ServeConfig,
+    log_config: &LogConfig,
+    reader: async_nats::jetstream::Context,
+    writer: async_nats::jetstream::Context,
+) -> Result<Option<NotaryTask>, RunError> {
+    let Some((path, generate)) = config.notary_key_path() else {
+        tracing::warn!("no notary key (--notary-key): no signed anchors are written");
+        return Ok(None);
+    };
+    let key = crate::notary::load_or_generate_key(&path, generate)?;
+    tracing::info!(
+        public_key = %crate::notary::public_key_hex(&key),
+        key = %path.display(),
+        "notary: anchors are signed with this key; auditors verify with its public key"
+    );
+    let cfg = crate::notary::NotaryConfig {
+        stream: config.stream.clone(),
+        scheme: log_config.scheme(),
+        every_messages: config.notary_every_messages,
+        every: Duration::from_secs(config.notary_every_secs),
+    };
+    let stats = Arc::new(crate::notary::NotaryStats::default());
+    let task_stats = Arc::clone(&stats);
+    let task = tokio::spawn(async move {
+        if let Err(e) = crate::notary::run(key, cfg, reader, writer, task_stats).await {
+            tracing::error!(error = %e, "the notary stopped");
+        }
+    });
+    Ok(Some((task, stats)))
+}
+
 fn read(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>, RunError> {
     std::fs::read(path).map_err(|source| RunError::ReadFile {
         what,
@@ -172,7 +209,7 @@ async fn serve_with_log(
         request_timeout: Duration::from_millis(config.nats_request_timeout_ms),
         ..LogConfig::default()
     };
-    let log = if matches!(config.role, Role::All | Role::Commands) {
+    let log = if matches!(config.role, Role::All | Role::Commands | Role::Notary) {
         Some(EventLog::open(connect(NatsUser::Writer).await?, log_config.clone()).await?)
     } else {
         None
@@ -182,6 +219,14 @@ async fn serve_with_log(
     } else {
         Some(async_nats::jetstream::new(connect(NatsUser::Reader).await?))
     };
+    // The notary reads as the reader and appends its anchors as the writer.
+    let notary = match (&js, &log) {
+        (Some(js), Some(log)) if matches!(config.role, Role::All | Role::Notary) => {
+            start_notary(config, &log_config, js.clone(), log.jetstream().clone())?
+        }
+        _ => None,
+    };
+    let log = log.filter(|_| config.role != Role::Notary);
     // The business rules' configuration: the command side decides with it, the funnel
     // follows its pipelines' stage order.
     let domain = crm_domain::DomainConfig {
@@ -205,8 +250,7 @@ async fn serve_with_log(
     // The read side: projectors, the query and admin services over their own sled
     // directory.
     let read_side = match &js {
-        None => None,
-        Some(js) => Some(RunningReadSide::start(
+        Some(js) if config.role != Role::Notary => Some(RunningReadSide::start(
             &config.data_dir.join("read-models"),
             config.read_model_cache_mib,
             log_config.scheme(),
@@ -217,12 +261,14 @@ async fn serve_with_log(
             },
             js,
         )?),
+        _ => None,
     };
     let request_metrics = crm_api::metrics::RequestMetrics::default();
     let metrics = Arc::new(Metrics::new(
         &request_metrics,
         commands.clone(),
         read_side.as_ref().map(|r| Arc::clone(&r.read_side)),
+        notary.as_ref().map(|(_, stats)| Arc::clone(stats)),
     ));
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = match config.metrics_listen {
@@ -299,6 +345,9 @@ async fn serve_with_log(
     }
     if let Some(read_side) = read_side {
         read_side.shutdown().await?;
+    }
+    if let Some((task, _)) = notary {
+        task.abort();
     }
     served?;
     Ok(())

@@ -32,7 +32,7 @@
 //! | `max_concurrent_queries` | `--max-concurrent-queries` | `CRM_MAX_CONCURRENT_QUERIES` | 4 |
 //! | `max_message_bytes` | `--max-message-bytes` | `CRM_MAX_MESSAGE_BYTES` | 4 MiB |
 //! | `dev` | `--dev[=true\|false]` | `CRM_DEV` | false |
-//! | `role` | `--role all\|commands\|projector\|query` | `CRM_ROLE` | `all` |
+//! | `role` | `--role all\|commands\|projector\|query\|notary` | `CRM_ROLE` | `all` |
 //! | `cache_capacity` | `--cache-capacity` | `CRM_CACHE_CAPACITY` | 100 000 |
 //! | `business_time_tolerance_mins` | `--business-time-tolerance-mins` | `CRM_BUSINESS_TIME_TOLERANCE_MINS` | 5 |
 //! | `nats_request_timeout_ms` | `--nats-request-timeout-ms` | `CRM_NATS_REQUEST_TIMEOUT_MS` | 5000 |
@@ -40,6 +40,9 @@
 //! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
 //! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
+//! | `notary_key` | `--notary-key` | `CRM_NOTARY_KEY` | `<data_dir>/notary/notary.key` with the embedded server (generated), else none (no notary) |
+//! | `notary_every_messages` | `--notary-every-messages` | `CRM_NOTARY_EVERY_MESSAGES` | 10 000 |
+//! | `notary_every_secs` | `--notary-every-secs` | `CRM_NOTARY_EVERY_SECS` | 10 |
 
 use std::fmt;
 use std::io;
@@ -121,6 +124,8 @@ pub enum Role {
     Projector,
     /// The query API only.
     Query,
+    /// The notary only: signed anchors over the whole stream (see [`crate::notary`]).
+    Notary,
 }
 
 impl fmt::Display for Role {
@@ -130,6 +135,7 @@ impl fmt::Display for Role {
             Role::Commands => "commands",
             Role::Projector => "projector",
             Role::Query => "query",
+            Role::Notary => "notary",
         })
     }
 }
@@ -263,6 +269,21 @@ pub struct ServeArgs {
     /// wait while sled applies the write [default: 2].
     #[arg(long, env = "CRM_FOLD_FLUSH_MIB", value_name = "MIB")]
     pub fold_flush_mib: Option<u64>,
+
+    /// The notary's Ed25519 signing key (hex seed, mode 0600). With the embedded
+    /// nats-server it defaults to `<data-dir>/notary/notary.key`, generated on first
+    /// start; with an external server the notary runs only when this is given.
+    #[arg(long, env = "CRM_NOTARY_KEY", value_name = "FILE")]
+    pub notary_key: Option<PathBuf>,
+
+    /// The notary signs an anchor after this many new messages [default: 10000].
+    #[arg(long, env = "CRM_NOTARY_EVERY_MESSAGES", value_name = "N")]
+    pub notary_every_messages: Option<u64>,
+
+    /// ... or this many seconds after the last anchor when messages are unanchored
+    /// [default: 10].
+    #[arg(long, env = "CRM_NOTARY_EVERY_SECS", value_name = "SECS")]
+    pub notary_every_secs: Option<u64>,
 }
 
 /// The validated configuration of `crm serve`.
@@ -316,6 +337,12 @@ pub struct ServeConfig {
     pub fold_cache_mib: u64,
     /// Changed data that makes a catching-up build write back, MiB.
     pub fold_flush_mib: u64,
+    /// The notary's signing key; `None`: see [`ServeConfig::notary_key_path`].
+    pub notary_key: Option<PathBuf>,
+    /// Messages between two anchors.
+    pub notary_every_messages: u64,
+    /// Seconds between two anchors while messages arrive.
+    pub notary_every_secs: u64,
 }
 
 impl Default for ServeConfig {
@@ -345,6 +372,9 @@ impl Default for ServeConfig {
             read_model_cache_mib: DEFAULT_READ_MODEL_CACHE_MIB,
             fold_cache_mib: DEFAULT_FOLD_CACHE_MIB,
             fold_flush_mib: DEFAULT_FOLD_FLUSH_MIB,
+            notary_key: None,
+            notary_every_messages: 10_000,
+            notary_every_secs: 10,
         }
     }
 }
@@ -455,6 +485,28 @@ impl ServeConfig {
                 .fold_flush_mib
                 .or(file.fold_flush_mib)
                 .unwrap_or(d.fold_flush_mib),
+            notary_key: non_empty(args.notary_key).or(non_empty(file.notary_key)),
+            notary_every_messages: args
+                .notary_every_messages
+                .or(file.notary_every_messages)
+                .unwrap_or(d.notary_every_messages),
+            notary_every_secs: args
+                .notary_every_secs
+                .or(file.notary_every_secs)
+                .unwrap_or(d.notary_every_secs),
+        }
+    }
+
+    /// The notary's key file and whether a missing one is generated: the configured one
+    /// (never generated), else with the embedded server `<data_dir>/notary/notary.key`
+    /// (generated on first start); `None`: no notary (an external server and no key).
+    pub fn notary_key_path(&self) -> Option<(PathBuf, bool)> {
+        match &self.notary_key {
+            Some(path) => Some((path.clone(), false)),
+            None if self.embedded() => {
+                Some((self.data_dir.join("notary").join("notary.key"), true))
+            }
+            None => None,
         }
     }
 
@@ -537,6 +589,15 @@ impl ServeConfig {
                 "fold_flush_mib must be between 1 and fold_cache_mib ({}), got {}",
                 self.fold_cache_mib, self.fold_flush_mib
             ));
+        }
+        if self.notary_every_messages == 0 {
+            p.push("notary_every_messages must be at least 1".to_owned());
+        }
+        if self.notary_every_secs == 0 {
+            p.push("notary_every_secs must be at least 1".to_owned());
+        }
+        if self.role == Role::Notary && self.notary_key_path().is_none() {
+            p.push("role notary needs notary_key (with an external nats-server)".to_owned());
         }
         if !(100..=60_000).contains(&self.nats_request_timeout_ms) {
             p.push(format!(
@@ -715,6 +776,9 @@ struct FileConfig {
     read_model_cache_mib: Option<u64>,
     fold_cache_mib: Option<u64>,
     fold_flush_mib: Option<u64>,
+    notary_key: Option<PathBuf>,
+    notary_every_messages: Option<u64>,
+    notary_every_secs: Option<u64>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {

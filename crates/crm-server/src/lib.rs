@@ -1,7 +1,8 @@
 //! The library under the `crm` binary: the configuration of `crm serve` ([`config`]) and the
 //! embedded, supervised nats-server it runs when no external NATS is configured
 //! ([`embedded`]), with the helpers to find and version-check a nats-server binary
-//! ([`nats_binary`]) and the data directory's lock ([`lock`]).
+//! ([`nats_binary`]) and the data directory's lock ([`lock`]); the [`notary`] that signs
+//! anchors over the stream.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,6 +41,7 @@ pub mod lock;
 pub mod metrics;
 pub mod nats_auth;
 pub mod nats_binary;
+pub mod notary;
 pub mod read_side;
 
 pub use app::{OnReady, RunError, run};

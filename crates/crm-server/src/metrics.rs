@@ -32,6 +32,7 @@ impl Metrics {
         requests: &RequestMetrics,
         commands: Option<CommandHandler>,
         read_side: Option<Arc<crm_projection::ReadSide>>,
+        notary: Option<Arc<crate::notary::NotaryStats>>,
     ) -> Self {
         let mut registry = Registry::with_prefix("crm");
         requests.register(&mut registry);
@@ -40,6 +41,9 @@ impl Metrics {
         }
         if let Some(read_side) = read_side {
             registry.register_collector(Box::new(ReadSide(read_side)));
+        }
+        if let Some(notary) = notary {
+            registry.register_collector(Box::new(Notary(notary)));
         }
         Self { registry }
     }
@@ -93,6 +97,54 @@ fn counter(
         c.encode(m)
     } else {
         c.encode(m.encode_family(&labels)?)
+    }
+}
+
+#[derive(Debug)]
+struct Notary(Arc<crate::notary::NotaryStats>);
+
+impl Collector for Notary {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut encoder,
+            "notary_anchors_written",
+            "Signed anchors appended by this process",
+            &[],
+            get(&s.anchors_written),
+        )?;
+        counter(
+            &mut encoder,
+            "notary_anchors_checked",
+            "Earlier anchors of this key checked against the stream on start",
+            &[],
+            get(&s.anchors_checked),
+        )?;
+        counter(
+            &mut encoder,
+            "notary_disagreements",
+            "Earlier anchors the stream no longer matches: the notary stopped (alert on any)",
+            &[],
+            get(&s.disagreements),
+        )?;
+        for (name, help, value) in [
+            (
+                "notary_position",
+                "Last stream position the notary folded",
+                get(&s.position),
+            ),
+            (
+                "notary_anchored_position",
+                "Last stream position covered by an anchor of this process",
+                get(&s.anchored_position),
+            ),
+        ] {
+            #[allow(clippy::cast_precision_loss)]
+            let g = ConstGauge::new(value as f64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 

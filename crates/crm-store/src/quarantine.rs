@@ -261,6 +261,16 @@ impl CommandHandler {
                 format!("stream sequence {seq} is a quarantine record itself"),
             ));
         }
+        if message.subject == cfg.scheme().anchors() {
+            return Err(rejected(
+                RejectionKind::FailedPrecondition,
+                "sequence",
+                "notary_anchor",
+                format!(
+                    "stream sequence {seq} is a notary anchor: no read model applies anchors, and an anchor is evidence, never set aside"
+                ),
+            ));
+        }
         let Some(aggregate) = cfg.parse_subject(&message.subject) else {
             return Ok(message);
         };

@@ -44,6 +44,13 @@ enum Cmd {
         #[arg(long, default_value = crm_server::config::DEFAULT_STREAM)]
         stream: String,
     },
+    /// Print the notary's public key (hex), which auditors pass to
+    /// `crm-audit verify --notary-key`.
+    NotaryKey {
+        /// The notary's key file (the embedded default generates it here).
+        #[arg(long, value_name = "FILE", default_value = "./data/notary/notary.key")]
+        key: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +71,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve(args) => *args,
         Cmd::NatsUsers { dir, stream } => {
             print!("{}", crm_server::nats_auth::external_setup(&dir, &stream)?);
+            return Ok(());
+        }
+        Cmd::NotaryKey { key } => {
+            let key = crm_server::notary::load_or_generate_key(&key, false)?;
+            println!("{}", crm_server::notary::public_key_hex(&key));
             return Ok(());
         }
     };

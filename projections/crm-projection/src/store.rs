@@ -443,9 +443,15 @@ impl<P: Projection> ProjectionStore<P> {
                 error: None,
             };
             let quarantine_subject = self.scheme.quarantine();
+            let anchors_subject = self.scheme.anchors();
             for raw in events {
                 if raw.seq <= applied {
                     out.skipped += 1;
+                    continue;
+                }
+                if raw.subject == anchors_subject {
+                    // The notary's signed anchors concern the stream, not a read model.
+                    applied = raw.seq;
                     continue;
                 }
                 if raw.subject == quarantine_subject || quarantined.contains(&raw.seq) {

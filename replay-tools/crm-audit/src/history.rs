@@ -60,7 +60,7 @@ impl Filter {
     }
 }
 
-fn rfc3339(micros: i64) -> String {
+pub(crate) fn rfc3339(micros: i64) -> String {
     crm_proto::timestamp_to_proto(crm_domain::Timestamp(micros)).to_string()
 }
 

@@ -43,6 +43,25 @@ enum Command {
         /// Only this aggregate, `customer:<uuid>`, `lead:<uuid>` or `campaign:<uuid>`.
         #[arg(long)]
         aggregate: Option<String>,
+        /// The notary's public key (64 hex digits, or a file holding them such as
+        /// `<data-dir>/notary/notary.key.pub`; repeat for several): the stream's anchors
+        /// are checked against the whole stream. Without it anchors are not checked.
+        #[arg(long = "notary-key", value_name = "KEY")]
+        notary_keys: Vec<String>,
+        /// An anchor kept from earlier (`crm-audit anchor --out FILE`; repeat for
+        /// several): the stream must still hold exactly what it covered.
+        #[arg(long = "anchor", value_name = "FILE")]
+        anchors: Vec<PathBuf>,
+    },
+    /// The stream's latest notary anchor as JSON, to keep outside the servers and pass
+    /// to a later `verify --anchor`.
+    Anchor {
+        /// Checked against these keys before it is written (see `verify`).
+        #[arg(long = "notary-key", value_name = "KEY")]
+        notary_keys: Vec<String>,
+        /// Write it to this file (else stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// A customer's complete history in stream order.
     History {
@@ -97,9 +116,28 @@ async fn main() -> anyhow::Result<ExitCode> {
     })
     .await?;
     match &cli.command {
-        Command::Verify { aggregate: a } => {
+        Command::Verify {
+            aggregate: a,
+            notary_keys,
+            anchors,
+        } => {
             let only = a.as_deref().map(aggregate).transpose()?;
-            run_verify(&source, only, cli.json).await
+            let trust = verify::Trust {
+                keys: keys(notary_keys)?,
+                kept: anchors
+                    .iter()
+                    .map(|p| {
+                        let text = std::fs::read_to_string(p)
+                            .with_context(|| format!("--anchor {}", p.display()))?;
+                        verify::kept_anchor_bytes(&text)
+                            .map_err(|e| anyhow::anyhow!("--anchor {}: {e}", p.display()))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            run_verify(&source, only, &trust, cli.json).await
+        }
+        Command::Anchor { notary_keys, out } => {
+            latest_anchor(&source, &keys(notary_keys)?, out.as_ref()).await
         }
         Command::History {
             customer,
@@ -121,9 +159,51 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Public keys given as hex or as files holding it.
+fn keys(given: &[String]) -> anyhow::Result<Vec<crm_events::anchor::VerifyingKey>> {
+    given
+        .iter()
+        .map(|k| {
+            let path = std::path::Path::new(k);
+            let hex_key = if path.is_file() {
+                std::fs::read_to_string(path).with_context(|| format!("--notary-key {k}"))?
+            } else {
+                k.clone()
+            };
+            crm_events::anchor::parse_public_key(&hex_key)
+                .map_err(|e| anyhow::anyhow!("--notary-key {k}: {e}"))
+        })
+        .collect()
+}
+
+async fn latest_anchor(
+    source: &Source,
+    keys: &[crm_events::anchor::VerifyingKey],
+    out: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let anchors = verify::stream_anchors(source, u64::MAX).await?;
+    let Some((seq, bytes)) = anchors.last() else {
+        anyhow::bail!("the stream holds no anchor yet (is the notary running?)");
+    };
+    if !keys.is_empty() {
+        crm_events::anchor::verify_anchor(bytes, keys)
+            .map_err(|e| anyhow::anyhow!("the latest anchor, at position {seq}: {e}"))?;
+    }
+    let text = serde_json::to_string_pretty(&verify::kept_anchor_json(*seq, bytes))?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, text + "\n").with_context(|| path.display().to_string())?;
+            eprintln!("anchor at position {seq} written to {}", path.display());
+        }
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run_verify(
     source: &Source,
     only: Option<AggregateRef>,
+    trust: &verify::Trust,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let bar = if json {
@@ -136,7 +216,7 @@ async fn run_verify(
             .progress_chars("=> "),
         )
     };
-    let report = verify::verify_stream(source, only, &mut |at, last| {
+    let report = verify::verify_stream(source, only, trust, &mut |at, last| {
         bar.set_length(last);
         bar.set_position(at);
     })
@@ -162,6 +242,20 @@ async fn run_verify(
             report.messages_per_s,
             report.findings.len()
         );
+        if report.notary_keys.is_empty() {
+            println!(
+                "anchors: {} in the stream, not checked (pass --notary-key for the whole stream)",
+                c.anchors
+            );
+        } else {
+            println!(
+                "anchors: {} in the stream, {} verified (kept ones included); anchored up to position {}, {} later position(s) not anchored yet",
+                c.anchors,
+                c.anchors_verified,
+                c.anchored_position,
+                report.last_seq.saturating_sub(c.anchored_position)
+            );
+        }
     }
     Ok(if report.findings.is_empty() {
         ExitCode::SUCCESS

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crm_domain::AggregateRef;
+use crm_events::anchor::{Anchor, AnchorCheck, Checked, VerifyingKey, verify_anchor};
 use crm_events::quarantine::{Quarantine, decode_quarantine, payload_digest};
 use crm_events::{EventHash, SubjectScheme, decode_message};
 use futures::StreamExt;
@@ -65,6 +66,10 @@ pub enum Finding {
     /// denies deletes, so a message removed from the store (or dropped by the server as
     /// damaged) leaves a hole.
     MissingPositions { seq: u64, count: u64 },
+    /// A notary anchor (at `seq`; 0 for one the auditor kept) that does not decode, is
+    /// not signed by a trusted key, or that the stream no longer matches: rewritten,
+    /// truncated or forked below its position.
+    Anchor { seq: u64, reason: String },
 }
 
 impl Finding {
@@ -79,7 +84,8 @@ impl Finding {
             | Self::BrokenLink { seq, .. }
             | Self::DuplicateCommand { seq, .. }
             | Self::Quarantine { seq, .. }
-            | Self::MissingPositions { seq, .. } => *seq,
+            | Self::MissingPositions { seq, .. }
+            | Self::Anchor { seq, .. } => *seq,
         }
     }
 }
@@ -137,6 +143,8 @@ impl std::fmt::Display for Finding {
                 "positions {seq} to {}: missing from the stream ({count})",
                 seq + count - 1
             ),
+            Self::Anchor { seq: 0, reason } => write!(f, "the kept anchor: {reason}"),
+            Self::Anchor { seq, reason } => write!(f, "anchor at position {seq}: {reason}"),
         }
     }
 }
@@ -166,6 +174,13 @@ pub struct Counts {
     /// Positions set aside by a quarantine record (not verified as events).
     pub quarantined: u64,
     pub quarantine_records: u64,
+    /// Notary anchors in the stream, and those (in the stream or kept by the auditor)
+    /// whose signature and digest were checked and hold.
+    pub anchors: u64,
+    pub anchors_verified: u64,
+    /// The highest position a verified anchor covers; messages after it are not
+    /// anchored yet (or, with no key given, anchors were not checked).
+    pub anchored_position: u64,
 }
 
 /// Checks messages in stream order.
@@ -180,6 +195,10 @@ pub struct Verifier {
     quarantine_log: Link,
     /// Only this aggregate's chain, when set.
     only: Option<AggregateRef>,
+    anchors_subject: String,
+    /// The whole stream's digest and the anchors to check against it (whole-stream
+    /// verification with trusted keys only).
+    anchor_check: Option<AnchorCheck>,
     pub counts: Counts,
 }
 
@@ -191,19 +210,81 @@ impl Verifier {
     pub fn new(scheme: SubjectScheme, records: &[Quarantine], only: Option<AggregateRef>) -> Self {
         Self {
             quarantine_subject: scheme.quarantine(),
+            anchors_subject: scheme.anchors(),
             scheme,
             quarantined: records.iter().map(|r| (r.seq, r.payload_sha256)).collect(),
             chains: HashMap::new(),
             commands: HashMap::new(),
             quarantine_log: Link::default(),
             only,
+            anchor_check: None,
             counts: Counts::default(),
         }
     }
 
+    /// Also checks these anchors (signatures already verified) against the whole
+    /// stream's running digest.
+    #[must_use]
+    pub fn with_anchors(mut self, anchors: Vec<(u64, Anchor)>) -> Self {
+        self.anchor_check = Some(AnchorCheck::new(self.scheme.anchors(), anchors));
+        self
+    }
+
+    /// The anchors left when the stream ends: each one covers a position the stream no
+    /// longer reaches.
+    pub fn finish(&mut self) -> Vec<Finding> {
+        match self.anchor_check.take() {
+            Some(check) => {
+                let (_, left) = check.finish();
+                self.anchor_findings(left)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn check_anchors(&mut self, seq: u64, subject: &str, payload: &[u8]) -> Vec<Finding> {
+        match self.anchor_check.as_mut() {
+            Some(check) => {
+                let checked = check.push(seq, subject, payload);
+                self.anchor_findings(checked)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Counts the anchors that hold; the others become findings.
+    fn anchor_findings(&mut self, checked: Vec<Checked>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for c in checked {
+            match c.problem {
+                None => {
+                    self.counts.anchors_verified += 1;
+                    self.counts.anchored_position =
+                        self.counts.anchored_position.max(c.anchor.position);
+                }
+                Some(reason) => out.push(Finding::Anchor {
+                    seq: c.anchor_seq,
+                    reason: format!("covering position {}: {reason}", c.anchor.position),
+                }),
+            }
+        }
+        out
+    }
+
     /// Checks the message at `seq`; returns what is wrong with it.
     pub fn push(&mut self, seq: u64, subject: &str, payload: &[u8]) -> Vec<Finding> {
+        let mut findings = self.check_anchors(seq, subject, payload);
+        findings.extend(self.push_message(seq, subject, payload));
+        findings
+    }
+
+    fn push_message(&mut self, seq: u64, subject: &str, payload: &[u8]) -> Vec<Finding> {
         self.counts.messages += 1;
+        if subject == self.anchors_subject {
+            // Signatures were checked before the pass, digests in `check_anchors`.
+            self.counts.anchors += 1;
+            return Vec::new();
+        }
         if subject == self.quarantine_subject {
             return self.push_quarantine(seq, payload);
         }
@@ -323,10 +404,98 @@ impl Verifier {
     }
 }
 
+/// What the auditor trusts: the notary's public keys, and anchors kept from earlier
+/// (their stored bytes; see [`kept_anchor_json`]).
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    pub keys: Vec<VerifyingKey>,
+    pub kept: Vec<Vec<u8>>,
+}
+
+/// An anchor as an auditor keeps it: its stored bytes (what `verify --anchor` reads
+/// back) and, for reading, what they say.
+#[must_use]
+pub fn kept_anchor_json(anchor_seq: u64, bytes: &[u8]) -> serde_json::Value {
+    let decoded = crm_events::anchor::decode_anchor(bytes);
+    let mut v = serde_json::json!({ "anchor_seq": anchor_seq, "bytes": hex::encode(bytes) });
+    if let Ok(a) = decoded {
+        v["stream"] = a.stream.into();
+        v["position"] = a.position.into();
+        v["messages"] = a.messages.into();
+        v["digest"] = hex::encode(a.digest).into();
+        v["subjects"] = a.subjects.into();
+        v["heads"] = hex::encode(a.heads).into();
+        v["signed_at"] = crate::history::rfc3339(a.signed_at.as_micros()).into();
+        v["public_key"] = hex::encode(a.public_key).into();
+    }
+    v
+}
+
+/// The stored bytes of a kept anchor ([`kept_anchor_json`]'s `bytes`).
+///
+/// # Errors
+/// Not such a document.
+pub fn kept_anchor_bytes(json: &str) -> Result<Vec<u8>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let hex_bytes = v["bytes"]
+        .as_str()
+        .ok_or("no \"bytes\" field (write it with `crm-audit anchor`)")?;
+    hex::decode(hex_bytes).map_err(|e| format!("bytes: {e}"))
+}
+
+/// The anchors stored in the stream up to `end`, as `(position, bytes)`.
+///
+/// # Errors
+/// The stream cannot be read.
+pub async fn stream_anchors(
+    source: &Source,
+    end: u64,
+) -> Result<Vec<(u64, bytes::Bytes)>, AuditError> {
+    Ok(source
+        .messages_on(&source.scheme.anchors())
+        .await?
+        .into_iter()
+        .filter(|(seq, _, _)| *seq <= end)
+        .map(|(seq, _, payload)| (seq, payload))
+        .collect())
+}
+
+/// The anchors to check while verifying: those stored up to `end` and those kept, each
+/// signed by a trusted key for this stream (the others become findings).
+async fn trusted_anchors(
+    source: &Source,
+    trust: &Trust,
+    end: u64,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<(u64, Anchor)>, AuditError> {
+    let stored = stream_anchors(source, end).await?;
+    let kept = trust
+        .kept
+        .iter()
+        .map(|b| (0, bytes::Bytes::from(b.clone())));
+    let mut out = Vec::new();
+    for (seq, bytes) in stored.into_iter().chain(kept) {
+        match verify_anchor(&bytes, &trust.keys) {
+            Ok(a) if a.stream != source.stream_name => findings.push(Finding::Anchor {
+                seq,
+                reason: format!("an anchor of stream {}, not of this one", a.stream),
+            }),
+            Ok(a) => out.push((seq, a)),
+            Err(e) => findings.push(Finding::Anchor {
+                seq,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
 /// What [`verify_stream`] found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub stream: String,
+    /// The notary keys anchors were checked with (none: anchors not checked).
+    pub notary_keys: Vec<String>,
     pub first_seq: u64,
     pub last_seq: u64,
     #[serde(flatten)]
@@ -358,6 +527,7 @@ pub async fn quarantine_log(source: &Source) -> Result<Vec<Quarantine>, AuditErr
 pub async fn verify_stream(
     source: &Source,
     only: Option<AggregateRef>,
+    trust: &Trust,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, AuditError> {
     let mut stream = source.stream().await?;
@@ -376,6 +546,11 @@ pub async fn verify_stream(
         Some(a) => last_on(&stream, &source.scheme.subject(a)).await?,
         None => last,
     };
+    // Anchors need the whole stream's digest, and a key to trust.
+    let checks_anchors = only.is_none() && !trust.keys.is_empty();
+    if checks_anchors {
+        v = v.with_anchors(trusted_anchors(source, trust, end, &mut findings).await?);
+    }
     if end > 0 {
         let config = async_nats::jetstream::consumer::pull::OrderedConfig {
             filter_subject: only.map(|a| source.scheme.subject(a)).unwrap_or_default(),
@@ -416,6 +591,7 @@ pub async fn verify_stream(
             }
         }
     }
+    findings.extend(v.finish());
     let seconds = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
     let messages_per_s = if seconds > 0.0 {
@@ -425,6 +601,15 @@ pub async fn verify_stream(
     };
     Ok(Report {
         stream: source.stream_name.clone(),
+        notary_keys: if checks_anchors {
+            trust
+                .keys
+                .iter()
+                .map(|k| hex::encode(k.to_bytes()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         first_seq: first,
         last_seq: last,
         counts: v.counts,

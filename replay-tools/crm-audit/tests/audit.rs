@@ -2,99 +2,16 @@
 //! a foreign message, a quarantined position and a byte flipped in the server's store
 //! files are reported at their position (exit code 1); a customer's history holds every
 //! event with its envelope, the lead they came from and the campaign sends naming them.
-
-use std::process::Command as Process;
+mod support;
 
 use crm_domain::{
-    Actor, CampaignCreated, CampaignId, Channel, Command, ConsentChannel, ConvertInto, CustomerId,
-    LeadCaptured, LeadId, Profile, RegisterCustomer,
+    CampaignCreated, CampaignId, Channel, Command, ConsentChannel, ConvertInto, CustomerId,
+    LeadCaptured, LeadId,
 };
-use crm_store::{CommandHandler, CommandMeta, EventLog, HandlerConfig, LogConfig};
+use crm_store::{EventLog, LogConfig};
 use crm_testkit::NatsServer;
+use support::*;
 use uuid::Uuid;
-
-async fn handler(server: &NatsServer) -> CommandHandler {
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let log = EventLog::open(client, LogConfig::default()).await.unwrap();
-    CommandHandler::new(log, HandlerConfig::default())
-}
-
-fn meta() -> CommandMeta {
-    CommandMeta::new(Actor::User("alice".into()))
-}
-
-fn register(id: CustomerId, family: &str) -> Command {
-    Command::RegisterCustomer(RegisterCustomer {
-        customer_id: id,
-        profile: Profile {
-            given_name: "Ada".into(),
-            family_name: family.into(),
-            emails: vec![format!("{}@example.com", family.to_lowercase())],
-            ..Profile::default()
-        },
-        acquisition: None,
-        owner: None,
-        team: None,
-        consents: vec![],
-        consent_source: String::new(),
-        tags: vec![],
-    })
-}
-
-fn tag(customer_id: CustomerId, tag: &str) -> Command {
-    Command::TagCustomer {
-        customer_id,
-        tag: tag.into(),
-    }
-}
-
-/// Runs `crm-audit` with `args` against `server`; its exit code and stdout.
-fn audit(server: &NatsServer, args: &[&str]) -> (i32, String) {
-    let out = Process::new(env!("CARGO_BIN_EXE_crm-audit"))
-        .arg("--nats-url")
-        .arg(server.url())
-        .args(args)
-        .output()
-        .expect("run crm-audit");
-    assert!(
-        out.status.code().is_some(),
-        "crm-audit died: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
-}
-
-fn verify_json(server: &NatsServer) -> (i32, serde_json::Value) {
-    let (code, out) = audit(server, &["--json", "verify"]);
-    (code, serde_json::from_str(&out).expect("a JSON report"))
-}
-
-async fn write(h: &CommandHandler, n: usize) -> Vec<CustomerId> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let id = CustomerId(Uuid::now_v7());
-        h.handle(&register(id, &format!("Customer{i}")), &meta())
-            .await
-            .unwrap();
-        h.handle(&tag(id, "vip"), &meta()).await.unwrap();
-        ids.push(id);
-    }
-    ids
-}
-
-async fn publish_foreign(server: &NatsServer, customer: CustomerId) -> u64 {
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let subject = LogConfig::default().subject(crm_domain::AggregateRef::Customer(customer));
-    js.publish(subject, b"{\"hello\":\"world\"}".to_vec().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence
-}
 
 #[tokio::test]
 async fn a_clean_stream_verifies_and_a_foreign_message_is_reported_until_quarantined() {

@@ -452,6 +452,69 @@ async fn sigterm_stops_the_service_cleanly() {
     assert!(!nats_alive(), "nats-server {nats_pid} still running");
 }
 
+/// The embedded default generates the notary's key (owner-only, its public key beside
+/// it and printed by `crm notary-key`) and appends anchors that verify under that key
+/// and cover what the commands wrote.
+#[tokio::test]
+async fn the_embedded_default_signs_anchors_with_a_generated_owner_only_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let args = [
+        "--dev",
+        "--notary-every-secs",
+        "1",
+        "--notary-every-messages",
+        "3",
+    ];
+    let crm = Crm::start(&args, tempfile::tempdir().unwrap());
+    let mut client = crm.client().await;
+    for i in 0..4 {
+        client
+            .register_customer(crm.auth(register(
+                &uuid::Uuid::now_v7().to_string(),
+                &format!("n{i}@example.com"),
+            )))
+            .await
+            .unwrap();
+    }
+    let key = crm.dir.path().join("data/notary/notary.key");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    let public = std::fs::read_to_string(key.with_extension("key.pub")).unwrap();
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["notary-key", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(String::from_utf8(printed.stdout).unwrap(), public);
+    let trusted = [crm_events::anchor::parse_public_key(&public).unwrap()];
+    let anchors = crm_events::SubjectScheme::default().anchors();
+    let last_anchor = || async {
+        let js = async_nats::jetstream::new(crm.embedded_nats().await);
+        let stream = js.get_stream("CRM_EVENTS").await.unwrap();
+        stream.direct_get_last_for_subject(&anchors).await.ok()
+    };
+    // Four registrations: an anchor covers their last message within a few seconds.
+    let mut covered = None;
+    for _ in 0..100 {
+        if let Some(m) = last_anchor().await {
+            let a = crm_events::anchor::verify_anchor(&m.payload, &trusted).unwrap();
+            if a.subjects >= 4 {
+                covered = Some(a);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let anchor = covered.expect("an anchor covering the four registrations");
+    assert_eq!(anchor.stream, "CRM_EVENTS");
+    assert!(anchor.messages >= 4, "{anchor:?}");
+    drop(client);
+    let status = crm.stop().await;
+    assert!(status.success());
+}
+
 /// With an external nats-server: while it is down commands get UNAVAILABLE (nothing
 /// half-written), and once it is back the same service accepts commands again.
 #[tokio::test]
