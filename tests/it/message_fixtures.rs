@@ -200,7 +200,7 @@ fn every_single_event_fixture_reads_through_the_message_reader_as_that_event() {
 
 /// The golden fixture at `path`; written from `make` only when it is missing and
 /// `CRM_WRITE_MISSING_FIXTURES=1` (then committed, and never rewritten).
-fn golden(path: &std::path::Path, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+fn golden(path: &Path, make: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
     match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
