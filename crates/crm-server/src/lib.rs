@@ -39,12 +39,13 @@ pub mod config;
 pub mod embedded;
 pub mod lock;
 pub mod metrics;
-pub mod nats_auth;
 pub mod nats_binary;
 pub mod notary;
 pub mod read_side;
 
 pub use app::{OnReady, RunError, run};
+/// The service's NATS users (owned by the log's crate, where the tools reach it too).
+pub use crm_store::nats_auth;
 pub use config::{ConfigError, Durability, Role, ServeArgs, ServeConfig};
 pub use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 pub use lock::{DataDirLock, LockError};

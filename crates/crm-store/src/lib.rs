@@ -8,11 +8,14 @@
 //! - [`CommandHandler`]: decide + append with optimistic concurrency, bounded retries,
 //!   durable idempotency and an aggregate cache; [`CommandHandler::quarantine`] sets
 //!   aside a message that is not ours.
+//! - [`nats_auth`]: the service's NATS users (writer, reader) with their permissions and
+//!   seeds; the auditors' tools connect as the reader from its seed file.
 
 mod config;
 mod error;
 mod handler;
 mod log;
+pub mod nats_auth;
 mod quarantine;
 mod stream;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crm_events::SubjectScheme;
-use crm_server::nats_auth::{NatsUser, connect_options_from_seed_file};
+use crm_store::nats_auth::{NatsUser, connect_options_from_seed_file};
 
 use crate::AuditError;
 
