@@ -43,6 +43,9 @@ pub enum Permission {
     LogAudit,
     /// Read the sales funnel and forecast (figures, no personal data).
     FunnelRead,
+    /// Replay customers from the event stream: histories, as-of views, diffs
+    /// (`AuditService`; personal data only with `pii.read`).
+    AuditRead,
 }
 
 impl Permission {
@@ -64,6 +67,7 @@ impl Permission {
             Self::LogQuarantine => "log.quarantine",
             Self::LogAudit => "log.audit",
             Self::FunnelRead => "funnel.read",
+            Self::AuditRead => "audit.read",
         }
     }
 }
@@ -92,9 +96,9 @@ impl Role {
     #[must_use]
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
-            CommerceWrite, CustomersRead, CustomersWrite, FunnelRead, Ingest, InteractionsWrite,
-            LeadsWrite, LogAudit, LogQuarantine, MarketingWrite, PiiRead, ProjectionsAdmin,
-            ProjectionsRead, SalesWrite, TicketsWrite,
+            AuditRead, CommerceWrite, CustomersRead, CustomersWrite, FunnelRead, Ingest,
+            InteractionsWrite, LeadsWrite, LogAudit, LogQuarantine, MarketingWrite, PiiRead,
+            ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -112,6 +116,7 @@ impl Role {
             LogQuarantine,
             LogAudit,
             FunnelRead,
+            AuditRead,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -159,8 +164,10 @@ impl Role {
                 ProjectionsRead,
                 LogAudit,
                 FunnelRead,
+                AuditRead,
             ],
-            Self::Analyst => &[CustomersRead, ProjectionsRead, FunnelRead],
+            // Analysts replay histories too, without personal data.
+            Self::Analyst => &[CustomersRead, ProjectionsRead, FunnelRead, AuditRead],
         }
     }
 }

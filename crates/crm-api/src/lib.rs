@@ -4,8 +4,10 @@
 //!   time), roles that grant permissions (default deny), and the actor every event records.
 //! - [`status`]: the one place that maps domain rejections and store failures to gRPC
 //!   status codes with `google.rpc` error details.
+//! - [`audit`]: the auditors' replay (`AuditService`) over `crm-audit`'s library.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod log;
 pub mod metrics;

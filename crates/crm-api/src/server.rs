@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crm_customer360::Queries;
 use crm_projection::ReadSide;
 use crm_proto::v1::admin_service_server::AdminServiceServer;
+use crm_proto::v1::audit_service_server::AuditServiceServer;
 use crm_proto::v1::command_service_server::CommandServiceServer;
 use crm_proto::v1::funnel_service_server::FunnelServiceServer;
 use crm_proto::v1::log_service_server::LogServiceServer;
@@ -17,6 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::admin::AdminApi;
+use crate::audit::AuditApi;
 use crate::auth::Authenticator;
 use crate::log::LogApi;
 use crate::metrics::RequestMetrics;
@@ -83,6 +85,8 @@ pub struct Services {
     pub read_side: Option<Arc<ReadSide>>,
     /// The funnel read model and the pipelines its figures follow, for `FunnelService`.
     pub funnel: Option<(crm_projection::ReadModel, Arc<crm_domain::DomainConfig>)>,
+    /// The event stream as the reader sees it, for `AuditService`.
+    pub audit: Option<crm_audit::connect::Source>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting and
@@ -164,6 +168,16 @@ pub async fn serve(
         }
         None => None,
     };
+    let audit = match services.audit {
+        Some(source) => {
+            health.set_serving::<AuditServiceServer<AuditApi>>().await;
+            Some(
+                AuditServiceServer::new(AuditApi::new(source, Arc::clone(&auth)))
+                    .max_encoding_message_size(cfg.max_message_bytes),
+            )
+        }
+        None => None,
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -195,6 +209,7 @@ pub async fn serve(
         .add_optional_service(funnel)
         .add_optional_service(admin)
         .add_optional_service(log)
+        .add_optional_service(audit)
         .serve_with_incoming_shutdown(incoming, async move {
             stopping.notified().await;
         });

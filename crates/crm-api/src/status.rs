@@ -123,6 +123,21 @@ pub fn stale_status(applied: u64, wanted: u64, waited: std::time::Duration) -> S
     )
 }
 
+/// An audit replay that could not answer.
+#[must_use]
+pub fn audit_error_status(e: &crm_audit::AuditError) -> Status {
+    use crm_audit::AuditError as E;
+    match e {
+        E::NoSuchCustomer(_) => Status::not_found(e.to_string()),
+        E::Nats(_) => Status::unavailable(e.to_string()),
+        E::Undecodable { .. } => Status::data_loss(e.to_string()),
+        E::Credentials(_) | E::Fold(_) => {
+            tracing::error!(error = %e, "audit replay failed");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
 /// A read model that could not answer.
 #[must_use]
 pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {

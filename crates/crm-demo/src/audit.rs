@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crm_audit::connect::{Source, Target};
-use crm_audit::{history, verify};
+use crm_audit::{as_of, history, verify};
 
 use crate::quarantine::embedded_nats_url;
 
@@ -77,5 +77,46 @@ pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
             &e.hash[..12]
         );
     }
+    as_of_and_diff(&source, crm_domain::CustomerId(id), &entries).await
+}
+
+/// The customer as of the middle of their history (business time) and what changed
+/// from there to their last event.
+async fn as_of_and_diff(
+    source: &Source,
+    id: crm_domain::CustomerId,
+    entries: &[history::Entry],
+) -> anyhow::Result<()> {
+    let (Some(middle), Some(last)) = (entries.get(entries.len() / 2), entries.last()) else {
+        return Ok(());
+    };
+    let from = as_of::Cut::Occurred(middle.occurred_micros);
+    let view = as_of::customer_as_of(source, id, from, true).await?;
+    let lifecycle = view
+        .reply
+        .as_ref()
+        .and_then(|r| r.classification.as_ref())
+        .map_or("-", |c| c.lifecycle.as_str());
+    println!(
+        "\n== crm-audit as-of --occurred {}: {} events applied, {} after it left out; lifecycle then: {lifecycle}",
+        &middle.occurred_at[..19],
+        view.point.applied,
+        view.point.cut_off
+    );
+    let diff = as_of::diff(
+        source,
+        id,
+        from,
+        as_of::Cut::Occurred(last.occurred_micros),
+        true,
+    )
+    .await?;
+    let fields: Vec<&str> = diff.changes.iter().map(|c| c.field).collect();
+    println!(
+        "== crm-audit diff to {}: {} events changed {}",
+        &last.occurred_at[..19],
+        diff.events.len(),
+        fields.join(", ")
+    );
     Ok(())
 }

@@ -28,6 +28,21 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
 
 pub use check::{timestamp_from_proto, timestamp_to_proto};
+
+/// Microseconds since the epoch as an (optional) reply timestamp.
+#[must_use]
+pub fn ts(micros: i64) -> Option<prost_types::Timestamp> {
+    Some(timestamp_to_proto(crm_domain::Timestamp(micros)))
+}
+
+/// An amount in minor units of `currency`.
+#[must_use]
+pub fn money(minor: i64, currency: &str) -> v1::Money {
+    v1::Money {
+        minor,
+        currency: currency.to_owned(),
+    }
+}
 pub use enums::{aggregate_kind, aggregate_type};
 pub use options::{ParsedOptions, ParsedRequest, parse_options, parse_request};
 pub use reply::{

@@ -317,6 +317,15 @@ async fn serve_with_log(
         funnel: read_side
             .as_ref()
             .map(|r| (r.funnel.clone(), Arc::new(domain.clone()))),
+        // The auditors' replay reads the stream as the read side does (the reader).
+        audit: js
+            .as_ref()
+            .filter(|_| read_side.is_some())
+            .map(|js| crm_audit::connect::Source {
+                js: js.clone(),
+                stream_name: config.stream.clone(),
+                scheme: log_config.scheme(),
+            }),
     };
     // A projector that stops on its own (its sled storage failed) stops the process: the
     // query service must not go on answering from a read model that no longer advances.

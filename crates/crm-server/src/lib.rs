@@ -44,9 +44,9 @@ pub mod notary;
 pub mod read_side;
 
 pub use app::{OnReady, RunError, run};
+pub use config::{ConfigError, Durability, Role, ServeArgs, ServeConfig};
 /// The service's NATS users (owned by the log's crate, where the tools reach it too).
 pub use crm_store::nats_auth;
-pub use config::{ConfigError, Durability, Role, ServeArgs, ServeConfig};
 pub use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedNats};
 pub use lock::{DataDirLock, LockError};
 pub use nats_binary::{NatsBinary, NatsBinaryError, Version};

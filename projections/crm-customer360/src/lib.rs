@@ -18,6 +18,7 @@ mod fold;
 pub mod keys;
 mod query;
 mod record;
+pub mod reply;
 pub mod view;
 
 pub use as_of::{Cut, PointInTime, reconstruct};

@@ -3,8 +3,6 @@
 //! converted from, and the campaign sends that named them (as recipient or left out).
 //! Quarantined positions are left out.
 
-use std::collections::BTreeMap;
-
 use crm_domain::{AggregateRef, CampaignEvent, CustomerEvent, CustomerId, DomainEvent};
 use crm_events::{Envelope, decode_message};
 use serde::Serialize;
@@ -28,6 +26,11 @@ pub struct Entry {
     /// Business time and recorded time, RFC 3339.
     pub occurred_at: String,
     pub recorded_at: String,
+    /// The same two times in microseconds (for cuts; not exported).
+    #[serde(skip)]
+    pub occurred_micros: i64,
+    #[serde(skip)]
+    pub recorded_micros: i64,
     pub actor: String,
     pub command_id: String,
     pub correlation_id: String,
@@ -75,6 +78,8 @@ fn entry(position: u64, subject: &str, concerns: &'static str, e: &Envelope) -> 
         version: e.meta.version,
         occurred_at: rfc3339(e.meta.occurred_at.0),
         recorded_at: rfc3339(e.meta.recorded_at.0),
+        occurred_micros: e.meta.occurred_at.0,
+        recorded_micros: e.meta.recorded_at.0,
         actor: e.meta.actor.label(),
         command_id: e.meta.command_id.0.to_string(),
         correlation_id: e.meta.correlation_id.to_string(),
@@ -87,94 +92,130 @@ fn entry(position: u64, subject: &str, concerns: &'static str, e: &Envelope) -> 
     }
 }
 
-/// The customer's history, filtered. A message that does not decode is an error naming
-/// its position (`verify` reports every such message).
+/// One stored message that concerns a customer, decoded.
+#[derive(Clone, Debug)]
+pub struct Concerning {
+    pub seq: u64,
+    pub subject: String,
+    /// `customer`, `origin_lead` or `campaign` (a campaign that sent to the customer or
+    /// left them out: all its messages, as the customer's view needs its name).
+    pub concerns: &'static str,
+    pub events: Vec<Envelope>,
+}
+
+/// Every message concerning `customer`, in stream order, quarantined positions left out:
+/// the customer's own, the lead they were converted from, and the messages of every
+/// campaign whose sends named them. What the history lists and the as-of views fold.
 ///
 /// # Errors
 /// The stream cannot be read, a message does not decode, or the customer has no events.
-pub async fn history(
+pub async fn concerning(
     source: &Source,
     customer: CustomerId,
-    filter: &Filter,
-) -> Result<Vec<Entry>, AuditError> {
-    let undecodable = |seq: u64, e: crm_events::DecodeError| AuditError::Undecodable {
-        seq,
-        reason: e.to_string(),
-    };
+) -> Result<Vec<Concerning>, AuditError> {
     // Positions set aside by the quarantine log are not events of ours: left out.
     let quarantined: std::collections::BTreeSet<u64> = crate::verify::quarantine_log(source)
         .await?
         .iter()
         .map(|r| r.seq)
         .collect();
-    let mut entries: BTreeMap<(u64, u16), Entry> = BTreeMap::new();
-    let mut own = source
-        .messages_on(&source.scheme.subject(AggregateRef::Customer(customer)))
-        .await?;
-    own.retain(|(seq, ..)| !quarantined.contains(seq));
-    if own.is_empty() {
+    let decoded = |concerns, messages: Vec<(u64, String, bytes::Bytes)>| {
+        messages
+            .into_iter()
+            .filter(|(seq, ..)| !quarantined.contains(seq))
+            .map(|(seq, subject, payload)| {
+                Ok(Concerning {
+                    events: decode_message(&payload).map_err(|e| AuditError::Undecodable {
+                        seq,
+                        reason: e.to_string(),
+                    })?,
+                    seq,
+                    subject,
+                    concerns,
+                })
+            })
+            .collect::<Result<Vec<_>, AuditError>>()
+    };
+    let own_subject = source.scheme.subject(AggregateRef::Customer(customer));
+    let mut out = decoded("customer", source.messages_on(&own_subject).await?)?;
+    if out.is_empty() {
         return Err(AuditError::NoSuchCustomer(customer.0.to_string()));
     }
-    let mut lead = None;
-    for (seq, subject, payload) in &own {
-        for (i, e) in decode_message(payload)
-            .map_err(|e| undecodable(*seq, e))?
-            .iter()
-            .enumerate()
-        {
-            if let DomainEvent::Customer(_, CustomerEvent::Registered(r)) = &e.event {
-                lead = r.lead;
-            }
-            if filter.admits(e) {
-                entries.insert((*seq, i as u16), entry(*seq, subject, "customer", e));
-            }
-        }
-    }
+    let lead = out
+        .iter()
+        .flat_map(|m| &m.events)
+        .find_map(|e| match &e.event {
+            DomainEvent::Customer(_, CustomerEvent::Registered(r)) => r.lead,
+            _ => None,
+        });
     if let Some(lead) = lead {
         let subject = source.scheme.subject(AggregateRef::Lead(lead));
-        for (seq, subject, payload) in source.messages_on(&subject).await? {
-            if quarantined.contains(&seq) {
-                continue;
-            }
-            for (i, e) in decode_message(&payload)
-                .map_err(|e| undecodable(seq, e))?
-                .iter()
-                .enumerate()
-            {
-                if filter.admits(e) {
-                    entries.insert((seq, i as u16), entry(seq, &subject, "origin_lead", e));
-                }
-            }
-        }
+        out.extend(decoded("origin_lead", source.messages_on(&subject).await?)?);
     }
     let campaigns = format!("{}.campaign.>", source.scheme.prefix());
-    for (seq, subject, payload) in source.messages_on(&campaigns).await? {
-        if quarantined.contains(&seq) {
-            continue;
-        }
-        for (i, e) in decode_message(&payload)
-            .map_err(|e| undecodable(seq, e))?
-            .iter()
-            .enumerate()
-        {
-            let names = match &e.event {
-                DomainEvent::Campaign(
-                    _,
-                    CampaignEvent::Sent {
-                        recipients,
-                        skipped,
-                        ..
-                    },
-                ) => {
-                    recipients.contains(&customer)
-                        || skipped.iter().any(|s| s.customer_id == customer)
-                }
-                _ => false,
+    let campaign_messages = decoded("campaign", source.messages_on(&campaigns).await?)?;
+    let naming: std::collections::BTreeSet<&str> = campaign_messages
+        .iter()
+        .filter(|m| m.events.iter().any(|e| names(e, customer)))
+        .map(|m| m.subject.as_str())
+        .collect();
+    let naming: Vec<Concerning> = campaign_messages
+        .iter()
+        .filter(|m| naming.contains(m.subject.as_str()))
+        .cloned()
+        .collect();
+    out.extend(naming);
+    out.sort_by_key(|m| m.seq);
+    Ok(out)
+}
+
+/// Whether a campaign send named the customer (as recipient or left out).
+fn names(e: &Envelope, customer: CustomerId) -> bool {
+    match &e.event {
+        DomainEvent::Campaign(
+            _,
+            CampaignEvent::Sent {
+                recipients,
+                skipped,
+                ..
+            },
+        ) => recipients.contains(&customer) || skipped.iter().any(|s| s.customer_id == customer),
+        _ => false,
+    }
+}
+
+/// The customer's history, filtered: [`concerning`]'s events, of the campaigns only the
+/// sends that named them.
+///
+/// # Errors
+/// As [`concerning`].
+pub async fn history(
+    source: &Source,
+    customer: CustomerId,
+    filter: &Filter,
+) -> Result<Vec<Entry>, AuditError> {
+    Ok(entries(
+        &concerning(source, customer).await?,
+        customer,
+        filter,
+    ))
+}
+
+/// The entries of `messages` that `filter` admits.
+#[must_use]
+pub fn entries(messages: &[Concerning], customer: CustomerId, filter: &Filter) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for m in messages {
+        for e in &m.events {
+            let concerns = match m.concerns {
+                "campaign" if !names(e, customer) => continue,
+                "campaign" => "campaign_send",
+                other => other,
             };
-            if names && filter.admits(e) {
-                entries.insert((seq, i as u16), entry(seq, &subject, "campaign_send", e));
+            if filter.admits(e) {
+                out.push(entry(m.seq, &m.subject, concerns, e));
             }
         }
     }
-    Ok(entries.into_values().collect())
+    out
 }

@@ -9,11 +9,14 @@
 //! - [`history`]: one customer's complete history in stream order, every event decoded
 //!   with its envelope, with the lead they came from and the campaign sends that named
 //!   them.
+//! - [`as_of`]: the customer's 360° view as of a moment, through the live fold and the
+//!   API's rendering, and the diff between two moments with the events behind it.
 //!
 //! The tools only read: they connect as the service's `crm-reader` NATS user
 //! ([`connect::Target::reader_seed`]), which may read the stream but not publish on it,
 //! and they never open a read model.
 
+pub mod as_of;
 pub mod connect;
 pub mod history;
 pub mod verify;
@@ -29,4 +32,6 @@ pub enum AuditError {
     Undecodable { seq: u64, reason: String },
     #[error("no customer {0} in the stream")]
     NoSuchCustomer(String),
+    #[error("the 360 fold: {0}")]
+    Fold(String),
 }

@@ -1,4 +1,5 @@
-//! `crm-audit`: verify the event stream, and read a customer's complete history.
+//! `crm-audit`: verify the event stream and its signed anchors; a customer's complete
+//! history, their view as of a moment and what changed between two.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crm_audit::connect::{Source, Target};
-use crm_audit::{history, verify};
+use crm_audit::{as_of, history, verify};
 use crm_domain::{AggregateKind, AggregateRef, CustomerId};
 
 #[derive(Parser)]
@@ -52,6 +53,33 @@ enum Command {
         /// several): the stream must still hold exactly what it covered.
         #[arg(long = "anchor", value_name = "FILE")]
         anchors: Vec<PathBuf>,
+    },
+    /// The customer's 360° view as of a moment, through the live service's fold and
+    /// rendering (RFM scores, value class and segment are left unscored).
+    AsOf {
+        #[arg(long)]
+        customer: String,
+        /// The moment (RFC 3339).
+        #[arg(long)]
+        at: String,
+        /// Cut on business time (what had happened by then, as known now) instead of
+        /// recorded time (what the CRM knew then).
+        #[arg(long)]
+        occurred: bool,
+    },
+    /// What changed in the customer's view between two moments, and the events (with
+    /// their actors) that changed it.
+    Diff {
+        #[arg(long)]
+        customer: String,
+        /// From and to (RFC 3339).
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Both moments on business time instead of recorded time.
+        #[arg(long)]
+        occurred: bool,
     },
     /// The stream's latest notary anchor as JSON, to keep outside the servers and pass
     /// to a later `verify --anchor`.
@@ -136,6 +164,34 @@ async fn main() -> anyhow::Result<ExitCode> {
             };
             run_verify(&source, only, &trust, cli.json).await
         }
+        Command::AsOf {
+            customer,
+            at,
+            occurred,
+        } => {
+            let id = customer_id(customer)?;
+            let cut = cut(*occurred, micros("at", Some(at))?.expect("given"));
+            let view = as_of::customer_as_of(&source, id, cut, true).await?;
+            print_view(&view, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            customer,
+            from,
+            to,
+            occurred,
+        } => {
+            let id = customer_id(customer)?;
+            let (from, to) = (
+                micros("from", Some(from))?.expect("given"),
+                micros("to", Some(to))?.expect("given"),
+            );
+            anyhow::ensure!(from <= to, "--to: must not be before --from");
+            let diff =
+                as_of::diff(&source, id, cut(*occurred, from), cut(*occurred, to), true).await?;
+            print_diff(&diff, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Anchor { notary_keys, out } => {
             latest_anchor(&source, &keys(notary_keys)?, out.as_ref()).await
         }
@@ -146,17 +202,78 @@ async fn main() -> anyhow::Result<ExitCode> {
             types,
             jsonl,
         } => {
-            let id = uuid::Uuid::try_parse(customer).context("--customer: not a UUID")?;
+            let id = customer_id(customer)?;
             let filter = history::Filter {
                 from: micros("from", from.as_ref())?,
                 to: micros("to", to.as_ref())?,
                 types: types.clone(),
             };
-            let entries = history::history(&source, CustomerId(id), &filter).await?;
+            let entries = history::history(&source, id, &filter).await?;
             print_history(&entries, cli.json, jsonl.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn customer_id(s: &str) -> anyhow::Result<CustomerId> {
+    Ok(CustomerId(
+        uuid::Uuid::try_parse(s).context("--customer: not a UUID")?,
+    ))
+}
+
+fn cut(occurred: bool, at: i64) -> as_of::Cut {
+    if occurred {
+        as_of::Cut::Occurred(at)
+    } else {
+        as_of::Cut::Recorded(at)
+    }
+}
+
+fn print_view(view: &as_of::View, json: bool) -> anyhow::Result<()> {
+    let p = &view.point;
+    let refused: Vec<u64> = p.rejected.iter().map(|(seq, _)| *seq).collect();
+    if json {
+        let v = serde_json::json!({
+            "cut": format!("{:?}", view.cut),
+            "existed": view.reply.is_some(),
+            "events_applied": p.applied,
+            "events_cut_off": p.cut_off,
+            "refused_positions": refused,
+            "view": view.reply.as_ref().map(|r| format!("{r:#?}")),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    match &view.reply {
+        Some(r) => println!("{r:#?}"),
+        None => println!("the customer did not exist yet"),
+    }
+    println!(
+        "{:?}: {} events applied, {} cut off, refused positions {refused:?}",
+        view.cut, p.applied, p.cut_off
+    );
+    Ok(())
+}
+
+fn print_diff(diff: &as_of::Diff, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(diff)?);
+        return Ok(());
+    }
+    for c in &diff.changes {
+        println!(
+            "{}:\n  before: {}\n  after:  {}",
+            c.field, c.before, c.after
+        );
+    }
+    println!("by {} event(s):", diff.events.len());
+    for e in &diff.events {
+        println!(
+            "  {:>8} recorded {} {:<40} by {}",
+            e.position, e.recorded_at, e.event_type, e.actor
+        );
+    }
+    Ok(())
 }
 
 /// Public keys given as hex or as files holding it.

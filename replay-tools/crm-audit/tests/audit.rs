@@ -303,3 +303,70 @@ async fn a_customers_history_holds_every_event_its_lead_and_the_sends_naming_the
     );
     assert_ne!(code, 0, "an unknown customer is an error");
 }
+
+fn rfc3339_now() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    crm_proto::timestamp_to_proto(crm_domain::Timestamp(i64::try_from(micros).unwrap())).to_string()
+}
+
+#[tokio::test]
+async fn as_of_and_diff_show_the_customer_at_each_moment_and_the_events_between() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let id = CustomerId(Uuid::now_v7());
+    let before = rfc3339_now();
+    h.handle(&register(id, "Hopper"), &meta()).await.unwrap();
+    let registered = rfc3339_now();
+    h.handle(&tag(id, "navy"), &meta()).await.unwrap();
+    let tagged = rfc3339_now();
+    let customer = id.0.to_string();
+    let as_of = |at: &str| {
+        let (code, out) = audit(
+            &server,
+            &["--json", "as-of", "--customer", &customer, "--at", at],
+        );
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let v = as_of(&before);
+    assert_eq!(v["existed"], false);
+    let v = as_of(&registered);
+    assert_eq!(
+        (v["existed"].as_bool(), v["events_applied"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert!(v["view"].as_str().unwrap().contains("Hopper"));
+    assert!(!v["view"].as_str().unwrap().contains("navy"));
+    let v = as_of(&tagged);
+    assert_eq!(v["events_applied"].as_u64(), Some(2));
+    assert!(v["view"].as_str().unwrap().contains("navy"));
+    let (code, out) = audit(
+        &server,
+        &[
+            "--json",
+            "diff",
+            "--customer",
+            &customer,
+            "--from",
+            &registered,
+            "--to",
+            &tagged,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let diff: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fields: Vec<&str> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["version", "tags"]);
+    let events = diff["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "customer.tagged");
+    assert_eq!(events[0]["actor"], "user:alice");
+}

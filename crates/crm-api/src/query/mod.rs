@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crm_domain::Timestamp;
 use crm_projection::{ProjectionError, ReadModel};
 use crm_proto::v1;
-use crm_proto::{timestamp_from_proto, timestamp_to_proto};
+use crm_proto::timestamp_from_proto;
+pub(crate) use crm_proto::{money, ts};
 use tonic::{Request, Status};
 
 use crate::auth::{Authenticator, Permission, Principal};
@@ -129,19 +129,8 @@ fn page_token(t: &str) -> Result<Option<Vec<u8>>, Status> {
         .map_err(|_| invalid_query_field("page_token", "not a token this service issued"))
 }
 
-fn ts(micros: i64) -> Option<prost_types::Timestamp> {
-    Some(timestamp_to_proto(Timestamp(micros)))
-}
-
 fn uuid_str(id: [u8; 16]) -> String {
     uuid::Uuid::from_bytes(id).to_string()
-}
-
-fn money(minor: i64, currency: &str) -> v1::Money {
-    v1::Money {
-        minor,
-        currency: currency.to_owned(),
-    }
 }
 
 /// How long a query waits for a turn when the limit is reached (a write-back holding

@@ -5,6 +5,7 @@
 //! (every command's accepted and rejected paths), `permissions` (every role against every
 //! RPC).
 
+mod audit;
 mod commands;
 mod funnel;
 mod permissions;

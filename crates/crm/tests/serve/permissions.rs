@@ -551,8 +551,9 @@ async fn the_permission_matrix_follows_the_roles() {
 /// The read side's RPCs (queries and admin) and the log service by role, written out from
 /// the roles' meaning: everyone who reads customers may query; auditors and analysts may
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
-/// auditors (and admins) see the quarantined positions. Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 12] = [
+/// auditors (and admins) see the quarantined positions; auditors and analysts replay
+/// customers from the stream (analysts without personal data). Importers read nothing.
+const READ_EXPECTED: [(&str, [bool; 8]); 15] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -566,6 +567,9 @@ const READ_EXPECTED: [(&str, [bool; 8]); 12] = [
     ("GetLeadFunnel", [A, A, D, A, A, A, D, A]),
     ("GetCampaignPerformance", [A, A, D, A, A, A, D, A]),
     ("ListDeals", [A, A, D, A, A, A, D, A]),
+    ("GetCustomerHistory", [A, D, D, D, A, A, D, D]),
+    ("GetCustomerAsOf", [A, D, D, D, A, A, D, D]),
+    ("DiffCustomer", [A, D, D, D, A, A, D, D]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
@@ -578,7 +582,12 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
     let mut a = AdminServiceClient::new(channel.clone());
     let mut l = LogServiceClient::new(channel.clone());
     let mut f = v1::funnel_service_client::FunnelServiceClient::new(channel.clone());
+    let mut au = v1::audit_service_client::AuditServiceClient::new(channel.clone());
     let customer_id = if valid { id() } else { "not-a-uuid".into() };
+    let now = Some(prost_types::Timestamp {
+        seconds: 1_800_000_000,
+        nanos: 0,
+    });
     match rpc {
         "GetCustomer360" => code(
             &q.get_customer360(auth(
@@ -706,6 +715,39 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
         "ListQuarantined" => code(
             &l.list_quarantined(auth(v1::ListQuarantinedRequest {}, authorization))
                 .await,
+        ),
+        "GetCustomerHistory" => code(
+            &au.get_customer_history(auth(
+                v1::GetCustomerHistoryRequest {
+                    customer_id,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "GetCustomerAsOf" => code(
+            &au.get_customer_as_of(auth(
+                v1::GetCustomerAsOfRequest {
+                    customer_id,
+                    at: now,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "DiffCustomer" => code(
+            &au.diff_customer(auth(
+                v1::DiffCustomerRequest {
+                    customer_id,
+                    from: now,
+                    to: now,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
         ),
         other => panic!("no read RPC {other}"),
     }
