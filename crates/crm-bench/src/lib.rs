@@ -369,9 +369,23 @@ impl Service {
     fn start(cfg: &BenchConfig, nats_url: &str) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let admin = Principal::service("bench", &["admin"]);
+        // The notary runs as in production (its anchors are part of what `verify`
+        // checks); with an external server its key must be given.
+        let key = data_dir.path().join("notary.key");
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key)?;
+            writeln!(f, "{}", hex::encode(BENCH_NOTARY_SEED))?;
+        }
         let process = CrmServe::builder(&cfg.crm_bin, data_dir.path())
             .principals(std::slice::from_ref(&admin))
             .args(["--nats-url", nats_url, "--max-concurrent-requests", "4096"])
+            .args([std::ffi::OsStr::new("--notary-key"), key.as_os_str()])
             .args(fold_args(cfg))
             .start()
             .with_context(|| format!("cannot start {}", cfg.crm_bin.display()))?;
@@ -880,6 +894,9 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     })
 }
 
+/// The bench's notary key (not a secret: the bench's streams are thrown away).
+const BENCH_NOTARY_SEED: [u8; 32] = [0x42; 32];
+
 /// What `crm-audit` reads: the bench's server, which admits anonymous clients.
 async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
     Ok(
@@ -893,17 +910,20 @@ async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
     )
 }
 
-/// `crm-audit verify` of the whole stream (through its library): messages/s and the
-/// findings (0 expected).
+/// `crm-audit verify` of the whole stream with the notary's key (through its library):
+/// messages/s and the findings (0 expected).
 async fn audit_verify(url: &str) -> anyhow::Result<(f64, usize)> {
     let source = audit_source(url).await?;
-    let report = crm_audit::verify::verify_stream(
-        &source,
-        None,
-        &crm_audit::verify::Trust::default(),
-        &mut |_, _| {},
-    )
-    .await?;
+    let trust = crm_audit::verify::Trust {
+        keys: vec![crm_events::anchor::SigningKey::from_bytes(&BENCH_NOTARY_SEED).verifying_key()],
+        kept: Vec::new(),
+    };
+    let report = crm_audit::verify::verify_stream(&source, None, &trust, &mut |_, _| {}).await?;
+    anyhow::ensure!(
+        report.counts.anchors_verified > 0 || report.last_seq < 10_000,
+        "no anchor verified in {} messages: is the notary running?",
+        report.last_seq
+    );
     Ok((report.messages_per_s, report.findings.len()))
 }
 

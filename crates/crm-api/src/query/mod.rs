@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crm_projection::{ProjectionError, ReadModel};
-use crm_proto::v1;
 use crm_proto::timestamp_from_proto;
+use crm_proto::v1;
 pub(crate) use crm_proto::{money, ts};
 use tonic::{Request, Status};
 
