@@ -1074,6 +1074,29 @@ mod tests {
         };
         assert_eq!(problems_of(&config), Vec::<String>::new());
 
+        // The notary: its own role needs a key with an external server; the embedded
+        // default has one in the data dir; intervals of zero are refused.
+        let config = ServeConfig {
+            nats_urls: vec!["nats://a:4222".into()],
+            role: Role::Notary,
+            notary_every_messages: 0,
+            notary_every_secs: 0,
+            ..ServeConfig::default()
+        };
+        assert_eq!(
+            problems_of(&config),
+            [
+                "notary_every_messages must be at least 1",
+                "notary_every_secs must be at least 1",
+                "role notary needs notary_key (with an external nats-server)",
+            ]
+        );
+        let embedded = ServeConfig::default();
+        assert_eq!(
+            embedded.notary_key_path(),
+            Some((embedded.data_dir.join("notary").join("notary.key"), true))
+        );
+
         let config = ServeConfig {
             nats_urls: vec![
                 "http://a:4222".into(),
