@@ -38,6 +38,22 @@ pub struct View {
     pub reply: Option<v1::Customer360>,
 }
 
+/// A live `GetCustomer360` answer without what an as-of view does not reconstruct (the
+/// scores ranked against the whole base) or cannot share (the position and moment it
+/// was read at): what the two are compared on.
+#[must_use]
+pub fn reconstructible(mut v: v1::Customer360) -> v1::Customer360 {
+    v.read = None;
+    if let Some(c) = v.classification.as_mut() {
+        c.value_class.clear();
+        c.segment.clear();
+        c.recency_score = 0;
+        c.frequency_score = 0;
+        c.monetary_score = 0;
+    }
+    v
+}
+
 /// The moment a cut measures windows and SLA states at.
 #[must_use]
 pub const fn moment(cut: Cut) -> i64 {
