@@ -1,6 +1,11 @@
-//! Churn risk and customer lifetime value (issue 17), first part: the models
-//! ([`model`]): BG/NBD and Gamma-Gamma fitted by maximum likelihood, P(alive), expected
-//! purchases, expected spend and CLV. The projection that keeps each customer's
-//! statistics, the stored fits and `ChurnService` come next.
+//! Churn risk and customer lifetime value (issue 17), first parts: the models
+//! ([`model`]: BG/NBD and Gamma-Gamma fitted by maximum likelihood, P(alive), expected
+//! purchases, expected spend, CLV) and the fold that keeps each customer's purchases in
+//! business time ([`purchases`]), from which [`fit`] fits both models at any calibration
+//! end. The stored fits, the risk score and `ChurnService` come next.
 
+pub mod fit;
 pub mod model;
+pub mod purchases;
+
+pub use purchases::Churn;
