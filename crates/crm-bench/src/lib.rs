@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod churn;
 mod soak;
 use crm_proto::v1::{
     self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
@@ -60,10 +61,14 @@ pub enum Phase {
     /// Minutes of mixed load with SIGKILLs, then the invariants checked (its own servers;
     /// not in the default set).
     Soak,
+    /// The churn models fitted on simulated populations of 100k and 1M customers (no
+    /// service).
+    Churn,
 }
 
 impl Phase {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
+        Self::Churn,
         Self::Raw,
         Self::Unary,
         Self::Lag,
@@ -73,7 +78,8 @@ impl Phase {
         Self::Soak,
     ];
     /// What `cargo xtask bench` runs without `--phases`.
-    pub const DEFAULT: [Self; 6] = [
+    pub const DEFAULT: [Self; 7] = [
+        Self::Churn,
         Self::Raw,
         Self::Unary,
         Self::Lag,
@@ -92,6 +98,7 @@ impl Phase {
             Self::Rebuild => "rebuild",
             Self::BlueGreen => "bluegreen",
             Self::Soak => "soak",
+            Self::Churn => "churn",
         }
     }
 
@@ -271,6 +278,7 @@ pub struct Report {
     /// CPU steal per phase, percent of the machine's CPU time (see [`CpuTimes`]).
     pub steal_pct: BTreeMap<String, f64>,
     pub soak: Option<SoakReport>,
+    pub churn: Vec<churn::ChurnFit>,
 }
 
 /// The machine's CPU time counters from `/proc/stat`. "Steal" is time the hypervisor ran
@@ -1114,10 +1122,18 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
     };
     if cfg.phases.contains(&Phase::Soak) {
         report.soak = Some(soak::run(&cfg.crm_bin, &cfg.soak, &log).await?);
-        if cfg.phases.len() == 1 {
-            write_json(cfg, &report)?;
-            return Ok(report);
-        }
+    }
+    if cfg.phases.contains(&Phase::Churn) {
+        report.churn = churn::run(&[100_000, 1_000_000], &|line: String| log(&line))?;
+    }
+    // Neither needs the generated business.
+    if cfg
+        .phases
+        .iter()
+        .all(|p| matches!(p, Phase::Soak | Phase::Churn))
+    {
+        write_json(cfg, &report)?;
+        return Ok(report);
     }
     let params = crm_datagen::Params::new(42, cfg.customers);
     if let Some(problem) =
@@ -1370,10 +1386,16 @@ pub fn table(r: &Report) -> String {
             s.table()
         )
     });
+    let churn = (!r.churn.is_empty()).then(|| churn::table(&r.churn));
+    let extra: String = [soak, churn]
+        .into_iter()
+        .flatten()
+        .map(|s| format!("\n{s}"))
+        .collect();
     if r.modes.is_empty() {
-        return soak.unwrap_or_default();
+        return extra.trim_start().to_owned();
     }
-    figures_table(r) + &soak.map(|s| format!("\n{s}")).unwrap_or_default()
+    figures_table(r) + &extra
 }
 
 fn figures_table(r: &Report) -> String {

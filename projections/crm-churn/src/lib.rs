@@ -7,5 +7,6 @@
 pub mod fit;
 pub mod model;
 pub mod purchases;
+pub mod simulate;
 
 pub use purchases::Churn;

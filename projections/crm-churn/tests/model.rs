@@ -5,6 +5,7 @@
 //! match what the simulated customers then bought.
 
 use crm_churn::model::{BgNbd, GammaGamma, Spend, Stats, bgnbd, gamma_gamma, group};
+use crm_churn::simulate::simulate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma};
@@ -95,60 +96,8 @@ fn gamma_gamma_reproduces_the_published_cdnow_estimates() {
     assert!((34.0..37.0).contains(&mean), "{mean}");
 }
 
-/// A simulated customer: their statistics over (0, T], and what they bought in the
-/// hold-out period (T, T + hold_out].
-struct Simulated {
-    stats: Stats,
-    hold_out: u32,
-    spend: Option<Spend>,
-}
-
-/// The BG/NBD story: lambda ~ Gamma(r, alpha), p ~ Beta(a, b); purchases at Poisson
-/// rate lambda from the first (at 0); after each repeat purchase the customer drops out
-/// with probability p. Spend: nu ~ Gamma(q, gamma), each value ~ Gamma(p, nu).
-fn simulate(truth: BgNbd, spend: GammaGamma, n: usize, hold_out: f64, seed: u64) -> Vec<Simulated> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let rates = Gamma::new(truth.r, 1.0 / truth.alpha).unwrap();
-    let dropout = Beta::new(truth.a, truth.b).unwrap();
-    let scales = Gamma::new(spend.q, 1.0 / spend.gamma).unwrap();
-    (0..n)
-        .map(|_| {
-            let big_t = rng.gen_range(26.0..78.0);
-            let lambda: f64 = rates.sample(&mut rng);
-            let p: f64 = dropout.sample(&mut rng);
-            let nu: f64 = scales.sample(&mut rng);
-            let value = Gamma::new(spend.p, 1.0 / nu).unwrap();
-            let gap = Exp::new(lambda).unwrap();
-            let (mut t, mut x, mut t_x, mut alive) = (0.0, 0u32, 0.0, true);
-            let (mut hold, mut total) = (0u32, 0.0);
-            while alive {
-                t += gap.sample(&mut rng);
-                if t >= big_t + hold_out {
-                    break;
-                }
-                if t < big_t {
-                    x += 1;
-                    t_x = t;
-                    total += value.sample(&mut rng);
-                } else {
-                    hold += 1;
-                }
-                alive = rng.r#gen::<f64>() >= p;
-            }
-            Simulated {
-                stats: Stats { x, t_x, t: big_t },
-                hold_out: hold,
-                spend: (x > 0).then(|| Spend {
-                    x,
-                    m_x: total / f64::from(x),
-                }),
-            }
-        })
-        .collect()
-}
-
 fn recover(truth: BgNbd, spend: GammaGamma, n: usize, seed: u64) {
-    let people = simulate(truth, spend, n, 39.0, seed);
+    let people = simulate(truth, spend, n, 26.0..78.0, 39.0, seed);
     let population = group(people.iter().map(|s| s.stats));
     let fit = bgnbd::fit(&population).unwrap();
     #[allow(clippy::cast_precision_loss)]
@@ -290,7 +239,7 @@ fn a_population_of_mostly_one_time_buyers_is_recovered() {
         q: 5.0,
         gamma: 120.0,
     };
-    let people = simulate(truth, spend, 20_000, 39.0, 3);
+    let people = simulate(truth, spend, 20_000, 26.0..78.0, 39.0, 3);
     let one_time = people.iter().filter(|s| s.stats.x == 0).count();
     assert!(one_time > 12_000, "{one_time} of 20000 never bought again");
     recover(truth, spend, 20_000, 3);
