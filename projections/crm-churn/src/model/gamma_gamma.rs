@@ -68,14 +68,36 @@ pub fn fit(spends: &[(Spend, u64)]) -> Result<Fitted<GammaGamma>, FitError> {
         q: theta[1].exp(),
         gamma: theta[2].exp(),
     };
+    // Sorted by x so that the ln Gamma terms are computed once per distinct x; ln m_x
+    // and ln x once for the whole fit.
+    let mut usable = usable;
+    usable.sort_by(|(a, _), (b, _)| a.x.cmp(&b.x).then(a.m_x.total_cmp(&b.m_x)));
+    let logs: Vec<(f64, f64)> = usable
+        .iter()
+        .map(|(s, _)| (s.m_x.ln(), f64::from(s.x).ln()))
+        .collect();
     let negative_ll = |theta: &[f64]| -> f64 {
-        let g = params(theta);
-        #[allow(clippy::cast_precision_loss)]
-        let ll: f64 = usable
-            .iter()
-            .map(|(s, n)| *n as f64 * g.log_likelihood(*s))
-            .sum();
-        -ll
+        let GammaGamma { p, q, gamma } = params(theta);
+        let constant = q * gamma.ln() - ln_gamma(q);
+        let mut total = 0.0;
+        let mut current: Option<(u32, f64)> = None;
+        for ((s, n), (ln_m, ln_x)) in usable.iter().zip(&logs) {
+            let x = f64::from(s.x);
+            let px = p * x;
+            let per_x = match current {
+                Some((cx, v)) if cx == s.x => v,
+                _ => {
+                    let v = constant + ln_gamma(px + q) - ln_gamma(px) + px * ln_x;
+                    current = Some((s.x, v));
+                    v
+                }
+            };
+            let ll = per_x + (px - 1.0) * ln_m - (px + q) * (x * s.m_x + gamma).ln();
+            #[allow(clippy::cast_precision_loss)]
+            let weight = *n as f64;
+            total += weight * ll;
+        }
+        -total
     };
     let Minimum {
         at,
