@@ -4,6 +4,7 @@
 //! | key | value |
 //! |---|---|
 //! | `p` + customer id (16 bytes) | [`Purchases`]: every order (day, currency, total) with the refunds recorded against it |
+//! | `s` + customer id | [`crate::signals::Service`]: tickets, interactions and unsubscribes, for the risk score |
 //!
 //! Counting follows the BG/NBD literature: orders on the same UTC day are one
 //! transaction. Every currency counts for frequency; only the reporting currency (the
@@ -100,7 +101,13 @@ impl Projection for Churn {
                 order.refunds.push((at, r.refund.minor));
                 save(state, &k, &p);
             }
-            _ => {}
+            other => {
+                let k = crate::signals::key(customer.0.into_bytes());
+                let mut service: crate::signals::Service = load(state, &k)?.unwrap_or_default();
+                if service.apply(at, other) {
+                    save(state, &k, &service);
+                }
+            }
         }
         Ok(())
     }

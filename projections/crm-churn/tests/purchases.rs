@@ -202,3 +202,31 @@ fn both_models_fit_on_a_folded_population_deterministically() {
         "{p:?}"
     );
 }
+
+#[test]
+fn service_events_reach_the_service_record_and_nothing_else_is_stored() {
+    let c = CustomerId(Uuid::from_u128(9));
+    let mut state = fold(&[
+        (
+            JAN1,
+            DomainEvent::Customer(c, CustomerEvent::Tagged { tag: "vip".into() }),
+        ),
+        (
+            JAN1 + DAY,
+            DomainEvent::Customer(
+                c,
+                CustomerEvent::CampaignResponseRecorded {
+                    campaign_id: crm_domain::CampaignId(Uuid::from_u128(3)),
+                    response: crm_domain::CampaignResponse::Unsubscribed,
+                },
+            ),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(state.entries.len(), 1, "only the service record");
+    let service: crm_churn::signals::Service =
+        load(&mut state, &crm_churn::signals::key(c.0.into_bytes()))
+            .unwrap()
+            .unwrap();
+    assert_eq!(service.unsubscribes, vec![JAN1 + DAY]);
+}
