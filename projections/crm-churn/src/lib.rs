@@ -3,10 +3,12 @@
 //! purchases, expected spend, CLV) and the fold that keeps each customer's purchases in
 //! business time ([`purchases`]), from which [`fit`] fits both models at any calibration
 //! end; [`signals`] keeps the service and engagement signals and scores churn risk with
-//! its drivers. The stored fits and `ChurnService` come next.
+//! its drivers; [`predict`] puts one customer's figures together. The stored fits and
+//! `ChurnService` come next.
 
 pub mod fit;
 pub mod model;
+pub mod predict;
 pub mod purchases;
 pub mod signals;
 pub mod simulate;

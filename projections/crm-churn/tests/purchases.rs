@@ -230,3 +230,62 @@ fn service_events_reach_the_service_record_and_nothing_else_is_stored() {
             .unwrap();
     assert_eq!(service.unsubscribes, vec![JAN1 + DAY]);
 }
+
+#[test]
+fn a_customers_figures_follow_their_history_under_the_fitted_model() {
+    use crm_churn::predict::{PredictConfig, predict};
+    // The folded population of the determinism test, fitted at day 200.
+    let mut events = Vec::new();
+    for i in 0..400u128 {
+        let c = CustomerId(Uuid::from_u128(20_000 + i));
+        let first = JAN1 + (i as i64 % 60) * DAY;
+        events.push((first, order(c, i * 100, 2_000, "EUR")));
+        if i % 3 != 0 {
+            let gap = 5 + (i as i64 % 23);
+            for k in 1..=(i as i64 % 5) {
+                events.push((
+                    first + k * gap * DAY,
+                    order(c, i * 100 + k as u128, 2_500 + (i as i64 % 9) * 250, "EUR"),
+                ));
+            }
+        }
+    }
+    let mut state = fold(&events).unwrap();
+    let all: Vec<Purchases> = state
+        .entries
+        .values()
+        .map(|v| postcard::from_bytes(v).unwrap())
+        .collect();
+    let end = JAN1 + 200 * DAY;
+    let fit = fit_at(&all, end, "EUR").unwrap();
+    let cfg = PredictConfig::default();
+    // Customer 4 (i = 4): first on day 4, then every 9 days, 4 repeats: last day 40.
+    let regular = purchases(&mut state, CustomerId(Uuid::from_u128(20_004)));
+    let p = predict(&fit, &regular, None, end, "EUR", &cfg).unwrap();
+    assert_eq!(
+        p.stats,
+        Stats {
+            x: 4,
+            t_x: 36.0,
+            t: 196.0
+        }
+    );
+    assert!((p.p_alive - fit.bgnbd.params.p_alive(p.stats)).abs() < 1e-15);
+    assert!((p.expected_transactions - fit.bgnbd.params.expected(p.stats, 90.0)).abs() < 1e-12);
+    let spend = fit
+        .gamma_gamma
+        .params
+        .expected_spend(Spend { x: 4, m_x: 3_500.0 });
+    assert!((p.expected_average_spend - spend).abs() < 1e-9);
+    assert!(p.clv > 0.0 && p.clv < spend * 200.0, "{p:?}");
+    assert!((p.risk.base - (1.0 - p.p_alive)).abs() < 1e-15);
+    // Earlier, right after the last purchase, the same customer was more likely alive
+    // and worth more.
+    let then = predict(&fit, &regular, None, JAN1 + 41 * DAY, "EUR", &cfg).unwrap();
+    assert!(
+        then.p_alive > p.p_alive && then.clv > p.clv,
+        "{then:?} vs {p:?}"
+    );
+    // Before the first purchase: not in the population.
+    assert!(predict(&fit, &regular, None, JAN1, "EUR", &cfg).is_none());
+}

@@ -63,6 +63,12 @@ pub fn fit(spends: &[(Spend, u64)]) -> Result<Fitted<GammaGamma>, FitError> {
     }
     #[allow(clippy::cast_precision_loss)]
     let mean = usable.iter().map(|(s, n)| s.m_x * *n as f64).sum::<f64>() / customers as f64;
+    if usable.iter().all(|(s, _)| s.m_x == usable[0].0.m_x) {
+        // The likelihood grows without bound as the spend variance shrinks to zero.
+        return Err(FitError::Degenerate(format!(
+            "every repeat customer's mean spend is {mean}: no spread to fit the spend model to"
+        )));
+    }
     let params = |theta: &[f64]| GammaGamma {
         p: theta[0].exp(),
         q: theta[1].exp(),
@@ -146,6 +152,15 @@ mod tests {
             + (g.p - 1.0) * z.ln()
             - (g.p + g.q) * (z + g.gamma).ln();
         assert!((g.log_likelihood(Spend { x: 1, m_x: z }) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn spends_without_spread_are_refused() {
+        let e = fit(&[
+            (Spend { x: 1, m_x: 30.0 }, 5),
+            (Spend { x: 3, m_x: 30.0 }, 7),
+        ]);
+        assert!(matches!(e, Err(FitError::Degenerate(_))), "{e:?}");
     }
 
     #[test]
