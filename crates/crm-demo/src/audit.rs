@@ -8,15 +8,24 @@ use crm_audit::{as_of, history, verify};
 
 use crate::quarantine::embedded_nats_url;
 
-pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
-    let reader_seed = data.join("nats").join("users").join("crm-reader.nk");
-    let source = Source::connect(&Target {
+/// The embedded server's stream, as the read-only NATS user.
+pub(crate) async fn reader_source(data: &Path) -> anyhow::Result<Source> {
+    Ok(Source::connect(&Target {
         nats_url: embedded_nats_url(data)?,
-        reader_seed: Some(reader_seed.clone()),
+        reader_seed: Some(reader_seed(data)),
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
     })
-    .await?;
+    .await?)
+}
+
+fn reader_seed(data: &Path) -> std::path::PathBuf {
+    data.join("nats").join("users").join("crm-reader.nk")
+}
+
+pub(crate) async fn show(data: &Path, customer: &str) -> anyhow::Result<()> {
+    let reader_seed = reader_seed(data);
+    let source = reader_source(data).await?;
     println!(
         "\n== For auditors: crm-audit verify (as crm-reader, {}: may read, never publish)",
         reader_seed.display()

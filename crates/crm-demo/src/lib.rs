@@ -9,6 +9,7 @@
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
 mod audit;
+mod churn;
 mod funnel;
 mod marketing;
 mod quarantine;
@@ -128,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(s), Some(customer)) => {
             quarantine::show(channel, &read_token, s.process.data(), customer).await?;
             audit::show(s.process.data(), customer).await?;
+            churn::show(s.process.data()).await?;
         }
         _ => println!(
             "\n== Quarantine: skipped (it needs the service's NATS credentials: run without --addr)"
