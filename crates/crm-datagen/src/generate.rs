@@ -607,7 +607,10 @@ pub fn generate(params: &Params) -> Result<Dataset, ParamsError> {
                     let tt = t + w.rng.gen_range(DAY..10 * DAY);
                     ticket(&mut w, &id, tt, Some("delivery"), &mut summary);
                 }
-                if w.rng.gen_bool(p_dropout) {
+                // BG/NBD: the first purchase opens the relationship; a customer may drop
+                // out after each repeat purchase (not after the first, which would be
+                // the MBG/NBD story and bias a BG/NBD fit).
+                if orders.len() > 1 && w.rng.gen_bool(p_dropout) {
                     dropped_out_at = Some(t);
                     break;
                 }

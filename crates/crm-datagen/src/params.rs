@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const DAY: i64 = 86_400_000_000;
 
 /// BG/NBD purchasing truth (time unit: days): while active a customer buys at Poisson rate
-/// `lambda ~ Gamma(shape r, rate alpha)`; after each purchase they drop out for good with
-/// probability `p ~ Beta(a, b)`.
+/// `lambda ~ Gamma(shape r, rate alpha)`; after each repeat purchase (not the first) they
+/// drop out for good with probability `p ~ Beta(a, b)`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Purchasing {
     pub r: f64,
@@ -240,7 +240,7 @@ pub struct CustomerTruth {
     pub joined_at: i64,
     /// Purchases per day while active (0 for customers who never buy).
     pub lambda: f64,
-    /// Dropout probability after each purchase.
+    /// Dropout probability after each repeat purchase.
     pub p_dropout: f64,
     /// Rate of the customer's spend distribution (mean order = spend.p / nu).
     pub nu: f64,
