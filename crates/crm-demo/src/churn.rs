@@ -13,7 +13,7 @@ use crm_churn::signals::{SERVICE, Service};
 use crm_projection::{Event, MemState};
 use futures::StreamExt;
 
-pub(crate) async fn show(data: &Path) -> anyhow::Result<()> {
+pub(crate) async fn show(data: &Path, cli: &crate::Cli) -> anyhow::Result<()> {
     let source = crate::audit::reader_source(data).await?;
     let mut stream = source.stream().await?;
     let last = stream.info().await?.state.last_sequence;
@@ -84,6 +84,20 @@ pub(crate) async fn show(data: &Path) -> anyhow::Result<()> {
         g.q,
         g.gamma,
         g.p * g.gamma / (g.q - 1.0) / 100.0
+    );
+    // What the generator drew the business from (its `params.json`).
+    let truth = crm_datagen::Params::new(cli.seed, cli.customers);
+    let (tp, ts) = (truth.purchasing, truth.spend);
+    println!(
+        "  the generator's truth: r {:.3} alpha {:.2} a {:.3} b {:.3}; p {:.2} q {:.2} gamma {:.0} (cents; mean spend {:.2} EUR)",
+        tp.r,
+        tp.alpha,
+        tp.a,
+        tp.b,
+        ts.p,
+        ts.q,
+        ts.gamma * 100.0,
+        ts.p * ts.gamma / (ts.q - 1.0)
     );
     let cfg = PredictConfig::default();
     let mut at_risk: Vec<_> = customers
