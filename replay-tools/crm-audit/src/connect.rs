@@ -69,28 +69,42 @@ impl Source {
     /// Every message on `subject` (a wildcard reads several subjects), in stream order:
     /// position, subject and payload.
     ///
+    /// Read with an ordered consumer filtered on the subject: the stream's leader serves
+    /// it (a direct get may be answered by a follower that has not applied the newest
+    /// messages), and it delivers in batches. It stops at the messages pending when it
+    /// was created.
+    ///
     /// # Errors
     /// The stream cannot be read.
     pub async fn messages_on(
         &self,
         subject: &str,
     ) -> Result<Vec<(u64, String, bytes::Bytes)>, AuditError> {
-        use async_nats::jetstream::stream::DirectGetErrorKind;
+        use futures::StreamExt as _;
+        let nats = |e: &dyn std::fmt::Display| AuditError::Nats(format!("{subject}: {e}"));
         let stream = self.stream().await?;
-        let mut out = Vec::new();
-        let mut next = 1;
-        loop {
-            match stream
-                .direct_get_next_for_subject(subject, Some(next))
-                .await
-            {
-                Ok(m) => {
-                    next = m.sequence + 1;
-                    out.push((m.sequence, m.subject.to_string(), m.payload));
-                }
-                Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(out),
-                Err(e) => return Err(AuditError::Nats(e.to_string())),
-            }
+        let mut consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                filter_subject: subject.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats(&e))?;
+        let pending = consumer.info().await.map_err(|e| nats(&e))?.num_pending;
+        let mut out = Vec::with_capacity(usize::try_from(pending).unwrap_or(0));
+        if pending == 0 {
+            return Ok(out);
         }
+        let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
+        while (out.len() as u64) < pending {
+            let m = messages
+                .next()
+                .await
+                .ok_or_else(|| nats(&"the consumer ended early"))?
+                .map_err(|e| nats(&e))?;
+            let seq = m.info().map_err(|e| nats(&e))?.stream_sequence;
+            out.push((seq, m.subject.to_string(), m.payload.clone()));
+        }
+        Ok(out)
     }
 }
