@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "crm/v1/log.proto",
         "crm/v1/funnel.proto",
         "crm/v1/audit.proto",
+        "crm/v1/churn.proto",
     ];
     let fds = protox::compile(files, [&proto_root])?;
     std::fs::write(out_dir.join("crm_descriptor.bin"), fds.encode_to_vec())?;

@@ -46,6 +46,11 @@ pub enum Permission {
     /// Replay customers from the event stream: histories, as-of views, diffs
     /// (`AuditService`; personal data only with `pii.read`).
     AuditRead,
+    /// Read the churn models, customers' churn risk and lifetime value (figures, no
+    /// personal data) and fit models without serving them.
+    ChurnRead,
+    /// Choose the served churn model (`FitModel` with `serve = true`).
+    ChurnAdmin,
 }
 
 impl Permission {
@@ -68,6 +73,8 @@ impl Permission {
             Self::LogAudit => "log.audit",
             Self::FunnelRead => "funnel.read",
             Self::AuditRead => "audit.read",
+            Self::ChurnRead => "churn.read",
+            Self::ChurnAdmin => "churn.admin",
         }
     }
 }
@@ -96,9 +103,9 @@ impl Role {
     #[must_use]
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::{
-            AuditRead, CommerceWrite, CustomersRead, CustomersWrite, FunnelRead, Ingest,
-            InteractionsWrite, LeadsWrite, LogAudit, LogQuarantine, MarketingWrite, PiiRead,
-            ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
+            AuditRead, ChurnAdmin, ChurnRead, CommerceWrite, CustomersRead, CustomersWrite,
+            FunnelRead, Ingest, InteractionsWrite, LeadsWrite, LogAudit, LogQuarantine,
+            MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -117,6 +124,8 @@ impl Role {
             LogAudit,
             FunnelRead,
             AuditRead,
+            ChurnRead,
+            ChurnAdmin,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -140,6 +149,7 @@ impl Role {
                 CustomersRead,
                 PiiRead,
                 FunnelRead,
+                ChurnRead,
             ],
             Self::Service => &[
                 CustomersWrite,
@@ -148,6 +158,7 @@ impl Role {
                 CommerceWrite,
                 CustomersRead,
                 PiiRead,
+                ChurnRead,
             ],
             Self::Marketing => &[
                 MarketingWrite,
@@ -156,6 +167,7 @@ impl Role {
                 CustomersRead,
                 PiiRead,
                 FunnelRead,
+                ChurnRead,
             ],
             // Auditors see everything as it was recorded; analysts see figures, not people.
             Self::Auditor => &[
@@ -165,9 +177,16 @@ impl Role {
                 LogAudit,
                 FunnelRead,
                 AuditRead,
+                ChurnRead,
             ],
             // Analysts replay histories too, without personal data.
-            Self::Analyst => &[CustomersRead, ProjectionsRead, FunnelRead, AuditRead],
+            Self::Analyst => &[
+                CustomersRead,
+                ProjectionsRead,
+                FunnelRead,
+                AuditRead,
+                ChurnRead,
+            ],
         }
     }
 }

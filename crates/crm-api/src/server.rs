@@ -8,6 +8,7 @@ use crm_customer360::Queries;
 use crm_projection::ReadSide;
 use crm_proto::v1::admin_service_server::AdminServiceServer;
 use crm_proto::v1::audit_service_server::AuditServiceServer;
+use crm_proto::v1::churn_service_server::ChurnServiceServer;
 use crm_proto::v1::command_service_server::CommandServiceServer;
 use crm_proto::v1::funnel_service_server::FunnelServiceServer;
 use crm_proto::v1::log_service_server::LogServiceServer;
@@ -22,7 +23,7 @@ use crate::audit::AuditApi;
 use crate::auth::Authenticator;
 use crate::log::LogApi;
 use crate::metrics::RequestMetrics;
-use crate::query::{FunnelApi, QueryApi};
+use crate::query::{ChurnApi, FunnelApi, QueryApi};
 use crate::service::{Commands, IngestLimits};
 
 /// PEM-encoded certificate chain and private key.
@@ -85,6 +86,8 @@ pub struct Services {
     pub read_side: Option<Arc<ReadSide>>,
     /// The funnel read model and the pipelines its figures follow, for `FunnelService`.
     pub funnel: Option<(crm_projection::ReadModel, Arc<crm_domain::DomainConfig>)>,
+    /// The churn models, for `ChurnService` and GetCustomer360's predictions.
+    pub churn: Option<Arc<crm_churn::service::ChurnModels>>,
     /// The event stream as the reader sees it, for `AuditService`.
     pub audit: Option<crm_audit::connect::Source>,
 }
@@ -127,9 +130,25 @@ pub async fn serve(
         }
         None => None,
     };
-    let query_api = services
-        .queries
-        .map(|queries| QueryApi::new(queries, Arc::clone(&auth), cfg.max_concurrent_queries));
+    let query_api = services.queries.map(|queries| {
+        let api = QueryApi::new(queries, Arc::clone(&auth), cfg.max_concurrent_queries);
+        match &services.churn {
+            Some(churn) => api.with_churn(Arc::clone(churn)),
+            None => api,
+        }
+    });
+    // The churn models' queries share the read side's query limit too.
+    let churn = match (&query_api, services.churn) {
+        (Some(q), Some(churn)) => {
+            health.set_serving::<ChurnServiceServer<ChurnApi>>().await;
+            Some(
+                ChurnServiceServer::new(ChurnApi::new(churn, Arc::clone(&auth), q.permits()))
+                    .max_decoding_message_size(cfg.max_message_bytes)
+                    .max_encoding_message_size(cfg.max_message_bytes),
+            )
+        }
+        _ => None,
+    };
     // The funnel's queries share the read side's query limit.
     let funnel = match (&query_api, services.funnel) {
         (Some(q), Some((model, config))) => {
@@ -207,6 +226,7 @@ pub async fn serve(
         .add_optional_service(commands)
         .add_optional_service(queries)
         .add_optional_service(funnel)
+        .add_optional_service(churn)
         .add_optional_service(admin)
         .add_optional_service(log)
         .add_optional_service(audit)

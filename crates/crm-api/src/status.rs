@@ -138,6 +138,31 @@ pub fn audit_error_status(e: &crm_audit::AuditError) -> Status {
     }
 }
 
+/// A churn figure that could not be given.
+#[must_use]
+pub fn churn_error_status(e: &crm_churn::service::ChurnError) -> Status {
+    use crm_churn::service::ChurnError as E;
+    match e {
+        E::Projection(p) => projection_status(p),
+        E::NoServedModel | E::UnknownModel(_) | E::NotInPopulation(_) => {
+            Status::not_found(e.to_string())
+        }
+        E::Fit(_) => Status::with_error_details(
+            Code::FailedPrecondition,
+            e.to_string(),
+            ErrorDetails::with_precondition_failure(vec![PreconditionViolation::new(
+                "MODEL_NOT_FITTED",
+                "calibration_end",
+                e.to_string(),
+            )]),
+        ),
+        E::Store(_) | E::Corrupt { .. } => {
+            tracing::error!(error = %e, "churn query failed");
+            Status::internal(format!("the churn models could not answer: {e}"))
+        }
+    }
+}
+
 /// A read model that could not answer.
 #[must_use]
 pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crm_churn::Churn;
-use crm_churn::fit::fit_at;
+use crm_churn::fit::{TimeUnit, fit_at};
 use crm_churn::predict::{PredictConfig, predict};
 use crm_churn::purchases::{PURCHASES, Purchases};
 use crm_churn::signals::{SERVICE, Service};
@@ -65,7 +65,7 @@ pub(crate) async fn show(data: &Path, cli: &crate::Cli) -> anyhow::Result<()> {
         c.2 = services.remove(&c.0);
     }
     let now = now_micros();
-    let fit = fit_at(customers.iter().map(|c| &c.1), now, "EUR")?;
+    let fit = fit_at(customers.iter().map(|c| &c.1), now, "EUR", TimeUnit::Day)?;
     let b = &fit.bgnbd.params;
     let g = &fit.gamma_gamma.params;
     println!(

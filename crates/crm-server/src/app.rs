@@ -259,6 +259,10 @@ async fn serve_with_log(
                 write_back: WriteBack::with_mib(config.fold_cache_mib, config.fold_flush_mib),
                 ..RunnerConfig::default()
             },
+            (
+                churn_config(config),
+                Duration::from_secs(config.churn_refit_every_secs),
+            ),
             js,
         )?),
         _ => None,
@@ -317,6 +321,7 @@ async fn serve_with_log(
         funnel: read_side
             .as_ref()
             .map(|r| (r.funnel.clone(), Arc::new(domain.clone()))),
+        churn: read_side.as_ref().map(|r| Arc::clone(&r.churn)),
         // The auditors' replay reads the stream as the read side does (the reader).
         audit: js
             .as_ref()
@@ -360,4 +365,16 @@ async fn serve_with_log(
     }
     served?;
     Ok(())
+}
+
+/// How the churn models are fitted and their figures computed.
+fn churn_config(config: &ServeConfig) -> crm_churn::service::ChurnConfig {
+    crm_churn::service::ChurnConfig {
+        time_unit: config.churn_time_unit,
+        predict: crm_churn::predict::PredictConfig {
+            monthly_discount: f64::from(config.churn_monthly_discount_bp) / 10_000.0,
+            ..crm_churn::predict::PredictConfig::default()
+        },
+        ..crm_churn::service::ChurnConfig::default()
+    }
 }

@@ -43,6 +43,9 @@
 //! | `notary_key` | `--notary-key` | `CRM_NOTARY_KEY` | `<data_dir>/notary/notary.key` with the embedded server (generated), else none (no notary) |
 //! | `notary_every_messages` | `--notary-every-messages` | `CRM_NOTARY_EVERY_MESSAGES` | 10 000 |
 //! | `notary_every_secs` | `--notary-every-secs` | `CRM_NOTARY_EVERY_SECS` | 10 |
+//! | `churn_time_unit` | `--churn-time-unit day\|week` | `CRM_CHURN_TIME_UNIT` | `day` |
+//! | `churn_refit_every_secs` | `--churn-refit-every-secs` | `CRM_CHURN_REFIT_EVERY_SECS` | 86 400 (daily; 0: never) |
+//! | `churn_monthly_discount_bp` | `--churn-monthly-discount-bp` | `CRM_CHURN_MONTHLY_DISCOUNT_BP` | 100 (1% a month) |
 
 use std::fmt;
 use std::io;
@@ -284,6 +287,20 @@ pub struct ServeArgs {
     /// [default: 10].
     #[arg(long, env = "CRM_NOTARY_EVERY_SECS", value_name = "SECS")]
     pub notary_every_secs: Option<u64>,
+
+    /// The churn models' time unit: the unit of t_x, T and alpha in ChurnService
+    /// (purchases are counted in UTC days either way) [default: day].
+    #[arg(long, env = "CRM_CHURN_TIME_UNIT", value_name = "day|week")]
+    pub churn_time_unit: Option<crm_churn::fit::TimeUnit>,
+
+    /// The churn models are refitted (at calibration end now) and the new fit served
+    /// this many seconds after the served one was fitted; 0: never [default: 86400].
+    #[arg(long, env = "CRM_CHURN_REFIT_EVERY_SECS", value_name = "SECS")]
+    pub churn_refit_every_secs: Option<u64>,
+
+    /// CLV's monthly discount rate in basis points (100 = 1%) [default: 100].
+    #[arg(long, env = "CRM_CHURN_MONTHLY_DISCOUNT_BP", value_name = "BP")]
+    pub churn_monthly_discount_bp: Option<u32>,
 }
 
 /// The validated configuration of `crm serve`.
@@ -343,6 +360,12 @@ pub struct ServeConfig {
     pub notary_every_messages: u64,
     /// Seconds between two anchors while messages arrive.
     pub notary_every_secs: u64,
+    /// The churn models' time unit.
+    pub churn_time_unit: crm_churn::fit::TimeUnit,
+    /// Seconds from one served churn fit to the scheduled next; 0: no schedule.
+    pub churn_refit_every_secs: u64,
+    /// CLV's monthly discount rate, basis points.
+    pub churn_monthly_discount_bp: u32,
 }
 
 impl Default for ServeConfig {
@@ -375,6 +398,9 @@ impl Default for ServeConfig {
             notary_key: None,
             notary_every_messages: 10_000,
             notary_every_secs: 10,
+            churn_time_unit: crm_churn::fit::TimeUnit::Day,
+            churn_refit_every_secs: 86_400,
+            churn_monthly_discount_bp: 100,
         }
     }
 }
@@ -494,6 +520,18 @@ impl ServeConfig {
                 .notary_every_secs
                 .or(file.notary_every_secs)
                 .unwrap_or(d.notary_every_secs),
+            churn_time_unit: args
+                .churn_time_unit
+                .or(file.churn_time_unit)
+                .unwrap_or(d.churn_time_unit),
+            churn_refit_every_secs: args
+                .churn_refit_every_secs
+                .or(file.churn_refit_every_secs)
+                .unwrap_or(d.churn_refit_every_secs),
+            churn_monthly_discount_bp: args
+                .churn_monthly_discount_bp
+                .or(file.churn_monthly_discount_bp)
+                .unwrap_or(d.churn_monthly_discount_bp),
         }
     }
 
@@ -595,6 +633,12 @@ impl ServeConfig {
         }
         if self.notary_every_secs == 0 {
             p.push("notary_every_secs must be at least 1".to_owned());
+        }
+        if self.churn_monthly_discount_bp > 10_000 {
+            p.push(format!(
+                "churn_monthly_discount_bp must be at most 10000 (100% a month), got {}",
+                self.churn_monthly_discount_bp
+            ));
         }
         if self.role == Role::Notary && self.notary_key_path().is_none() {
             p.push("role notary needs notary_key (with an external nats-server)".to_owned());
@@ -779,6 +823,9 @@ struct FileConfig {
     notary_key: Option<PathBuf>,
     notary_every_messages: Option<u64>,
     notary_every_secs: Option<u64>,
+    churn_time_unit: Option<crm_churn::fit::TimeUnit>,
+    churn_refit_every_secs: Option<u64>,
+    churn_monthly_discount_bp: Option<u32>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {

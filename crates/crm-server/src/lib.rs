@@ -35,6 +35,7 @@
 //! ```
 
 pub mod app;
+mod churn_refit;
 pub mod config;
 pub mod embedded;
 pub mod lock;

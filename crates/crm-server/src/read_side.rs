@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crm_churn::models::ModelStore;
+use crm_churn::service::{ChurnConfig, ChurnModels};
 use crm_customer360::{Customer360, Queries};
 use crm_events::SubjectScheme;
 use crm_projection::{ProjectionError, ReadSide, RunnerConfig};
@@ -20,6 +22,8 @@ pub struct RunningReadSide {
     pub customer360: Arc<Queries>,
     /// The funnel's served build.
     pub funnel: crm_projection::ReadModel,
+    /// The churn models: fits, the served one, figures.
+    pub churn: Arc<ChurnModels>,
     stop: watch::Sender<bool>,
     /// Turns true when a supervisor ended (on shutdown, or because its storage failed).
     ended: watch::Receiver<bool>,
@@ -33,6 +37,7 @@ impl RunningReadSide {
         cache_mib: u64,
         scheme: SubjectScheme,
         runner: RunnerConfig,
+        churn: (ChurnConfig, std::time::Duration),
         js: &async_nats::jetstream::Context,
     ) -> Result<Self, RunError> {
         let db = sled::Config::new()
@@ -43,19 +48,43 @@ impl RunningReadSide {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
+        let models = ModelStore::open(&db).map_err(|e| RunError::ReadModel {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let mut read_side = ReadSide::new(db, scheme, runner);
         // Every hosted projection: one line each, and its queries.
         let customer360 = Arc::new(Queries::new(
             read_side.add(Customer360::default())?.reader(),
         ));
         let funnel = read_side.add(crm_funnel::Funnel)?.reader();
+        let (churn_config, refit_every) = churn;
+        let churn_hosted = read_side.add(crm_churn::Churn {
+            reporting_currency: churn_config.currency.clone(),
+        })?;
+        let churn = Arc::new(ChurnModels::new(
+            churn_hosted.reader(),
+            models,
+            churn_config,
+        ));
         tracing::info!(path = %path.display(), "read models opened");
 
         let (stop, stopped) = watch::channel(false);
         let (ended_tx, ended) = watch::channel(false);
         let ended_tx = Arc::new(ended_tx);
-        let supervisors = read_side
-            .start(js, &stopped)
+        let mut tasks = read_side.start(js, &stopped);
+        if !refit_every.is_zero() {
+            tasks.push((
+                "churn-refit",
+                tokio::spawn(crate::churn_refit::run(
+                    Arc::clone(&churn),
+                    churn_hosted as Arc<dyn crm_projection::HostedProjection>,
+                    refit_every,
+                    stopped.clone(),
+                )),
+            ));
+        }
+        let supervisors = tasks
             .into_iter()
             .map(|(name, task)| {
                 let ended_tx = Arc::clone(&ended_tx);
@@ -76,6 +105,7 @@ impl RunningReadSide {
             read_side: Arc::new(read_side),
             customer360,
             funnel,
+            churn,
             stop,
             ended,
             supervisors,

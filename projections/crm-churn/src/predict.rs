@@ -33,7 +33,7 @@ impl Default for PredictConfig {
 /// A customer's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
-    /// (x, t_x, T) in days at the moment.
+    /// (x, t_x, T) in the model's time unit at the moment.
     pub stats: Stats,
     pub p_alive: f64,
     pub expected_transactions: f64,
@@ -44,8 +44,8 @@ pub struct Prediction {
 }
 
 /// The customer's figures at `as_of` under `fit` (`None`: no purchase by then, so not
-/// in the model's population). Spend in `currency`; without repeat spend in it, the
-/// population's mean.
+/// in the model's population), in the fit's time unit. Spend in `currency`; without
+/// repeat spend in it, the population's mean.
 #[must_use]
 pub fn predict(
     fit: &ChurnFit,
@@ -56,6 +56,8 @@ pub fn predict(
     cfg: &PredictConfig,
 ) -> Option<Prediction> {
     let (stats, spend) = purchases.stats(as_of, currency)?;
+    let unit = fit.time_unit.days();
+    let stats = fit.time_unit.scale(stats);
     let bgnbd = &fit.bgnbd.params;
     let p_alive = bgnbd.p_alive(stats);
     let expected_average_spend = fit
@@ -66,14 +68,14 @@ pub fn predict(
     Some(Prediction {
         stats,
         p_alive,
-        expected_transactions: bgnbd.expected(stats, cfg.horizon_days),
+        expected_transactions: bgnbd.expected(stats, cfg.horizon_days / unit),
         expected_average_spend,
         clv: model::clv(
             bgnbd,
             expected_average_spend,
             stats,
             cfg.clv_months,
-            cfg.days_per_month,
+            cfg.days_per_month / unit,
             cfg.monthly_discount,
         ),
         risk: cfg.rules.score(p_alive, &signals),

@@ -8,9 +8,10 @@
 //!
 //! Counting follows the BG/NBD literature: orders on the same UTC day are one
 //! transaction. Every currency counts for frequency; only the reporting currency (the
-//! fold's configuration) counts for money, and a day's value is its orders' totals in it
-//! minus the refunds recorded against them by the cut (no exchange rates: a customer who
-//! buys only in other currencies has no spend statistics).
+//! fold's configuration) counts for money, and a day's value is its orders' net revenue
+//! in it (lines less discount: tax and shipping are passed on, not earned) minus the
+//! refunds recorded against them by the cut (no exchange rates: a customer who buys
+//! only in other currencies has no spend statistics).
 
 use std::collections::BTreeMap;
 
@@ -44,6 +45,7 @@ pub struct Order {
     /// Business time of the order, microseconds.
     pub at: i64,
     pub currency: String,
+    /// Net revenue: lines less discount (the order's total without tax and shipping).
     pub total_minor: i64,
     /// Refunds recorded against it: (business time, amount in the order's currency).
     pub refunds: Vec<(i64, i64)>,
@@ -66,7 +68,8 @@ pub fn key(customer: [u8; 16]) -> Vec<u8> {
 
 impl Projection for Churn {
     const NAME: &'static str = "churn";
-    const VERSION: u32 = 1;
+    /// 2: an order's value is its net revenue (was its total with tax and shipping).
+    const VERSION: u32 = 2;
 
     fn fingerprint(&self) -> String {
         format!("reporting-currency={}", self.reporting_currency)
@@ -84,7 +87,7 @@ impl Projection for Churn {
                 let order = p.orders.entry(o.order_id.0.into_bytes()).or_default();
                 order.at = at;
                 o.total.currency.as_str().clone_into(&mut order.currency);
-                order.total_minor = o.total.minor;
+                order.total_minor = o.total.minor - o.tax_minor - o.shipping_minor;
                 save(state, &k, &p);
             }
             CustomerEvent::ReturnRecorded(r) => {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crm_churn::fit::fit_at;
+use crm_churn::fit::{TimeUnit, fit_at};
 use crm_churn::purchases::{Order, Purchases};
 use crm_proto::v1::ingest_request::Command;
 
@@ -34,7 +34,7 @@ fn a_generated_business_gives_back_the_generators_parameters() {
             );
         }
     }
-    let fit = fit_at(customers.values(), end, "EUR").unwrap();
+    let fit = fit_at(customers.values(), end, "EUR", TimeUnit::Day).unwrap();
     let (b, t) = (fit.bgnbd.params, params.purchasing);
     let (g, s) = (fit.gamma_gamma.params, params.spend);
     eprintln!(

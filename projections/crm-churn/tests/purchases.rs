@@ -4,7 +4,7 @@
 //! folded population.
 
 use crm_churn::Churn;
-use crm_churn::fit::fit_at;
+use crm_churn::fit::{TimeUnit, fit_at};
 use crm_churn::model::{Spend, Stats};
 use crm_churn::purchases::{Purchases, key};
 use crm_domain::{
@@ -189,13 +189,39 @@ fn both_models_fit_on_a_folded_population_deterministically() {
             .collect()
     };
     let end = JAN1 + 200 * DAY;
-    let fit = fit_at(&all(&state), end, "EUR").unwrap();
+    let fit = fit_at(&all(&state), end, "EUR", TimeUnit::Day).unwrap();
     assert_eq!(fit.customers, 400);
     assert_eq!(fit.repeat_customers, 400 - 134 - 53);
     // The same population in another order: the same parameters, bit for bit.
     let mut reversed = all(&state);
     reversed.reverse();
-    assert_eq!(fit_at(&reversed, end, "EUR").unwrap(), fit);
+    assert_eq!(fit_at(&reversed, end, "EUR", TimeUnit::Day).unwrap(), fit);
+    // In weeks (days / 7): alpha scales by 7; r and P(alive) do not move. (This
+    // population drops out so rarely that a and b run off together: only their mean
+    // dropout a / (a + b) is pinned down.)
+    let weeks = fit_at(&all(&state), end, "EUR", TimeUnit::Week).unwrap();
+    assert_eq!(weeks.time_unit, TimeUnit::Week);
+    let (d, w) = (fit.bgnbd.params, weeks.bgnbd.params);
+    for (name, day, week) in [
+        ("r", d.r, w.r),
+        ("alpha / 7", d.alpha / 7.0, w.alpha),
+        ("a / (a + b)", d.a / (d.a + d.b), w.a / (w.a + w.b)),
+    ] {
+        assert!(
+            (day / week - 1.0).abs() < 1e-3,
+            "{name}: {day} in days, {week} in weeks"
+        );
+    }
+    let s = Stats {
+        x: 3,
+        t_x: 70.0,
+        t: 150.0,
+    };
+    let (pd, pw) = (d.p_alive(s), w.p_alive(TimeUnit::Week.scale(s)));
+    assert!(
+        (pd - pw).abs() < 1e-4,
+        "P(alive) {pd} in days, {pw} in weeks"
+    );
     let p = fit.bgnbd.params;
     assert!(
         p.r > 0.0 && p.alpha > 0.0 && p.a > 0.0 && p.b > 0.0,
@@ -257,7 +283,7 @@ fn a_customers_figures_follow_their_history_under_the_fitted_model() {
         .map(|v| postcard::from_bytes(v).unwrap())
         .collect();
     let end = JAN1 + 200 * DAY;
-    let fit = fit_at(&all, end, "EUR").unwrap();
+    let fit = fit_at(&all, end, "EUR", TimeUnit::Day).unwrap();
     let cfg = PredictConfig::default();
     // Customer 4 (i = 4): first on day 4, then every 9 days, 4 repeats: last day 40.
     let regular = purchases(&mut state, CustomerId(Uuid::from_u128(20_004)));

@@ -20,6 +20,8 @@ pub struct QueryApi {
     queries: Arc<Queries>,
     auth: Arc<Authenticator>,
     permits: QueryPermits,
+    /// The churn models, for the 360's predictions (none when the read side hosts none).
+    churn: Option<Arc<crm_churn::service::ChurnModels>>,
 }
 
 impl QueryApi {
@@ -29,6 +31,56 @@ impl QueryApi {
             queries,
             auth,
             permits: QueryPermits::new(max_concurrent, QUERY_QUEUE_WAIT),
+            churn: None,
+        }
+    }
+
+    /// Fills GetCustomer360's predictions from the served churn model.
+    #[must_use]
+    pub fn with_churn(mut self, churn: Arc<crm_churn::service::ChurnModels>) -> Self {
+        self.churn = Some(churn);
+        self
+    }
+
+    /// The served churn model's figures for a customer at `as_of`: `None` without a
+    /// served model, a purchase by then, or a churn read model being built.
+    async fn predictions(
+        &self,
+        id: [u8; 16],
+        as_of: i64,
+    ) -> Result<Option<v1::Predictions>, Status> {
+        use crm_churn::service::ChurnError as E;
+        let Some(churn) = self.churn.clone() else {
+            return Ok(None);
+        };
+        let permit = self.permits.admit().await?;
+        let found = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let model = churn.model("")?;
+            // The field is named for 90 days, whatever the configured default.
+            churn.customer(id, as_of, &model, 90.0).map(|p| (model, p))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        match found {
+            Ok((model, p)) => Ok(Some(v1::Predictions {
+                model_version: model.model_id.clone(),
+                p_alive: p.p_alive,
+                expected_purchases_90d: p.expected_transactions,
+                #[allow(clippy::cast_possible_truncation)]
+                predicted_lifetime_value: Some(crm_proto::money(
+                    p.clv.round() as i64,
+                    &model.currency,
+                )),
+                churn_risk: p.risk.score,
+                band: super::churn::band(p.risk.band).into(),
+            })),
+            Err(
+                E::NoServedModel
+                | E::NotInPopulation(_)
+                | E::Projection(crm_projection::ProjectionError::NotServing(_)),
+            ) => Ok(None),
+            Err(e) => Err(crate::status::churn_error_status(&e)),
         }
     }
 
@@ -138,13 +190,17 @@ impl QueryService for QueryApi {
                 req.customer_id
             ))
         })?;
-        Ok(Response::new(customer360(
+        let mut reply = customer360(
             &record,
             &classes,
             as_of,
             principal.allows(Permission::PiiRead),
             position,
-        )))
+        );
+        if principal.allows(Permission::ChurnRead) {
+            reply.predictions = self.predictions(id, as_of).await?;
+        }
+        Ok(Response::new(reply))
     }
 
     async fn list_customers(

@@ -14,9 +14,11 @@ use tonic::{Request, Status};
 use crate::auth::{Authenticator, Permission, Principal};
 use crate::status::{auth_status, invalid_query_field, projection_status, stale_status};
 
+mod churn;
 mod customer360;
 mod funnel;
 
+pub use churn::ChurnApi;
 pub use customer360::QueryApi;
 pub use funnel::FunnelApi;
 

@@ -6,6 +6,7 @@
 //! RPC).
 
 mod audit;
+mod churn;
 mod commands;
 mod funnel;
 mod permissions;

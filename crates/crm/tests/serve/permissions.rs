@@ -552,8 +552,10 @@ async fn the_permission_matrix_follows_the_roles() {
 /// the roles' meaning: everyone who reads customers may query; auditors and analysts may
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
 /// auditors (and admins) see the quarantined positions; auditors and analysts replay
-/// customers from the stream (analysts without personal data). Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 15] = [
+/// customers from the stream (analysts without personal data); everyone who reads
+/// customers reads churn risk and may fit a model, only admins choose the served one.
+/// Importers read nothing.
+const READ_EXPECTED: [(&str, [bool; 8]); 20] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -570,6 +572,11 @@ const READ_EXPECTED: [(&str, [bool; 8]); 15] = [
     ("GetCustomerHistory", [A, D, D, D, A, A, D, D]),
     ("GetCustomerAsOf", [A, D, D, D, A, A, D, D]),
     ("DiffCustomer", [A, D, D, D, A, A, D, D]),
+    ("FitModel", [A, A, A, A, A, A, D, A]),
+    ("FitModel serve", [A, D, D, D, D, D, D, D]),
+    ("GetModel", [A, A, A, A, A, A, D, A]),
+    ("GetCustomerRisk", [A, A, A, A, A, A, D, A]),
+    ("ListAtRisk", [A, A, A, A, A, A, D, A]),
 ];
 
 /// One read-side RPC by name, well-formed (`valid`) or not: the status code it got.
@@ -583,6 +590,7 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
     let mut l = LogServiceClient::new(channel.clone());
     let mut f = v1::funnel_service_client::FunnelServiceClient::new(channel.clone());
     let mut au = v1::audit_service_client::AuditServiceClient::new(channel.clone());
+    let mut ch = v1::churn_service_client::ChurnServiceClient::new(channel.clone());
     let customer_id = if valid { id() } else { "not-a-uuid".into() };
     let now = Some(prost_types::Timestamp {
         seconds: 1_800_000_000,
@@ -749,6 +757,46 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
             ))
             .await,
         ),
+        "FitModel" | "FitModel serve" => code(
+            &ch.fit_model(auth(
+                v1::FitModelRequest {
+                    calibration_end: now.filter(|_| valid),
+                    serve: rpc == "FitModel serve",
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "GetModel" => code(
+            &ch.get_model(auth(
+                v1::GetModelRequest {
+                    model_id: if valid { String::new() } else { "nope".into() },
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "GetCustomerRisk" => code(
+            &ch.get_customer_risk(auth(
+                v1::GetCustomerRiskRequest {
+                    customer_id,
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
+        "ListAtRisk" => code(
+            &ch.list_at_risk(auth(
+                v1::ListAtRiskRequest {
+                    page_size: if valid { 10 } else { 5_000 },
+                    ..Default::default()
+                },
+                authorization,
+            ))
+            .await,
+        ),
         other => panic!("no read RPC {other}"),
     }
 }
@@ -777,6 +825,12 @@ async fn the_read_side_permission_matrix_follows_the_roles() {
                     (false, ..) => vec![Code::PermissionDenied],
                     // The list RPCs have no field to get wrong.
                     (true, false, "ListProjections" | "ListQuarantined") => vec![Code::Ok],
+                    // An unknown model id is well-formed.
+                    (true, false, "GetModel") => vec![Code::NotFound],
+                    // No purchase in the store: nothing to fit.
+                    (true, true, "FitModel" | "FitModel serve") => {
+                        vec![Code::FailedPrecondition]
+                    }
                     (true, false, _) => vec![Code::InvalidArgument],
                     (
                         true,

@@ -7,7 +7,7 @@ use super::special::{hyp2f1, ln_gamma, log_add_exp};
 use super::{FitError, Fitted, Stats};
 
 /// The population's parameters, in the time unit of the statistics they were fitted on.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BgNbd {
     pub r: f64,
     pub alpha: f64,

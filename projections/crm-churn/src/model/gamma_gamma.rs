@@ -6,7 +6,7 @@ use super::optimize::{Minimum, minimize};
 use super::special::ln_gamma;
 use super::{FitError, Fitted};
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GammaGamma {
     pub p: f64,
     pub q: f64,

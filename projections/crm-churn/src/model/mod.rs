@@ -25,7 +25,7 @@ pub struct Stats {
 
 /// A fitted model: its parameters, the maximised log-likelihood, the optimiser's
 /// iterations and the customers it was fitted on. Only converged fits exist.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fitted<P> {
     pub params: P,
     pub log_likelihood: f64,
