@@ -78,12 +78,18 @@ async fn churn_models_fitted_through_the_api_recover_the_generators_truth() {
         model.customers, model.repeat_customers
     );
     assert!(model.converged && model.served, "{model:?}");
-    assert_eq!((model.time_unit.as_str(), model.currency.as_str()), ("day", "EUR"));
+    assert_eq!(
+        (model.time_unit.as_str(), model.currency.as_str()),
+        ("day", "EUR")
+    );
     assert!(
         within(b.r, t.r, 0.2) && within(b.alpha, t.alpha, 0.2),
         "{b:?} vs {t:?}"
     );
-    assert!(within(b.a, t.a, 0.4) && within(b.b, t.b, 0.4), "{b:?} vs {t:?}");
+    assert!(
+        within(b.a, t.a, 0.4) && within(b.b, t.b, 0.4),
+        "{b:?} vs {t:?}"
+    );
     assert!(
         within(g.p, s.p, 0.25) && within(g.q, s.q, 0.25) && within(g.gamma, s.gamma * 100.0, 0.25),
         "{g:?} vs {s:?}"
@@ -177,7 +183,11 @@ async fn at_risk_pages_cover_every_customer_in_order(crm: &Crm, model: &v1::Chur
             assert!(c.value_at_risk <= last, "ordered by value at risk");
             last = c.value_at_risk;
             assert!((c.value_at_risk - c.clv * (1.0 - c.p_alive)).abs() < 1e-6);
-            assert!(seen.insert(c.customer_id.clone()), "{} twice", c.customer_id);
+            assert!(
+                seen.insert(c.customer_id.clone()),
+                "{} twice",
+                c.customer_id
+            );
         }
         if page.next_page_token.is_empty() {
             break;
@@ -200,7 +210,11 @@ async fn at_risk_pages_cover_every_customer_in_order(crm: &Crm, model: &v1::Chur
         .unwrap()
         .into_inner();
     assert!(!high.customers.is_empty());
-    assert!(high.customers.iter().all(|c| c.band() == v1::RiskBand::High));
+    assert!(
+        high.customers
+            .iter()
+            .all(|c| c.band() == v1::RiskBand::High)
+    );
     assert!(
         high.customers
             .windows(2)
@@ -266,7 +280,9 @@ async fn one_customer_follows_the_formulas(crm: &Crm, model: &v1::ChurnModel, en
         .await
         .unwrap()
         .into_inner();
-    let p = view.predictions.expect("predictions under the served model");
+    let p = view
+        .predictions
+        .expect("predictions under the served model");
     assert_eq!(p.model_version, model.model_id);
     assert!((p.p_alive - top.p_alive).abs() < 1e-6, "{p:?} vs {top:?}");
     assert_eq!(p.band, top.band);
@@ -292,4 +308,170 @@ async fn one_customer_follows_the_formulas(crm: &Crm, model: &v1::ChurnModel, en
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("horizon_days"), "{bad:?}");
+}
+
+/// The CDNOW cohort of the BG/NBD paper (2,357 customers, calibration through
+/// 1997-09-30) written as orders through the ingest API: a customer with statistics
+/// (x, t_x, T) in weeks gets a first order T weeks before the calibration end's day,
+/// x - 1 repeat orders on the days after it and the last one t_x weeks after it, each
+/// repeat order worth the customer's mean repeat spend. Fitted in weeks through
+/// FitModel, the models give the published estimates to 1%.
+#[tokio::test]
+async fn the_published_cdnow_estimates_are_reproduced_through_the_api() {
+    const DAY: i64 = 86_400_000_000;
+    let calibration_day = 10_134; // 1997-09-30
+    let crm = Crm::start(
+        &[
+            "--dev",
+            "--churn-time-unit",
+            "week",
+            "--churn-refit-every-secs",
+            "0",
+        ],
+        tempfile::tempdir().unwrap(),
+    );
+    let mut requests = Vec::new();
+    let csv = include_str!("../../../../projections/crm-churn/tests/data/cdnow_summary.csv");
+    let mut customer1 = None;
+    for line in csv.lines().skip(1) {
+        let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (n, x, t_x, t) = (
+            f[0] as u128,
+            f[1] as i64,
+            (f[2] * 7.0).round() as i64,
+            (f[3] * 7.0).round() as i64,
+        );
+        #[allow(clippy::cast_possible_truncation)]
+        let repeat_cents = (f[4] * 100.0).round() as i64;
+        let customer = uuid::Uuid::from_u128(n).to_string();
+        customer1.get_or_insert((customer.clone(), f[1], f[2], f[3]));
+        let first = calibration_day - t;
+        // Noon of each day: the models count UTC days.
+        let at = |day: i64| {
+            Some(v1::CommandOptions {
+                occurred_at: ts(day * DAY + DAY / 2),
+                ..Default::default()
+            })
+        };
+        requests.push(v1::ingest_request::Command::RegisterCustomer(
+            v1::RegisterCustomerRequest {
+                options: at(first),
+                customer_id: customer.clone(),
+                profile: Some(v1::Profile {
+                    given_name: format!("cdnow {n}"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ));
+        assert!(
+            x == 0 || t_x >= x,
+            "customer {n}: {x} repeat days in {t_x} days"
+        );
+        let days = std::iter::once((first, 1_000))
+            .chain((1..x).map(|k| (first + k, repeat_cents)))
+            .chain((x > 0).then_some((first + t_x, repeat_cents)));
+        for (k, (day, cents)) in days.enumerate() {
+            requests.push(v1::ingest_request::Command::PlaceOrder(
+                v1::PlaceOrderRequest {
+                    options: at(day),
+                    customer_id: customer.clone(),
+                    order_id: uuid::Uuid::from_u128((n << 32) | k as u128).to_string(),
+                    sales_channel: "web".into(),
+                    currency: "EUR".into(),
+                    lines: vec![v1::OrderLine {
+                        sku: "cd".into(),
+                        quantity: 1,
+                        unit_price_minor: cents,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ));
+        }
+    }
+    let requests: Vec<_> = requests
+        .into_iter()
+        .zip(1..)
+        .map(|(command, sequence)| {
+            Ok::<_, String>(v1::IngestRequest {
+                sequence,
+                command: Some(command),
+            })
+        })
+        .collect();
+    let report = crm_datagen::ingest::ingest(
+        crm.channel().await,
+        crm.token.as_deref().unwrap(),
+        requests.into_iter(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.failures);
+
+    let mut churn = v1::churn_service_client::ChurnServiceClient::new(crm.channel().await);
+    let model = churn
+        .fit_model(crm.auth(v1::FitModelRequest {
+            calibration_end: ts(calibration_day * DAY),
+            serve: true,
+            consistency: Some(v1::Consistency {
+                min_position: report.max_position,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    eprintln!("CDNOW through the API: {model:?}");
+    assert_eq!(model.time_unit, "week");
+    assert_eq!((model.customers, model.repeat_customers), (2357, 946));
+    let (b, g) = (model.bgnbd.unwrap(), model.gamma_gamma.unwrap());
+    // Fader, Hardie & Lee (2005); Hardie's note 025 (gamma in dollars, here cents).
+    for (name, got, want) in [
+        ("r", b.r, 0.243),
+        ("alpha", b.alpha, 4.414),
+        ("a", b.a, 0.793),
+        ("b", b.b, 2.426),
+        ("p", g.p, 6.25),
+        ("q", g.q, 3.74),
+        ("gamma", g.gamma / 100.0, 15.44),
+    ] {
+        assert!(within(got, want, 0.01), "{name} {got} vs {want}");
+    }
+    assert!((model.log_likelihood - -9582.4).abs() < 1.0, "{model:?}");
+
+    // Customer 1 (x 2, t_x 30.43, T 38.86 weeks): the statistics in weeks, and P(alive)
+    // by the formula with the fitted parameters.
+    let (id, x, t_x, t) = customer1.unwrap();
+    let risk = churn
+        .get_customer_risk(crm.auth(v1::GetCustomerRiskRequest {
+            customer_id: id,
+            as_of: ts(calibration_day * DAY + DAY / 2),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(risk.time_unit, "week");
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let x = x as u32;
+    assert_eq!(risk.x, x);
+    assert!(
+        (risk.t_x - t_x).abs() < 0.005 && (risk.t - t).abs() < 0.005,
+        "{risk:?}"
+    );
+    let m = BgNbd {
+        r: b.r,
+        alpha: b.alpha,
+        a: b.a,
+        b: b.b,
+    };
+    let p = m.p_alive(Stats {
+        x: risk.x,
+        t_x: risk.t_x,
+        t: risk.t,
+    });
+    assert!((risk.p_alive - p).abs() < 1e-12, "{} vs {p}", risk.p_alive);
+    assert!(crm.stop().await.success());
 }
