@@ -129,7 +129,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(s), Some(customer)) => {
             quarantine::show(channel, &read_token, s.process.data(), customer).await?;
             audit::show(s.process.data(), customer).await?;
-            churn::show(s.process.data(), &cli).await?;
         }
         _ => println!(
             "\n== Quarantine: skipped (it needs the service's NATS credentials: run without --addr)"

@@ -261,6 +261,7 @@ pub(crate) async fn show(
     }
     crate::funnel::show(channel.clone(), read_token, report.max_position).await?;
     crate::marketing::show(channel.clone(), read_token, report.max_position).await?;
+    crate::churn::show(channel.clone(), read_token, report.max_position, cli).await?;
     consent_at_the_send(channel.clone(), read_token, &picked).await?;
     rebuild(channel, read_token).await?;
     Ok(picked)
