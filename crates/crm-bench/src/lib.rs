@@ -243,6 +243,16 @@ pub struct Shared {
     /// to the raw read.
     pub funnel_rebuild_per_s: f64,
     pub funnel_rebuild_ratio: f64,
+    /// Full rebuild of the churn model into a fresh directory, messages/s, and its ratio
+    /// to the raw read.
+    pub churn_rebuild_per_s: f64,
+    pub churn_rebuild_ratio: f64,
+    /// Through the running service: FitModel (serve) on the whole business, seconds;
+    /// ListAtRisk's first page (which ranks every customer) and the next one (from the
+    /// same snapshot), milliseconds.
+    pub churn_fit_seconds: f64,
+    pub churn_first_page_ms: f64,
+    pub churn_next_page_ms: f64,
     /// `crm-audit verify` of the whole stream, messages/s, its ratio to the raw read and
     /// its findings (0 expected); `crm-audit history` of 20 customers.
     pub verify_per_s: f64,
@@ -861,6 +871,7 @@ struct Rebuilt {
     rebuild_per_s: f64,
     rebuild_events_per_s: f64,
     funnel_rebuild_per_s: f64,
+    churn_rebuild_per_s: f64,
     verify_per_s: f64,
     verify_findings: usize,
 }
@@ -889,6 +900,8 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let (seconds, events) =
         rebuild_projection(&js, crm_customer360::Customer360::default(), cfg, last).await?;
     let (funnel_seconds, _) = rebuild_projection(&js, crm_funnel::Funnel, cfg, last).await?;
+    let (churn_seconds, _) =
+        rebuild_projection(&js, crm_churn::Churn::default(), cfg, last).await?;
     #[allow(clippy::cast_precision_loss)]
     Ok(Rebuilt {
         messages: last,
@@ -897,9 +910,50 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
         rebuild_per_s: last as f64 / seconds,
         rebuild_events_per_s: events as f64 / seconds,
         funnel_rebuild_per_s: last as f64 / funnel_seconds,
+        churn_rebuild_per_s: last as f64 / churn_seconds,
         verify_per_s,
         verify_findings,
     })
+}
+
+/// FitModel (serve) now on the whole business, then ListAtRisk's first two pages: the
+/// fit's seconds and each page's milliseconds.
+async fn churn_service(channel: &Channel, token: &str) -> anyhow::Result<(f64, f64, f64)> {
+    use crm_proto::v1::churn_service_client::ChurnServiceClient;
+    let mut churn = ChurnServiceClient::new(channel.clone());
+    let started = Instant::now();
+    churn
+        .fit_model(authed(
+            v1::FitModelRequest {
+                calibration_end: Some(std::time::SystemTime::now().into()),
+                serve: true,
+                consistency: None,
+            },
+            token,
+        ))
+        .await?;
+    let fit = started.elapsed().as_secs_f64();
+    let page = |page_token: String| {
+        let mut churn = churn.clone();
+        async move {
+            let started = Instant::now();
+            let reply = churn
+                .list_at_risk(authed(
+                    v1::ListAtRiskRequest {
+                        page_size: 100,
+                        page_token,
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await?
+                .into_inner();
+            anyhow::Ok((started.elapsed().as_secs_f64() * 1e3, reply.next_page_token))
+        }
+    };
+    let (first, next) = page(String::new()).await?;
+    let (second, _) = page(next).await?;
+    Ok((fit, first, second))
 }
 
 /// The bench's notary key (not a secret: the bench's streams are thrown away).
@@ -1300,6 +1354,17 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 s.rebuild_ratio = rebuilt.rebuild_per_s / rebuilt.raw_per_s;
                 s.funnel_rebuild_per_s = rebuilt.funnel_rebuild_per_s;
                 s.funnel_rebuild_ratio = rebuilt.funnel_rebuild_per_s / rebuilt.raw_per_s;
+                s.churn_rebuild_per_s = rebuilt.churn_rebuild_per_s;
+                s.churn_rebuild_ratio = rebuilt.churn_rebuild_per_s / rebuilt.raw_per_s;
+                (s.churn_fit_seconds, s.churn_first_page_ms, s.churn_next_page_ms) =
+                    churn_service(&channel, &service.token).await?;
+                log(&format!(
+                    "churn: rebuild {:.0} messages/s; FitModel {:.2} s; ListAtRisk first page {:.0} ms, next {:.1} ms",
+                    s.churn_rebuild_per_s,
+                    s.churn_fit_seconds,
+                    s.churn_first_page_ms,
+                    s.churn_next_page_ms
+                ));
                 s.verify_per_s = rebuilt.verify_per_s;
                 s.verify_ratio = rebuilt.verify_per_s / rebuilt.raw_per_s;
                 s.verify_findings = rebuilt.verify_findings;
@@ -1534,6 +1599,28 @@ fn figures_table(r: &Report) -> String {
             )
         }),
         ">= 0.5x",
+    );
+    shared(
+        &mut t,
+        "churn rebuild into a fresh directory".into(),
+        rebuilt.then(|| {
+            format!(
+                "{:.0} messages/s ({:.2}x)",
+                s.churn_rebuild_per_s, s.churn_rebuild_ratio
+            )
+        }),
+        ">= 0.5x",
+    );
+    shared(
+        &mut t,
+        "churn FitModel on the whole business; ListAtRisk first / next page".into(),
+        rebuilt.then(|| {
+            format!(
+                "{:.2} s; {:.0} / {:.1} ms",
+                s.churn_fit_seconds, s.churn_first_page_ms, s.churn_next_page_ms
+            )
+        }),
+        "",
     );
     shared(
         &mut t,
