@@ -1356,8 +1356,11 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 s.funnel_rebuild_ratio = rebuilt.funnel_rebuild_per_s / rebuilt.raw_per_s;
                 s.churn_rebuild_per_s = rebuilt.churn_rebuild_per_s;
                 s.churn_rebuild_ratio = rebuilt.churn_rebuild_per_s / rebuilt.raw_per_s;
-                (s.churn_fit_seconds, s.churn_first_page_ms, s.churn_next_page_ms) =
-                    churn_service(&channel, &service.token).await?;
+                (
+                    s.churn_fit_seconds,
+                    s.churn_first_page_ms,
+                    s.churn_next_page_ms,
+                ) = churn_service(&channel, &service.token).await?;
                 log(&format!(
                     "churn: rebuild {:.0} messages/s; FitModel {:.2} s; ListAtRisk first page {:.0} ms, next {:.1} ms",
                     s.churn_rebuild_per_s,

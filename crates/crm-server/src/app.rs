@@ -273,6 +273,7 @@ async fn serve_with_log(
         commands.clone(),
         read_side.as_ref().map(|r| Arc::clone(&r.read_side)),
         notary.as_ref().map(|(_, stats)| Arc::clone(stats)),
+        read_side.as_ref().map(|r| Arc::clone(&r.churn)),
     ));
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = match config.metrics_listen {

@@ -33,6 +33,7 @@ impl Metrics {
         commands: Option<CommandHandler>,
         read_side: Option<Arc<crm_projection::ReadSide>>,
         notary: Option<Arc<crate::notary::NotaryStats>>,
+        churn: Option<Arc<crm_churn::service::ChurnModels>>,
     ) -> Self {
         let mut registry = Registry::with_prefix("crm");
         requests.register(&mut registry);
@@ -44,6 +45,9 @@ impl Metrics {
         }
         if let Some(notary) = notary {
             registry.register_collector(Box::new(Notary(notary)));
+        }
+        if let Some(churn) = churn {
+            registry.register_collector(Box::new(Churn(churn)));
         }
         Self { registry }
     }
@@ -142,6 +146,72 @@ impl Collector for Notary {
         ] {
             #[allow(clippy::cast_precision_loss)]
             let g = ConstGauge::new(value as f64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Churn(Arc<crm_churn::service::ChurnModels>);
+
+impl Collector for Churn {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut encoder,
+            "churn_fits",
+            "Churn model fits that stored a model (FitModel and the scheduled refit)",
+            &[],
+            get(&s.fits),
+        )?;
+        counter(
+            &mut encoder,
+            "churn_fits_failed",
+            "Churn model fits refused (degenerate population, no convergence, storage)",
+            &[],
+            get(&s.fits_failed),
+        )?;
+        counter(
+            &mut encoder,
+            "churn_rankings",
+            "Rankings of every customer computed for ListAtRisk",
+            &[],
+            get(&s.rankings),
+        )?;
+        // The served model (a small sled read per scrape).
+        let served = self.0.model("").ok();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)]
+        let gauges = [
+            (
+                "churn_last_fit_seconds",
+                "Duration of the last churn fit",
+                get(&s.last_fit_micros) as f64 / 1e6,
+            ),
+            (
+                "churn_last_ranking_seconds",
+                "Duration of the last ranking for ListAtRisk",
+                get(&s.last_ranking_micros) as f64 / 1e6,
+            ),
+            (
+                "churn_served_model_age_seconds",
+                "Seconds since the served churn model was fitted (0: none served; alert when it exceeds the refit interval by far)",
+                served
+                    .as_ref()
+                    .map_or(0.0, |m| (now - m.fitted_at as f64 / 1e6).max(0.0)),
+            ),
+            (
+                "churn_served_model_customers",
+                "Customers the served churn model was fitted on",
+                served.as_ref().map_or(0.0, |m| m.fit.customers as f64),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = ConstGauge::new(value);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
         Ok(())

@@ -715,6 +715,9 @@ async fn prometheus_metrics_count_commands_calls_and_projection_progress() {
     assert!(sample(&m, &format!("crm_projection_write_back_keys_total{p}")) >= 1.0);
     assert!(sample(&m, &format!("crm_projection_cache_bytes{p}")) > 0.0);
     assert!(sample(&m, &format!("crm_projection_cache_hits_total{p}")) >= 1.0);
+    // One order by one customer is no population to fit: no model stored or served.
+    assert_eq!(sample(&m, "crm_churn_fits_total"), 0.0);
+    assert_eq!(sample(&m, "crm_churn_served_model_age_seconds"), 0.0);
     let place = "/crm.v1.CommandService/PlaceOrder";
     assert_eq!(
         sample(

@@ -3,7 +3,9 @@
 //! ranking of every customer by value at risk. Blocking (sled reads and fits): call from
 //! a blocking task.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use crm_projection::{ProjectionError, ReadModel};
 
@@ -119,6 +121,22 @@ impl Ranking {
 const RANKINGS_KEPT: usize = 4;
 const RANKING_MAX_AGE_MICROS: i64 = 60_000_000;
 
+/// What the churn models did in this process, for metrics.
+#[derive(Debug, Default)]
+pub struct ChurnStats {
+    pub fits: AtomicU64,
+    pub fits_failed: AtomicU64,
+    /// The last fit's duration (successful or not), microseconds.
+    pub last_fit_micros: AtomicU64,
+    /// Rankings computed for `ListAtRisk`, and the last one's duration.
+    pub rankings: AtomicU64,
+    pub last_ranking_micros: AtomicU64,
+}
+
+fn micros_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The churn models of one read side.
 #[derive(Debug)]
 pub struct ChurnModels {
@@ -126,6 +144,7 @@ pub struct ChurnModels {
     store: ModelStore,
     cfg: ChurnConfig,
     rankings: Mutex<Vec<Arc<Ranking>>>,
+    stats: ChurnStats,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ChurnError> {
@@ -147,7 +166,13 @@ impl ChurnModels {
             store,
             cfg,
             rankings: Mutex::new(Vec::new()),
+            stats: ChurnStats::default(),
         }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> &ChurnStats {
+        &self.stats
     }
 
     #[must_use]
@@ -173,7 +198,18 @@ impl ChurnModels {
         fitted_at: i64,
     ) -> Result<StoredModel, ChurnError> {
         let position = self.read.checkpoint();
-        let fit = self.fit_read_model(calibration_end)?;
+        let started = Instant::now();
+        let fit = self.fit_read_model(calibration_end);
+        self.stats
+            .last_fit_micros
+            .store(micros_since(started), Ordering::Relaxed);
+        let counter = if fit.is_ok() {
+            &self.stats.fits
+        } else {
+            &self.stats.fits_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let fit = fit?;
         let model = StoredModel {
             model_id: model_id(&fit, position),
             fit,
@@ -304,7 +340,12 @@ impl ChurnModels {
         if let Some(r) = kept {
             return Ok(r);
         }
+        let started = Instant::now();
         let ranking = Arc::new(self.rank(model, at.unwrap_or(now))?);
+        self.stats.rankings.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_ranking_micros
+            .store(micros_since(started), Ordering::Relaxed);
         let mut kept = self
             .rankings
             .lock()

@@ -126,9 +126,64 @@ async fn churn_models_fitted_through_the_api_recover_the_generators_truth() {
         "a rebuild gives the same model"
     );
 
+    // A replay: the stream read back and folded offline by the same fold, fitted at the
+    // same calibration end: the same parameters.
+    let replayed = replay(&crm, end).await;
+    let (rb, rg) = (replayed.bgnbd.params, replayed.gamma_gamma.params);
+    assert_eq!(
+        [rb.r, rb.alpha, rb.a, rb.b, rg.p, rg.q, rg.gamma],
+        [b.r, b.alpha, b.a, b.b, g.p, g.q, g.gamma],
+        "a replay gives the same model"
+    );
+
     at_risk_pages_cover_every_customer_in_order(&crm, &model).await;
     one_customer_follows_the_formulas(&crm, &model, end).await;
     assert!(crm.stop().await.success());
+}
+
+/// Every message of the stream folded by `crm_churn::Churn` in memory, then both models
+/// fitted at `end`.
+async fn replay(crm: &Crm, end: i64) -> crm_churn::fit::ChurnFit {
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(crm.embedded_nats().await);
+    let mut stream = js.get_stream("CRM_EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut messages = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap()
+        .messages()
+        .await
+        .unwrap();
+    let fold = crm_churn::Churn::default();
+    let mut state = crm_projection::MemState::default();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        // Anchors are no customer's events.
+        if let Ok(envelopes) = crm_events::decode_message(&m.payload) {
+            let events: Vec<crm_projection::Event<'_>> = envelopes
+                .iter()
+                .map(|e| crm_projection::Event {
+                    seq,
+                    index: 0,
+                    subject: &m.subject,
+                    envelope: e,
+                })
+                .collect();
+            state.apply_message(&fold, &events).unwrap();
+        }
+        if seq >= last {
+            break;
+        }
+    }
+    let purchases: Vec<crm_churn::purchases::Purchases> = state
+        .entries
+        .iter()
+        .filter(|(k, _)| k[0] == crm_churn::purchases::PURCHASES)
+        .map(|(_, v)| postcard::from_bytes(v).unwrap())
+        .collect();
+    crm_churn::fit::fit_at(&purchases, end, "EUR", crm_churn::fit::TimeUnit::Day).unwrap()
 }
 
 async fn rebuild_churn(crm: &Crm) {
@@ -178,7 +233,7 @@ async fn at_risk_pages_cover_every_customer_in_order(crm: &Crm, model: &v1::Chur
         assert_eq!(page.model_id, model.model_id);
         // Every page from one snapshot.
         let this = (page.as_of, page.position, page.total);
-        assert!(snapshot.get_or_insert(this.clone()) == &this);
+        assert!(snapshot.get_or_insert(this) == &this);
         for c in &page.customers {
             assert!(c.value_at_risk <= last, "ordered by value at risk");
             last = c.value_at_risk;
