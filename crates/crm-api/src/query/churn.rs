@@ -22,6 +22,9 @@ pub struct ChurnApi {
     churn: Arc<ChurnModels>,
     auth: Arc<Authenticator>,
     permits: QueryPermits,
+    /// One FitModel at a time: a fit holds a query permit for seconds at a million
+    /// customers, and concurrent fits would hold every permit.
+    fitting: Arc<tokio::sync::Semaphore>,
 }
 
 impl ChurnApi {
@@ -34,6 +37,7 @@ impl ChurnApi {
             churn,
             auth,
             permits,
+            fitting: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -201,6 +205,11 @@ impl ChurnService for ChurnApi {
             .ok_or_else(|| invalid_query_field("calibration_end", "is required"))?;
         let serve = r.serve;
         let rules = self.churn.config().predict.rules.version;
+        let _fitting = self.fitting.try_acquire().map_err(|_| {
+            Status::resource_exhausted(
+                "another FitModel is running (one at a time); retry when it has answered",
+            )
+        })?;
         let (model, _) = self
             .run(&request, r.consistency.as_ref(), move |churn, _| {
                 churn.fit(end, serve, &who.name, now())
