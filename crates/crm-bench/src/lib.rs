@@ -31,6 +31,7 @@ use anyhow::{Context, bail};
 
 pub mod churn;
 mod soak;
+use crm_analyst::Named;
 use crm_proto::v1::{
     self, command_service_client::CommandServiceClient, query_service_client::QueryServiceClient,
 };
@@ -897,11 +898,9 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let raw = read as f64 / started.elapsed().as_secs_f64();
 
     let (verify_per_s, verify_findings) = audit_verify(url).await?;
-    let (seconds, events) =
-        rebuild_projection(&js, crm_customer360::Customer360::default(), cfg, last).await?;
-    let (funnel_seconds, _) = rebuild_projection(&js, crm_funnel::Funnel, cfg, last).await?;
-    let (churn_seconds, _) =
-        rebuild_projection(&js, crm_churn::Churn::default(), cfg, last).await?;
+    let (seconds, events) = rebuild_projection(url, Named::Customer360, cfg, last).await?;
+    let (funnel_seconds, _) = rebuild_projection(url, Named::Funnel, cfg, last).await?;
+    let (churn_seconds, _) = rebuild_projection(url, Named::Churn, cfg, last).await?;
     #[allow(clippy::cast_precision_loss)]
     Ok(Rebuilt {
         messages: last,
@@ -1007,44 +1006,30 @@ async fn audit_history(url: &str, ids: &[String], n: usize) -> anyhow::Result<La
     Ok(Latency::of(samples))
 }
 
-/// A full build of `projection` from the stream into a fresh directory, up to `last`:
-/// seconds taken and events applied.
-async fn rebuild_projection<P: crm_projection::Projection>(
-    js: &async_nats::jetstream::Context,
-    projection: P,
+/// A full build of `projection` from the stream into a fresh directory (what
+/// `crm-analyst build` does), up to `last`: seconds taken and events applied.
+async fn rebuild_projection(
+    url: &str,
+    projection: Named,
     cfg: &BenchConfig,
     last: u64,
 ) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
-    let db = sled::open(dir.path())?;
-    let store = Arc::new(crm_projection::ProjectionStore::open(
-        &db,
+    let source = audit_source(url).await?;
+    let built = crm_analyst::build::build_cached(
+        &source,
         projection,
-        crm_store::LogConfig::default().scheme(),
-    )?);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let started = Instant::now();
-    let task = tokio::spawn(crm_projection::run(
-        Arc::clone(&store),
-        js.clone(),
-        crm_projection::RunnerConfig {
-            write_back: crm_projection::WriteBack::with_mib(cfg.fold_cache_mib, cfg.fold_flush_mib),
-            ..crm_projection::RunnerConfig::default()
-        },
-        stopped,
-    ));
-    if !store
-        .reader()
-        .wait_for(last, Duration::from_secs(3600))
-        .await
-    {
-        bail!("the rebuild of {} did not finish", P::NAME);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let events = store.stats().events_applied.load(Ordering::Relaxed);
-    let _ = stop.send(true);
-    task.await??;
-    Ok((seconds, events))
+        dir.path(),
+        crm_projection::WriteBack::with_mib(cfg.fold_cache_mib, cfg.fold_flush_mib),
+        |_, _| {},
+    )
+    .await?;
+    anyhow::ensure!(
+        built.position >= last,
+        "the rebuild of {projection} stopped at {} of {last}",
+        built.position
+    );
+    Ok((built.seconds, built.events))
 }
 
 /// What [`bluegreen`] measured.

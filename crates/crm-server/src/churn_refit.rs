@@ -31,6 +31,10 @@ fn caught_up(projection: &dyn HostedProjection) -> bool {
         .is_some_and(|b| b.state == BuildState::Live && b.checkpoint >= b.head)
 }
 
+fn has_served(churn: &ChurnModels) -> bool {
+    matches!(churn.served_id(), Ok(Some(_)))
+}
+
 /// How long until the served model is due for a refit (zero when none is served).
 fn until_due(churn: &ChurnModels, every: Duration) -> Duration {
     match churn.model("") {
@@ -71,6 +75,11 @@ pub async fn run(
         let fitted = tokio::task::spawn_blocking(move || c.fit(at, true, "scheduler", at)).await;
         wait = match fitted {
             Ok(Ok(_)) => Duration::ZERO,
+            // A store with no population yet (a new deployment) is not a fault.
+            Ok(Err(e @ crm_churn::service::ChurnError::Fit(_))) if !has_served(&churn) => {
+                tracing::info!(error = %e, retry_in_secs = RETRY.min(every).as_secs(), "no churn model yet: nothing to fit on");
+                RETRY.min(every)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, retry_in_secs = RETRY.min(every).as_secs(), "scheduled churn fit failed; the served model stays");
                 RETRY.min(every)

@@ -33,8 +33,8 @@ pub use read::{Entries, ReadModel};
 pub use runner::{RunnerConfig, quarantine_records, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
-    BatchOutcome, DeadLetter, ProjectionStats, ProjectionStore, RawEvent, StoreInfo,
-    StreamIdentity, WriteBack,
+    BatchOutcome, DATA as DATA_PREFIX, DEAD as DEAD_LETTER_PREFIX, DeadLetter, ProjectionStats,
+    ProjectionStore, RawEvent, StoreInfo, StreamIdentity, WriteBack, tree_checkpoint,
 };
 
 use crm_domain::AggregateRef;

@@ -27,8 +27,10 @@ use crate::cache::Cache;
 use crate::read::{Build, ReadModel};
 use crate::{Event, Projection, ProjectionError, State};
 
-pub(crate) const DATA: u8 = b'd';
-pub(crate) const DEAD: u8 = b'x';
+/// A build's tree: the fold's keys behind `DATA`, dead letters behind `DEAD`, the
+/// runtime's metadata behind `m` (public for tools that read a directory offline).
+pub const DATA: u8 = b'd';
+pub const DEAD: u8 = b'x';
 const META_VERSION: &[u8] = b"mversion";
 const META_CHECKPOINT: &[u8] = b"mcheckpoint";
 const META_STREAM: &[u8] = b"mstream";
@@ -266,15 +268,7 @@ impl<P: Projection> ProjectionStore<P> {
             tree.insert(META_VERSION, postcard::to_stdvec(&info).unwrap_or_default())?;
             tree.flush()?;
         }
-        let checkpoint = match tree.get(META_CHECKPOINT)? {
-            Some(bytes) => u64::from_be_bytes(
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| ProjectionError::Meta("checkpoint is not 8 bytes".into()))?,
-            ),
-            None => 0,
-        };
+        let checkpoint = tree_checkpoint(&tree)?;
         stats.checkpoint.store(checkpoint, Ordering::Relaxed);
         stats.stream_head.fetch_max(checkpoint, Ordering::Relaxed);
         if let Some(b) = tree.get(META_REBUILD)?
@@ -752,4 +746,20 @@ impl State for Working<'_> {
     fn delete(&mut self, key: &[u8]) {
         self.cache.set(&data_key(key), None);
     }
+}
+
+/// The last stream sequence a build's tree applied (0 for none).
+///
+/// # Errors
+/// sled's, or a checkpoint that is not 8 bytes.
+pub fn tree_checkpoint(tree: &sled::Tree) -> Result<u64, ProjectionError> {
+    Ok(match tree.get(META_CHECKPOINT)? {
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .as_ref()
+                .try_into()
+                .map_err(|_| ProjectionError::Meta("checkpoint is not 8 bytes".into()))?,
+        ),
+        None => 0,
+    })
 }

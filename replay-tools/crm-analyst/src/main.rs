@@ -1,0 +1,216 @@
+//! `crm-analyst`: build a projection offline from the event stream, compare two builds
+//! key by key, and rebuild a projection on a running service, followed to the switch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crm_analyst::{Named, build, compare, rebuild};
+use crm_audit::connect::{Source, Target};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "crm-analyst",
+    version,
+    about = "Analysts' tools over the CRM's read models"
+)]
+struct Cli {
+    /// JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a projection from the stream into a directory of its own (this code's
+    /// version), without touching the service. Run again, it continues.
+    Build {
+        /// customer360, funnel or churn.
+        #[arg(long)]
+        projection: Named,
+        /// The directory (created; an earlier build in it continues).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "CRM_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// The `crm-reader` nkey seed (`<data-dir>/nats/users/crm-reader.nk`): it may
+        /// read the stream, not publish on it.
+        #[arg(long, env = "CRM_ANALYST_READER_SEED")]
+        reader_seed: Option<PathBuf>,
+        #[arg(long, default_value = "CRM_EVENTS")]
+        stream: String,
+        #[arg(long, default_value = "crm.v1")]
+        subject_prefix: String,
+    },
+    /// Compare two builds of a projection key by key; exit code 1 when they differ.
+    Compare {
+        #[arg(long)]
+        projection: Named,
+        /// Read-model directories (an offline build, a stopped service's data dir or
+        /// its `read-models`, a copy).
+        left: PathBuf,
+        right: PathBuf,
+        /// Differences shown decoded.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        /// Show text values (names, emails, subjects) in the differences; without it
+        /// only their length.
+        #[arg(long)]
+        pii: bool,
+    },
+    /// Start a rebuild of a projection on a running service and follow it until
+    /// queries switched to it (needs `projections.admin`).
+    Rebuild {
+        #[arg(long)]
+        projection: Named,
+        #[arg(long, env = "CRM_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, env = "CRM_TOKEN")]
+        token: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {per_sec}, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build {
+            projection,
+            out,
+            nats_url,
+            reader_seed,
+            stream,
+            subject_prefix,
+        } => {
+            let source = Source::connect(&Target {
+                nats_url,
+                reader_seed,
+                stream,
+                prefix: subject_prefix,
+            })
+            .await?;
+            let bar = bar(0);
+            let built = build::build(&source, projection, &out, |at, last| {
+                bar.set_length(last);
+                bar.set_position(at);
+            })
+            .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", serde_json::to_string(&built)?);
+            } else {
+                #[allow(clippy::cast_precision_loss)]
+                let rate = built.messages as f64 / built.seconds.max(1e-9);
+                println!(
+                    "built {} in {}: position {}, {} messages ({} events, {} dead-lettered) in {:.1} s, {:.0} messages/s",
+                    built.projection,
+                    out.display(),
+                    built.position,
+                    built.messages,
+                    built.events,
+                    built.dead_lettered,
+                    built.seconds,
+                    rate
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            projection,
+            left,
+            right,
+            show,
+            pii,
+        } => {
+            let c = compare::compare(projection, &left, &right, show, pii)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                print_comparison(&c);
+            }
+            Ok(if c.same() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Rebuild {
+            projection,
+            addr,
+            token,
+            timeout_secs,
+        } => {
+            let channel = tonic::transport::Channel::from_shared(addr.clone())?
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {addr}"))?;
+            let bar = bar(0);
+            let done = rebuild::rebuild(
+                channel,
+                &token,
+                projection,
+                Duration::from_secs(timeout_secs),
+                |p| {
+                    bar.set_length(p.head);
+                    bar.set_position(p.checkpoint);
+                    bar.set_message(format!("{} at {:.0}/s", p.tree, p.rate_per_second));
+                },
+            )
+            .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                println!(
+                    "{} rebuilt as {}: live at position {} after {:.1} s",
+                    done.projection, done.tree, done.position, done.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_comparison(c: &compare::Comparison) {
+    for (side, s) in [("left", &c.left), ("right", &c.right)] {
+        println!(
+            "{side}:  {} ({}) at position {}: {} keys, {} dead letters",
+            s.dir, s.tree, s.checkpoint, s.entries, s.dead_letters
+        );
+    }
+    println!(
+        "{}: {} equal, {} different, {} missing (left only), {} extra (right only): {}",
+        c.projection,
+        c.equal,
+        c.different,
+        c.missing,
+        c.extra,
+        if c.same() { "the same" } else { "they differ" }
+    );
+    for d in &c.first {
+        println!(
+            "  {:?} {} ({} / {} bytes)",
+            d.kind, d.key, d.bytes.0, d.bytes.1
+        );
+        for f in &d.fields {
+            println!("    {}: {} -> {}", f.path, f.left, f.right);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `crm-analyst` against a real `crm serve` (in this process, embedded nats-server, sled
+//! files) holding a generated business: a rebuild through the admin RPC followed to the
+//! switch; offline builds of every projection equal to what the service built live, key
+//! by key; two offline builds equal; an injected difference found and described.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crm_analyst::compare::{DiffKind, compare};
+use crm_analyst::{Named, build, rebuild};
+use crm_audit::connect::{Source, Target};
+
+struct Service {
+    addr: SocketAddr,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), crm_server::RunError>>,
+}
+
+async fn serve(data: &Path) -> Service {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = crm_server::ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_path_buf(),
+        dev: true,
+        churn_refit_every_secs: 0,
+        ..crm_server::ServeConfig::default()
+    };
+    let task = tokio::spawn(crm_server::run(
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+        Box::new(move |addr, token| {
+            let _ = ready_tx.send((addr, token.map(str::to_owned)));
+        }),
+    ));
+    let (addr, token) = ready_rx.await.expect("crm serve starts");
+    Service {
+        addr,
+        token: token.unwrap(),
+        stop,
+        task,
+    }
+}
+
+async fn source(data: &Path) -> Source {
+    let conf = std::fs::read_to_string(data.join("nats").join("nats.conf")).unwrap();
+    let listen = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("listen: "))
+        .unwrap()
+        .trim_matches('"');
+    Source::connect(&Target {
+        nats_url: format!("nats://{listen}"),
+        reader_seed: Some(data.join("nats").join("users").join("crm-reader.nk")),
+        stream: "CRM_EVENTS".into(),
+        prefix: "crm.v1".into(),
+    })
+    .await
+    .unwrap()
+}
+
+fn dir(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_builds_equal_the_live_ones_and_a_difference_is_found() {
+    let root = tempfile::tempdir().unwrap();
+    let data = dir(root.path(), "data");
+    let service = serve(&data).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", service.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let business = crm_datagen::generate(&crm_datagen::Params::new(5, 300)).unwrap();
+    let report = crm_datagen::ingest::ingest(
+        channel.clone(),
+        &service.token,
+        business
+            .requests()
+            .map(Ok::<_, String>)
+            .collect::<Vec<_>>()
+            .into_iter(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.failures);
+
+    // A rebuild on the service, followed until queries switched to it.
+    let mut seen = 0;
+    let rebuilt = rebuild::rebuild(
+        channel.clone(),
+        &service.token,
+        Named::Churn,
+        Duration::from_secs(120),
+        |_| seen += 1,
+    )
+    .await
+    .unwrap();
+    assert!(rebuilt.position >= report.max_position, "{rebuilt:?}");
+    assert!(rebuilt.tree.starts_with("churn."), "{rebuilt:?}");
+    assert!(seen >= 1);
+    // Without projections.admin: refused, naming the code.
+    let denied = rebuild::rebuild(
+        channel,
+        "nope",
+        Named::Churn,
+        Duration::from_secs(5),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(denied.to_string().contains("Unauthenticated"), "{denied}");
+
+    // Every projection built offline, and churn twice.
+    let source = source(&data).await;
+    for p in Named::ALL {
+        let built = build::build(&source, p, &dir(root.path(), p.name()), |_, _| {})
+            .await
+            .unwrap();
+        assert!(built.position >= report.max_position, "{built:?}");
+        assert!(built.events > 0 && built.dead_lettered == 0, "{built:?}");
+    }
+    let again = dir(root.path(), "churn-again");
+    build::build(&source, Named::Churn, &again, |_, _| {})
+        .await
+        .unwrap();
+    let twice = compare(Named::Churn, &dir(root.path(), "churn"), &again, 5, false).unwrap();
+    assert!(twice.same() && twice.equal > 300, "{twice:?}");
+
+    // What the service built live (stopped, so its directory is free) equals the offline
+    // builds key by key.
+    drop(source);
+    let _ = service.stop.send(());
+    service.task.await.unwrap().unwrap();
+    for p in Named::ALL {
+        let c = compare(p, &data, &dir(root.path(), p.name()), 5, false).unwrap();
+        assert!(c.same(), "{p}: {c:#?}");
+        assert!(c.equal > 0 && c.left.entries == c.right.entries, "{c:?}");
+        assert!(c.left.tree.starts_with(p.name()), "{c:?}");
+    }
+
+    // A difference injected in one build: one key gone, one value changed.
+    let (gone, changed) = {
+        let db = sled::open(&again).unwrap();
+        let tree = db.open_tree("churn").unwrap();
+        let mut keys = tree
+            .scan_prefix([crm_projection::DATA_PREFIX, crm_churn::purchases::PURCHASES])
+            .map(|r| r.unwrap());
+        let (gone, _) = keys.next().unwrap();
+        let (changed, value) = keys.next().unwrap();
+        let mut p: crm_churn::purchases::Purchases = postcard::from_bytes(&value).unwrap();
+        p.orders.values_mut().next().unwrap().total_minor += 1;
+        tree.remove(&gone).unwrap();
+        tree.insert(&changed, postcard::to_stdvec(&p).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+        (gone, changed)
+    };
+    let c = compare(Named::Churn, &dir(root.path(), "churn"), &again, 5, false).unwrap();
+    assert!(!c.same());
+    assert_eq!((c.different, c.missing, c.extra), (1, 1, 0), "{c:#?}");
+    let uuid = |k: &sled::IVec| uuid::Uuid::from_slice(&k[2..]).unwrap().to_string();
+    assert_eq!(c.first[0].kind, DiffKind::Missing);
+    assert!(c.first[0].key.ends_with(&uuid(&gone)), "{c:#?}");
+    assert_eq!(c.first[1].kind, DiffKind::Different);
+    assert!(c.first[1].key.ends_with(&uuid(&changed)), "{c:#?}");
+    assert!(
+        c.first[1]
+            .fields
+            .iter()
+            .any(|f| f.left.contains("total_minor")),
+        "{c:#?}"
+    );
+    // The same through the binary: exit code 1 when the builds differ, 0 when equal.
+    let bin = env!("CARGO_BIN_EXE_crm-analyst");
+    let run = |right: &Path| {
+        std::process::Command::new(bin)
+            .args(["compare", "--projection", "churn"])
+            .arg(dir(root.path(), "churn"))
+            .arg(right)
+            .output()
+            .unwrap()
+    };
+    let differ = run(&again);
+    assert_eq!(differ.status.code(), Some(1));
+    let text = String::from_utf8(differ.stdout).unwrap();
+    assert!(text.contains("1 different, 1 missing"), "{text}");
+    assert_eq!(run(&data).status.code(), Some(0));
+}
