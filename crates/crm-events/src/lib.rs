@@ -27,5 +27,5 @@ pub use envelope::{
     ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope, EventHash,
     EventMeta, MESSAGE_FORMAT_GROUP, decode, decode_message, encode, encode_message, verify_hash,
 };
-pub use payload::{PayloadError, decode_payload, encode_payload, schema_versions};
+pub use payload::{PayloadError, decode_payload, encode_payload, payload_json, schema_versions};
 pub use subject::{DEFAULT_PREFIX, SubjectScheme};

@@ -102,55 +102,90 @@ pub enum PayloadError {
 /// schema_version, postcard bytes).
 #[must_use]
 pub fn encode_payload(event: &DomainEvent) -> (&'static str, u16, Vec<u8>) {
-    let (version, bytes) = match event.clone() {
-        DomainEvent::Customer(_, e) => encode_customer(e),
-        DomainEvent::Lead(_, e) => encode_lead(e),
-        DomainEvent::Campaign(_, e) => encode_campaign(e),
+    encode::<Postcard>(event)
+}
+
+/// The payload of an event as JSON, with the stored shape's field names (those of its
+/// current schema version, which every older version is upcast to): (event_type,
+/// schema_version, JSON). For exports; the store keeps postcard.
+#[must_use]
+pub fn payload_json(event: &DomainEvent) -> (&'static str, u16, serde_json::Value) {
+    encode::<Json>(event)
+}
+
+fn encode<S: Sink>(event: &DomainEvent) -> (&'static str, u16, S::Out) {
+    let (version, out) = match event.clone() {
+        DomainEvent::Customer(_, e) => encode_customer::<S>(e),
+        DomainEvent::Lead(_, e) => encode_lead::<S>(e),
+        DomainEvent::Campaign(_, e) => encode_campaign::<S>(e),
     };
-    (event.event_type(), version, bytes)
+    (event.event_type(), version, out)
 }
 
-fn at_v1<T: Serialize>(payload: T) -> (u16, Vec<u8>) {
-    at(1, payload)
+/// What a payload is written as: one mapping from events to the wire shapes, two
+/// serialisations.
+trait Sink {
+    type Out;
+    fn put<T: Serialize>(payload: &T) -> Self::Out;
 }
 
-fn at<T: Serialize>(version: u16, payload: T) -> (u16, Vec<u8>) {
-    // Plain structs into a Vec: cannot fail.
-    (
-        version,
-        postcard::to_allocvec(&payload).expect("postcard encodes a payload"),
-    )
+struct Postcard;
+
+impl Sink for Postcard {
+    type Out = Vec<u8>;
+    fn put<T: Serialize>(payload: &T) -> Vec<u8> {
+        // Plain structs into a Vec: cannot fail.
+        postcard::to_allocvec(payload).expect("postcard encodes a payload")
+    }
 }
 
-fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
+struct Json;
+
+impl Sink for Json {
+    type Out = serde_json::Value;
+    fn put<T: Serialize>(payload: &T) -> serde_json::Value {
+        // Plain structs with string or no map keys: cannot fail.
+        serde_json::to_value(payload).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn at_v1<S: Sink, T: Serialize>(payload: T) -> (u16, S::Out) {
+    at::<S, T>(1, payload)
+}
+
+fn at<S: Sink, T: Serialize>(version: u16, payload: T) -> (u16, S::Out) {
+    (version, S::put(&payload))
+}
+
+fn encode_customer<S: Sink>(e: CustomerEvent) -> (u16, S::Out) {
     use CustomerEvent as E;
     match e {
-        E::Registered(r) => at_v1(v1::CustomerRegistered::from(r)),
-        E::ProfileUpdated(p) => at_v1(v1::ProfilePatch::from(p)),
+        E::Registered(r) => at_v1::<S, _>(v1::CustomerRegistered::from(r)),
+        E::ProfileUpdated(p) => at_v1::<S, _>(v1::ProfilePatch::from(p)),
         E::ConsentChanged {
             channel,
             granted,
             source,
-        } => at_v1(v1::ConsentChanged {
+        } => at_v1::<S, _>(v1::ConsentChanged {
             channel: channel.into(),
             granted,
             source,
         }),
-        E::Tagged { tag } => at_v1(v1::Tagged { tag }),
-        E::Untagged { tag } => at_v1(v1::Untagged { tag }),
-        E::RelationshipLinked { other, kind } => at_v1(v1::RelationshipLinked {
+        E::Tagged { tag } => at_v1::<S, _>(v1::Tagged { tag }),
+        E::Untagged { tag } => at_v1::<S, _>(v1::Untagged { tag }),
+        E::RelationshipLinked { other, kind } => at_v1::<S, _>(v1::RelationshipLinked {
             other: other.into(),
             kind: kind.into(),
         }),
-        E::InteractionLogged(i) => at_v1(v1::InteractionLogged::from(i)),
-        E::OrderPlaced(o) => at_v1(v1::OrderPlaced::from(o)),
-        E::ReturnRecorded(r) => at_v1(v1::ReturnRecorded::from(r)),
-        E::TicketOpened(t) => at_v1(v1::TicketOpened::from(t)),
+        E::InteractionLogged(i) => at_v1::<S, _>(v1::InteractionLogged::from(i)),
+        E::OrderPlaced(o) => at_v1::<S, _>(v1::OrderPlaced::from(o)),
+        E::ReturnRecorded(r) => at_v1::<S, _>(v1::ReturnRecorded::from(r)),
+        E::TicketOpened(t) => at_v1::<S, _>(v1::TicketOpened::from(t)),
         E::TicketAssigned {
             ticket_id,
             agent,
             rule,
-        } => at_v1(v1::TicketAssigned {
+        } => at_v1::<S, _>(v1::TicketAssigned {
             ticket_id: ticket_id.into(),
             agent,
             rule,
@@ -160,23 +195,23 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             agent,
             first_response,
             awaiting_customer,
-        } => at_v1(v1::TicketResponded {
+        } => at_v1::<S, _>(v1::TicketResponded {
             ticket_id: ticket_id.into(),
             agent,
             first_response,
             awaiting_customer,
         }),
-        E::TicketCustomerReplied { ticket_id } => at_v1(v1::TicketCustomerReplied {
+        E::TicketCustomerReplied { ticket_id } => at_v1::<S, _>(v1::TicketCustomerReplied {
             ticket_id: ticket_id.into(),
         }),
         E::TicketResolved {
             ticket_id,
             resolution,
-        } => at_v1(v1::TicketResolved {
+        } => at_v1::<S, _>(v1::TicketResolved {
             ticket_id: ticket_id.into(),
             resolution,
         }),
-        E::TicketReopened { ticket_id, reason } => at_v1(v1::TicketReopened {
+        E::TicketReopened { ticket_id, reason } => at_v1::<S, _>(v1::TicketReopened {
             ticket_id: ticket_id.into(),
             reason,
         }),
@@ -184,19 +219,19 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             ticket_id,
             csat,
             comment,
-        } => at_v1(v1::TicketClosed {
+        } => at_v1::<S, _>(v1::TicketClosed {
             ticket_id: ticket_id.into(),
             csat,
             comment,
         }),
-        E::OpportunityOpened(o) => at_v1(v1::OpportunityOpened::from(o)),
+        E::OpportunityOpened(o) => at_v1::<S, _>(v1::OpportunityOpened::from(o)),
         E::OpportunityStageMoved {
             opportunity_id,
             from_stage,
             to_stage,
             probability_pct,
             forecast,
-        } => at_v1(v1::OpportunityStageMoved {
+        } => at_v1::<S, _>(v1::OpportunityStageMoved {
             opportunity_id: opportunity_id.into(),
             from_stage,
             to_stage,
@@ -207,7 +242,7 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             opportunity_id,
             amount,
             stage,
-        } => at(
+        } => at::<S, _>(
             2,
             v2::OpportunityWon {
                 opportunity_id: opportunity_id.into(),
@@ -219,7 +254,7 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             opportunity_id,
             reason,
             stage,
-        } => at_v1(v1::OpportunityLost {
+        } => at_v1::<S, _>(v1::OpportunityLost {
             opportunity_id: opportunity_id.into(),
             reason,
             stage,
@@ -230,7 +265,7 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             amount,
             owner,
             expected_close,
-        } => at_v1(v1::OpportunityUpdated {
+        } => at_v1::<S, _>(v1::OpportunityUpdated {
             opportunity_id: opportunity_id.into(),
             name,
             amount: amount.map(Into::into),
@@ -243,7 +278,7 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
             probability_pct,
             forecast,
             reason,
-        } => at_v1(v1::OpportunityReopened {
+        } => at_v1::<S, _>(v1::OpportunityReopened {
             opportunity_id: opportunity_id.into(),
             stage,
             probability_pct,
@@ -253,29 +288,29 @@ fn encode_customer(e: CustomerEvent) -> (u16, Vec<u8>) {
         E::CampaignResponseRecorded {
             campaign_id,
             response,
-        } => at_v1(v1::CampaignResponseRecorded {
+        } => at_v1::<S, _>(v1::CampaignResponseRecorded {
             campaign_id: campaign_id.into(),
             response: response.into(),
         }),
     }
 }
 
-fn encode_lead(e: LeadEvent) -> (u16, Vec<u8>) {
+fn encode_lead<S: Sink>(e: LeadEvent) -> (u16, S::Out) {
     use LeadEvent as E;
     match e {
-        E::Captured(c) => at_v1(v1::LeadCaptured::from(c)),
-        E::Assigned { owner, rule } => at_v1(v1::LeadAssigned { owner, rule }),
-        E::Contacted { channel, agent } => at_v1(v1::LeadContacted {
+        E::Captured(c) => at_v1::<S, _>(v1::LeadCaptured::from(c)),
+        E::Assigned { owner, rule } => at_v1::<S, _>(v1::LeadAssigned { owner, rule }),
+        E::Contacted { channel, agent } => at_v1::<S, _>(v1::LeadContacted {
             channel: channel.into(),
             agent,
         }),
-        E::Qualified { note } => at_v1(v1::LeadQualified { note }),
-        E::Disqualified { reason } => at_v1(v1::LeadDisqualified { reason }),
+        E::Qualified { note } => at_v1::<S, _>(v1::LeadQualified { note }),
+        E::Disqualified { reason } => at_v1::<S, _>(v1::LeadDisqualified { reason }),
         E::Converted {
             customer_id,
             new_customer,
             opportunity_id,
-        } => at_v1(v1::LeadConverted {
+        } => at_v1::<S, _>(v1::LeadConverted {
             customer_id: customer_id.into(),
             new_customer,
             opportunity_id: opportunity_id.map(Into::into),
@@ -283,16 +318,16 @@ fn encode_lead(e: LeadEvent) -> (u16, Vec<u8>) {
     }
 }
 
-fn encode_campaign(e: CampaignEvent) -> (u16, Vec<u8>) {
+fn encode_campaign<S: Sink>(e: CampaignEvent) -> (u16, S::Out) {
     use CampaignEvent as E;
     match e {
-        E::Created(c) => at_v1(v1::CampaignCreated::from(c)),
+        E::Created(c) => at_v1::<S, _>(v1::CampaignCreated::from(c)),
         E::Sent {
             wave,
             recipients,
             skipped,
-        } => at(2, v2::CampaignSent::new(wave, recipients, skipped)),
-        E::CostRecorded { amount, note } => at_v1(v1::CampaignCostRecorded {
+        } => at::<S, _>(2, v2::CampaignSent::new(wave, recipients, skipped)),
+        E::CostRecorded { amount, note } => at_v1::<S, _>(v1::CampaignCostRecorded {
             amount: amount.into(),
             note,
         }),

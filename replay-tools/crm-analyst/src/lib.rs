@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod compare;
+pub mod export;
 pub mod projection;
 pub mod rebuild;
 

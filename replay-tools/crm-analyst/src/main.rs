@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crm_analyst::{Named, build, compare, rebuild};
+use crm_analyst::export::{EventFilter, Format};
+use crm_analyst::{Named, build, compare, export, rebuild};
 use crm_audit::connect::{Source, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -25,8 +26,66 @@ struct Cli {
     command: Command,
 }
 
+/// Where the stream is, read as the read-only NATS user.
+#[derive(clap::Args)]
+struct StreamArgs {
+    #[arg(long, env = "CRM_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The `crm-reader` nkey seed (`<data-dir>/nats/users/crm-reader.nk`): it may read
+    /// the stream, not publish on it.
+    #[arg(long, env = "CRM_ANALYST_READER_SEED")]
+    reader_seed: Option<PathBuf>,
+    #[arg(long, default_value = "CRM_EVENTS")]
+    stream: String,
+    #[arg(long, default_value = "crm.v1")]
+    subject_prefix: String,
+}
+
+impl StreamArgs {
+    async fn connect(self) -> anyhow::Result<Source> {
+        Ok(Source::connect(&Target {
+            nats_url: self.nats_url,
+            reader_seed: self.reader_seed,
+            stream: self.stream,
+            prefix: self.subject_prefix,
+        })
+        .await?)
+    }
+}
+
+fn micros(rfc3339: &str) -> anyhow::Result<i64> {
+    Ok(chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .with_context(|| format!("{rfc3339:?} is not an RFC 3339 time"))?
+        .timestamp_micros())
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Export the event stream, one row per event (envelope fields and the payload as
+    /// JSON), to JSON Lines, CSV or Parquet; written to FILE.partial and renamed when
+    /// complete. Without --pii, payload text that may be personal is withheld.
+    Export {
+        #[arg(long)]
+        format: Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only events whose business time is at or after this (RFC 3339) ...
+        #[arg(long)]
+        from: Option<String>,
+        /// ... and before this.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only event types starting with this (repeat for several), e.g.
+        /// `customer.order`.
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Include personal data (names, emails, phones, addresses, free text): only for
+        /// someone entitled to it (`pii.read`).
+        #[arg(long)]
+        pii: bool,
+        #[command(flatten)]
+        stream: StreamArgs,
+    },
     /// Build a projection from the stream into a directory of its own (this code's
     /// version), without touching the service. Run again, it continues.
     Build {
@@ -36,16 +95,8 @@ enum Command {
         /// The directory (created; an earlier build in it continues).
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, env = "CRM_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-        nats_url: String,
-        /// The `crm-reader` nkey seed (`<data-dir>/nats/users/crm-reader.nk`): it may
-        /// read the stream, not publish on it.
-        #[arg(long, env = "CRM_ANALYST_READER_SEED")]
-        reader_seed: Option<PathBuf>,
-        #[arg(long, default_value = "CRM_EVENTS")]
-        stream: String,
-        #[arg(long, default_value = "crm.v1")]
-        subject_prefix: String,
+        #[command(flatten)]
+        stream: StreamArgs,
     },
     /// Compare two builds of a projection key by key; exit code 1 when they differ.
     Compare {
@@ -91,21 +142,52 @@ fn bar(len: u64) -> ProgressBar {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Export {
+            format,
+            out,
+            from,
+            to,
+            types,
+            pii,
+            stream,
+        } => {
+            let filter = EventFilter {
+                from: from.as_deref().map(micros).transpose()?,
+                to: to.as_deref().map(micros).transpose()?,
+                types,
+            };
+            let source = stream.connect().await?;
+            let bar = bar(0);
+            let done = export::export_events(&source, &filter, format, &out, pii, |at, last| {
+                bar.set_length(last);
+                bar.set_position(at);
+            })
+            .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                #[allow(clippy::cast_precision_loss)]
+                let rate = done.rows as f64 / done.seconds.max(1e-9);
+                println!(
+                    "exported {} events of {} messages to {} ({} bytes) in {:.1} s, {:.0} rows/s{}",
+                    done.rows,
+                    done.messages,
+                    done.path,
+                    done.bytes,
+                    done.seconds,
+                    rate,
+                    if pii { "" } else { "; personal data withheld" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build {
             projection,
             out,
-            nats_url,
-            reader_seed,
             stream,
-            subject_prefix,
         } => {
-            let source = Source::connect(&Target {
-                nats_url,
-                reader_seed,
-                stream,
-                prefix: subject_prefix,
-            })
-            .await?;
+            let source = stream.connect().await?;
             let bar = bar(0);
             let built = build::build(&source, projection, &out, |at, last| {
                 bar.set_length(last);

@@ -134,6 +134,8 @@ async fn offline_builds_equal_the_live_ones_and_a_difference_is_found() {
     let twice = compare(Named::Churn, &dir(root.path(), "churn"), &again, 5, false).unwrap();
     assert!(twice.same() && twice.equal > 300, "{twice:?}");
 
+    exports_read_back_and_carry_no_personal_data(&source, &business, root.path()).await;
+
     // What the service built live (stopped, so its directory is free) equals the offline
     // builds key by key.
     drop(source);
@@ -193,4 +195,167 @@ async fn offline_builds_equal_the_live_ones_and_a_difference_is_found() {
     let text = String::from_utf8(differ.stdout).unwrap();
     assert!(text.contains("1 different, 1 missing"), "{text}");
     assert_eq!(run(&data).status.code(), Some(0));
+}
+
+/// The stream exported to each format: read back (the Parquet file by the parquet
+/// crate's reader, with its schema), the same rows in each, the orders exactly those
+/// the generator placed; without `pii` not one name, email or phone of the business in
+/// any file, with it they are there; a filter by type; an export that cannot be written
+/// leaves nothing.
+async fn exports_read_back_and_carry_no_personal_data(
+    source: &Source,
+    business: &crm_datagen::Dataset,
+    root: &Path,
+) {
+    use crm_analyst::export::{EventFilter, Format, event_schema, export_events};
+    let all = EventFilter::default();
+    let export = |format, name: &str, filter: EventFilter, pii| {
+        let out = root.join(name);
+        let partial = root.join(format!("{name}.partial"));
+        async move {
+            let done = export_events(source, &filter, format, &out, pii, |_, _| {})
+                .await
+                .unwrap();
+            assert!(!partial.exists());
+            (done, out)
+        }
+    };
+    let (jsonl, jsonl_path) = export(Format::Jsonl, "events.jsonl", all.clone(), false).await;
+    let (csv, csv_path) = export(Format::Csv, "events.csv", all.clone(), false).await;
+    let (parquet, parquet_path) =
+        export(Format::Parquet, "events.parquet", all.clone(), false).await;
+    let (_, pii_path) = export(Format::Jsonl, "events-pii.jsonl", all.clone(), true).await;
+    assert!(jsonl.rows > 1_000 && csv.rows == jsonl.rows && parquet.rows == jsonl.rows);
+
+    // JSON Lines.
+    let text = std::fs::read_to_string(&jsonl_path).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len() as u64, jsonl.rows);
+    let orders = rows
+        .iter()
+        .filter(|r| r["event_type"] == "customer.order_placed")
+        .count() as u64;
+    assert_eq!(orders, business.summary.orders);
+    let order = rows
+        .iter()
+        .find(|r| r["event_type"] == "customer.order_placed")
+        .unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(order["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["total"]["currency"], "EUR", "{payload}");
+    assert!(payload["total"]["minor"].as_i64().unwrap() > 0, "{payload}");
+    assert!(
+        order["occurred_at"].as_str().unwrap().ends_with('Z'),
+        "{order}"
+    );
+
+    // CSV: the same rows, the same first row.
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "seq");
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len() as u64, csv.rows);
+    assert_eq!(records[0][0], rows[0]["seq"].to_string());
+    assert_eq!(&records[0][5], rows[0]["event_type"].as_str().unwrap());
+
+    // Parquet: the schema, the row count, typed values.
+    let file = std::fs::File::open(&parquet_path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(builder.schema().fields(), event_schema().fields());
+    let mut n = 0u64;
+    let mut first_seq = None;
+    let mut parquet_text = String::new();
+    for batch in builder.build().unwrap() {
+        let batch = batch.unwrap();
+        n += batch.num_rows() as u64;
+        let seq = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::UInt64Array>()
+            .unwrap();
+        first_seq.get_or_insert(seq.value(0));
+        // Every text column, decoded (the file itself is compressed).
+        for column in batch.columns() {
+            if let Some(texts) = column.as_any().downcast_ref::<arrow_array::StringArray>() {
+                for t in texts.iter().flatten() {
+                    parquet_text.push_str(t);
+                    parquet_text.push('\n');
+                }
+            }
+        }
+    }
+    assert_eq!(n, parquet.rows);
+    assert_eq!(Some(first_seq.unwrap()), rows[0]["seq"].as_u64());
+
+    // Personal data: none of the business's names, emails or phones without pii.
+    let mut personal: Vec<String> = Vec::new();
+    for c in &business.commands {
+        if let crm_proto::v1::ingest_request::Command::RegisterCustomer(r) = c.command()
+            && let Some(p) = r.profile
+        {
+            personal.extend([p.given_name, p.family_name]);
+            personal.extend(p.emails);
+            personal.extend(p.phones);
+        }
+    }
+    personal.retain(|p| p.len() >= 4);
+    assert!(personal.len() > 100);
+    let csv_text = std::fs::read_to_string(&csv_path).unwrap();
+    let with_pii = std::fs::read_to_string(&pii_path).unwrap();
+    let found = |body: &str| -> Vec<String> {
+        // The words of the body (JSON and CSV delimiters, whitespace), then the personal
+        // values with a space in them as they are.
+        let words: std::collections::BTreeSet<&str> = body
+            .split(|c: char| c.is_whitespace() || "\\\",:{}[]".contains(c))
+            .collect();
+        personal
+            .iter()
+            .filter(|p| {
+                if p.contains(' ') {
+                    body.contains(p.as_str())
+                } else {
+                    words.contains(p.as_str())
+                }
+            })
+            .cloned()
+            .collect()
+    };
+    for (name, body) in [
+        ("jsonl", &text),
+        ("csv", &csv_text),
+        ("parquet", &parquet_text),
+    ] {
+        let leaked = found(body);
+        assert!(leaked.is_empty(), "{leaked:?} in the {name} export");
+    }
+    assert!(!found(&with_pii).is_empty(), "the pii export names people");
+
+    // A filter by type; an export to a directory that does not exist leaves nothing.
+    let only_orders = EventFilter {
+        types: vec!["customer.order".into()],
+        ..EventFilter::default()
+    };
+    let (filtered, _) = export(Format::Csv, "orders.csv", only_orders.clone(), false).await;
+    assert!(
+        filtered.rows >= orders && filtered.rows < jsonl.rows,
+        "{filtered:?}"
+    );
+    let nowhere = root.join("missing").join("x.parquet");
+    assert!(
+        export_events(
+            source,
+            &only_orders,
+            Format::Parquet,
+            &nowhere,
+            false,
+            |_, _| {}
+        )
+        .await
+        .is_err()
+    );
+    assert!(!root.join("missing").exists());
 }
