@@ -210,12 +210,12 @@ fn bench(bench_args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-/// Release builds of `crm`, `crm-datagen`, `crm-demo` and `crm-bench` in ONE cargo
+/// Release builds of `crm`, `crm-datagen`, `crm-demo`, `crm-bench` and `crm-analyst` in ONE cargo
 /// invocation: demo and bench building different package sets would unify dependency
 /// features differently and rebuild most of the tree each time one follows the other.
 /// Returns the target and release directories.
 fn release_tools(root: &Path) -> Result<(PathBuf, PathBuf)> {
-    step("cargo build --release -p crm -p crm-datagen -p crm-demo -p crm-bench");
+    step("cargo build --release -p crm -p crm-datagen -p crm-demo -p crm-bench -p crm-analyst");
     run_cargo(
         root,
         &[
@@ -229,6 +229,8 @@ fn release_tools(root: &Path) -> Result<(PathBuf, PathBuf)> {
             "crm-demo",
             "-p",
             "crm-bench",
+            "-p",
+            "crm-analyst",
         ],
         &[],
         None,

@@ -14,7 +14,8 @@
 //! **rebuild** of the 360 model from it; **GetCustomer360** at a fixed rate (p50/p99) and its
 //! maximum with 64 in flight; a **blue/green rebuild** inside the service (AdminService)
 //! with GetCustomer360 at the same fixed rate until it takes over; **memory**: the
-//! service's peak RSS and the on-disk size per million events.
+//! service's peak RSS and the on-disk size per million events; **exports**: `crm-analyst
+//! export` of the stream to JSON Lines, CSV and Parquet (rows/s, the tool's peak RSS).
 //!
 //! `--phases` runs a subset ([`Phase`]); the business is always ingested first.
 //!
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod churn;
+pub mod export;
 mod soak;
 use crm_analyst::Named;
 use crm_proto::v1::{
@@ -65,11 +67,15 @@ pub enum Phase {
     /// The churn models fitted on simulated populations of 100k and 1M customers (no
     /// service).
     Churn,
+    /// `crm-analyst export` of the whole stream to JSON Lines, CSV and Parquet: rows/s and
+    /// the tool's peak RSS.
+    Export,
 }
 
 impl Phase {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Churn,
+        Self::Export,
         Self::Raw,
         Self::Unary,
         Self::Lag,
@@ -79,8 +85,9 @@ impl Phase {
         Self::Soak,
     ];
     /// What `cargo xtask bench` runs without `--phases`.
-    pub const DEFAULT: [Self; 7] = [
+    pub const DEFAULT: [Self; 8] = [
         Self::Churn,
+        Self::Export,
         Self::Raw,
         Self::Unary,
         Self::Lag,
@@ -100,6 +107,7 @@ impl Phase {
             Self::BlueGreen => "bluegreen",
             Self::Soak => "soak",
             Self::Churn => "churn",
+            Self::Export => "export",
         }
     }
 
@@ -135,6 +143,8 @@ pub struct BenchConfig {
     /// The phases to run (all by default).
     pub phases: std::collections::BTreeSet<Phase>,
     pub crm_bin: PathBuf,
+    /// `crm-analyst`, for the export phase.
+    pub analyst_bin: PathBuf,
     /// Customers of the generated business (bulk ingest).
     pub customers: usize,
     /// Unary commands and raw publishes per mode.
@@ -160,6 +170,7 @@ impl Default for BenchConfig {
         Self {
             phases: Phase::DEFAULT.into_iter().collect(),
             crm_bin: PathBuf::from("target/release/crm"),
+            analyst_bin: PathBuf::from("target/release/crm-analyst"),
             customers: 5_000,
             unary: 20_000,
             seconds: 20,
@@ -290,6 +301,7 @@ pub struct Report {
     pub steal_pct: BTreeMap<String, f64>,
     pub soak: Option<SoakReport>,
     pub churn: Vec<churn::ChurnFit>,
+    pub export: Vec<export::ExportRun>,
 }
 
 /// The machine's CPU time counters from `/proc/stat`. "Steal" is time the hypervisor ran
@@ -1328,6 +1340,11 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
                 ));
             }
             s.service_peak_rss_mib = service.peak_rss_mib();
+            if has(Phase::Export) {
+                steal.start();
+                report.export = export::run(&cfg.analyst_bin, &url, &|line| log(&line)).await?;
+                log(&format!("export: CPU steal {:.0}%", steal.end("exports")));
+            }
             if has(Phase::Rebuild) {
                 steal.start();
                 let rebuilt = rebuild(&url, cfg).await?;
@@ -1440,7 +1457,8 @@ pub fn table(r: &Report) -> String {
         )
     });
     let churn = (!r.churn.is_empty()).then(|| churn::table(&r.churn));
-    let extra: String = [soak, churn]
+    let exports = (!r.export.is_empty()).then(|| export::table(&r.export));
+    let extra: String = [soak, churn, exports]
         .into_iter()
         .flatten()
         .map(|s| format!("\n{s}"))

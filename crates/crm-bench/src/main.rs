@@ -18,6 +18,10 @@ struct Cli {
     /// The `crm` binary (release build).
     #[arg(long, default_value = "target/release/crm")]
     crm_bin: PathBuf,
+    /// The `crm-analyst` binary (release build) for the export phase; default: beside
+    /// `--crm-bin`.
+    #[arg(long)]
+    analyst_bin: Option<PathBuf>,
     /// Customers of the generated business loaded through bulk ingest.
     #[arg(long)]
     customers: Option<usize>,
@@ -30,8 +34,8 @@ struct Cli {
     /// The large run: 1,000,000 customers (~21M commands; hours on 2 cores).
     #[arg(long)]
     full: bool,
-    /// Phases to run, comma-separated (raw, unary, lag, queries, rebuild, bluegreen,
-    /// soak); default all but soak. The generated business is ingested first for every
+    /// Phases to run, comma-separated (churn, export, raw, unary, lag, queries, rebuild,
+    /// bluegreen, soak); default all but soak. The generated business is ingested first for every
     /// phase but soak, which runs on its own servers.
     #[arg(long, value_parser = crm_bench::Phase::parse_list)]
     phases: Option<std::collections::BTreeSet<crm_bench::Phase>>,
@@ -63,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let d = BenchConfig::default();
     let cfg = BenchConfig {
+        analyst_bin: cli
+            .analyst_bin
+            .unwrap_or_else(|| cli.crm_bin.with_file_name("crm-analyst")),
         crm_bin: cli.crm_bin,
         customers: cli
             .customers

@@ -370,13 +370,20 @@ impl CrmServe {
     /// The highest resident set size so far (`VmHWM`), MiB; 0 when unknown.
     #[must_use]
     pub fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
+        peak_rss_mib_of(self.child.id())
     }
+}
+
+/// The highest resident set size of process `pid` so far (`VmHWM`), MiB; 0 when unknown
+/// (e.g. it has exited).
+#[must_use]
+pub fn peak_rss_mib_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 impl Drop for CrmServe {

@@ -42,7 +42,7 @@ use tempfile::TempDir;
 
 mod crm;
 pub use crm::{
-    CrmServe, CrmServeBuilder, DEV_TOKEN_PREFIX, Principal, READY_PREFIX,
+    CrmServe, CrmServeBuilder, DEV_TOKEN_PREFIX, Principal, READY_PREFIX, peak_rss_mib_of,
     port_outside_the_ephemeral_range, tokens_toml,
 };
 

@@ -1,0 +1,113 @@
+//! The `export` phase: `crm-analyst export` (the binary, as an analyst runs it) of the
+//! whole stream to each format, without personal data: rows/s and the tool's peak RSS,
+//! which must not grow with the stream.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// One export's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportRun {
+    pub format: &'static str,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub rows_per_s: f64,
+    /// The tool's highest resident set size, sampled every 20 ms.
+    pub peak_rss_mib: f64,
+}
+
+/// Exports the stream at `nats_url` to each format in a temporary directory.
+///
+/// # Errors
+/// The tool failing or not answering in JSON.
+pub async fn run(
+    analyst_bin: &Path,
+    nats_url: &str,
+    log: &dyn Fn(String),
+) -> anyhow::Result<Vec<ExportRun>> {
+    let dir = tempfile::tempdir()?;
+    let mut runs = Vec::new();
+    for format in ["jsonl", "csv", "parquet"] {
+        let out = dir.path().join(format!("events.{format}"));
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(analyst_bin)
+            .args([
+                "--json",
+                "export",
+                "--format",
+                format,
+                "--nats-url",
+                nats_url,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {}", analyst_bin.display()))?;
+        let pid = child.id().unwrap_or(0);
+        let mut peak = 0.0_f64;
+        let status = loop {
+            peak = peak.max(crm_testkit::peak_rss_mib_of(pid));
+            tokio::select! {
+                s = child.wait() => break s?,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let mut stdout = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            tokio::io::AsyncReadExt::read_to_string(&mut o, &mut stdout).await?;
+        }
+        anyhow::ensure!(
+            status.success(),
+            "crm-analyst export --format {format} failed ({status})"
+        );
+        let done: serde_json::Value = serde_json::from_str(stdout.trim())
+            .with_context(|| format!("crm-analyst answered {stdout:?}"))?;
+        let rows = done["rows"].as_u64().unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)]
+        let run = ExportRun {
+            format,
+            rows,
+            bytes: done["bytes"].as_u64().unwrap_or(0),
+            seconds,
+            rows_per_s: rows as f64 / seconds,
+            peak_rss_mib: peak,
+        };
+        log(format!(
+            "export {format}: {} rows in {:.1} s, {:.0} rows/s, {} MiB, peak RSS {:.0} MiB",
+            run.rows,
+            run.seconds,
+            run.rows_per_s,
+            run.bytes / (1024 * 1024),
+            run.peak_rss_mib
+        ));
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// The phase's table.
+#[must_use]
+pub fn table(runs: &[ExportRun]) -> String {
+    let mut t = String::from(
+        "| crm-analyst export of the stream (no personal data) | rows | rows/s | file | peak RSS | target |\n|---|---|---|---|---|---|\n",
+    );
+    for r in runs {
+        t.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} MiB | {:.0} MiB | bounded (< 200 MiB) |\n",
+            r.format,
+            r.rows,
+            r.rows_per_s,
+            r.bytes as f64 / 1_048_576.0,
+            r.peak_rss_mib
+        ));
+    }
+    t
+}
