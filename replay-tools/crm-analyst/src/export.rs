@@ -108,7 +108,8 @@ impl EventFilter {
 pub struct Exported {
     pub path: String,
     pub rows: u64,
-    /// Messages read (the stream up to its last sequence at the start).
+    /// The stream position the export covers: for events the stream's last sequence at
+    /// the start (every message up to it read), for a read model its checkpoint.
     pub messages: u64,
     pub bytes: u64,
     pub seconds: f64,
@@ -219,32 +220,146 @@ fn readable(v: &mut serde_json::Value, key: Option<&str>, pii: bool) {
     }
 }
 
-/// Where rows go.
-trait Sink {
-    fn write(&mut self, row: &EventRow) -> Result<(), String>;
-    fn finish(self: Box<Self>) -> Result<(), String>;
+/// A row type an export writes: its Parquet schema and how a batch of rows becomes
+/// columns (JSON Lines and CSV use its `Serialize`).
+pub trait Row: serde::Serialize + Clone {
+    fn schema() -> Arc<Schema>;
+    /// # Errors
+    /// Columns that do not fit the schema (a bug).
+    fn batch(rows: &[Self]) -> Result<RecordBatch, arrow_schema::ArrowError>;
 }
 
-struct Jsonl(BufWriter<File>);
+enum Sink<R> {
+    Jsonl(BufWriter<File>),
+    Csv(Box<csv::Writer<File>>),
+    Parquet(Box<ArrowWriter<File>>, Vec<R>),
+}
 
-impl Sink for Jsonl {
-    fn write(&mut self, row: &EventRow) -> Result<(), String> {
-        serde_json::to_writer(&mut self.0, row).map_err(|e| e.to_string())?;
-        self.0.write_all(b"\n").map_err(|e| e.to_string())
-    }
-    fn finish(mut self: Box<Self>) -> Result<(), String> {
-        self.0.flush().map_err(|e| e.to_string())
+/// A file being exported: rows go to `<out>.partial`, renamed to `<out>` by
+/// [`RowWriter::finish`]; dropped unfinished, the partial file is removed.
+pub struct RowWriter<R: Row> {
+    out: PathBuf,
+    partial: PathBuf,
+    sink: Option<Sink<R>>,
+    rows: u64,
+    started: Instant,
+}
+
+fn io_error(out: &Path, e: impl std::fmt::Display) -> AnalystError {
+    AnalystError::Directory {
+        dir: out.display().to_string(),
+        message: e.to_string(),
     }
 }
 
-struct Csv(csv::Writer<File>);
-
-impl Sink for Csv {
-    fn write(&mut self, row: &EventRow) -> Result<(), String> {
-        self.0.serialize(row).map_err(|e| e.to_string())
+impl<R: Row> RowWriter<R> {
+    /// Creates `<out>.partial`.
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub fn create(out: &Path, format: Format) -> Result<Self, AnalystError> {
+        let partial = partial_path(out);
+        let file = File::create(&partial).map_err(|e| io_error(out, e))?;
+        let sink = match format {
+            Format::Jsonl => Sink::Jsonl(BufWriter::new(file)),
+            Format::Csv => Sink::Csv(Box::new(csv::Writer::from_writer(file))),
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(ROW_GROUP))
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build();
+                let writer = ArrowWriter::try_new(file, R::schema(), Some(props))
+                    .map_err(|e| io_error(out, e))?;
+                Sink::Parquet(Box::new(writer), Vec::with_capacity(ROW_GROUP))
+            }
+        };
+        Ok(Self {
+            out: out.to_path_buf(),
+            partial,
+            sink: Some(sink),
+            rows: 0,
+            started: Instant::now(),
+        })
     }
-    fn finish(mut self: Box<Self>) -> Result<(), String> {
-        self.0.flush().map_err(|e| e.to_string())
+
+    /// Writes one row.
+    ///
+    /// # Errors
+    /// The file.
+    pub fn write(&mut self, row: &R) -> Result<(), AnalystError> {
+        let out = &self.out;
+        match self.sink.as_mut() {
+            Some(Sink::Jsonl(w)) => {
+                serde_json::to_writer(&mut *w, row).map_err(|e| io_error(out, e))?;
+                w.write_all(b"\n").map_err(|e| io_error(out, e))?;
+            }
+            Some(Sink::Csv(w)) => w.serialize(row).map_err(|e| io_error(out, e))?,
+            Some(Sink::Parquet(w, rows)) => {
+                rows.push(row.clone());
+                if rows.len() >= ROW_GROUP {
+                    let batch = R::batch(rows).map_err(|e| io_error(out, e))?;
+                    rows.clear();
+                    w.write(&batch).map_err(|e| io_error(out, e))?;
+                }
+            }
+            None => {}
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Completes the file and renames it to `<out>`.
+    ///
+    /// # Errors
+    /// The file.
+    pub fn finish(mut self, messages: u64) -> Result<Exported, AnalystError> {
+        let out = self.out.clone();
+        match self.sink.take() {
+            Some(Sink::Jsonl(mut w)) => w.flush().map_err(|e| io_error(&out, e))?,
+            Some(Sink::Csv(mut w)) => w.flush().map_err(|e| io_error(&out, e))?,
+            Some(Sink::Parquet(mut w, rows)) => {
+                if !rows.is_empty() {
+                    let batch = R::batch(&rows).map_err(|e| io_error(&out, e))?;
+                    w.write(&batch).map_err(|e| io_error(&out, e))?;
+                }
+                w.close().map_err(|e| io_error(&out, e))?;
+            }
+            None => {}
+        }
+        std::fs::rename(&self.partial, &out).map_err(|e| io_error(&out, e))?;
+        Ok(Exported {
+            path: out.display().to_string(),
+            rows: self.rows,
+            messages,
+            bytes: std::fs::metadata(&out).map_or(0, |m| m.len()),
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+impl<R: Row> std::fmt::Debug for RowWriter<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowWriter")
+            .field("partial", &self.partial)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Row> Drop for RowWriter<R> {
+    fn drop(&mut self) {
+        if self.sink.is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+impl Row for EventRow {
+    fn schema() -> Arc<Schema> {
+        event_schema()
+    }
+    fn batch(rows: &[Self]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        batch(rows)
     }
 }
 
@@ -277,22 +392,6 @@ pub fn event_schema() -> Arc<Schema> {
         text("prev_hash"),
         text("payload"),
     ]))
-}
-
-struct Parquet {
-    writer: ArrowWriter<File>,
-    rows: Vec<EventRow>,
-}
-
-impl Parquet {
-    fn flush_rows(&mut self) -> Result<(), String> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let batch = batch(&self.rows).map_err(|e| e.to_string())?;
-        self.rows.clear();
-        self.writer.write(&batch).map_err(|e| e.to_string())
-    }
 }
 
 fn batch(rows: &[EventRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
@@ -357,38 +456,6 @@ fn batch(rows: &[EventRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
     )
 }
 
-impl Sink for Parquet {
-    fn write(&mut self, row: &EventRow) -> Result<(), String> {
-        self.rows.push(row.clone());
-        if self.rows.len() >= ROW_GROUP {
-            self.flush_rows()?;
-        }
-        Ok(())
-    }
-    fn finish(mut self: Box<Self>) -> Result<(), String> {
-        self.flush_rows()?;
-        self.writer.close().map(|_| ()).map_err(|e| e.to_string())
-    }
-}
-
-fn sink(format: Format, file: File) -> Result<Box<dyn Sink>, String> {
-    Ok(match format {
-        Format::Jsonl => Box::new(Jsonl(BufWriter::new(file))),
-        Format::Csv => Box::new(Csv(csv::Writer::from_writer(file))),
-        Format::Parquet => {
-            let props = WriterProperties::builder()
-                .set_max_row_group_row_count(Some(ROW_GROUP))
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .build();
-            Box::new(Parquet {
-                writer: ArrowWriter::try_new(file, event_schema(), Some(props))
-                    .map_err(|e| e.to_string())?,
-                rows: Vec::with_capacity(ROW_GROUP),
-            })
-        }
-    })
-}
-
 fn partial_path(out: &Path) -> PathBuf {
     let mut p = out.as_os_str().to_owned();
     p.push(".partial");
@@ -410,11 +477,6 @@ pub async fn export_events(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Exported, AnalystError> {
     let nats = |e: String| AnalystError::Stream(crm_audit::AuditError::Nats(e));
-    let file_error = |e: String| AnalystError::Directory {
-        dir: out.display().to_string(),
-        message: e,
-    };
-    let started = Instant::now();
     let mut stream = source.stream().await?;
     let last = stream
         .info()
@@ -422,14 +484,8 @@ pub async fn export_events(
         .map_err(|e| nats(e.to_string()))?
         .state
         .last_sequence;
-    let partial = partial_path(out);
-    let file = File::create(&partial).map_err(|e| file_error(e.to_string()))?;
-    let mut rows = sink(format, file).map_err(&file_error)?;
-    let written = async {
-        let mut count = 0u64;
-        if last == 0 {
-            return Ok(count);
-        }
+    let mut rows = RowWriter::<EventRow>::create(out, format)?;
+    if last > 0 {
         let mut messages = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
             .await
@@ -448,9 +504,7 @@ pub async fn export_events(
                     .filter(|(_, e)| filter.admits(e))
                 {
                     let index = u16::try_from(i).unwrap_or(u16::MAX);
-                    rows.write(&EventRow::of(seq, index, e, pii))
-                        .map_err(&file_error)?;
-                    count += 1;
+                    rows.write(&EventRow::of(seq, index, e, pii))?;
                 }
             }
             progress(seq, last);
@@ -458,25 +512,8 @@ pub async fn export_events(
                 break;
             }
         }
-        Ok::<u64, AnalystError>(count)
     }
-    .await;
-    let done = written.and_then(|count| rows.finish().map(|()| count).map_err(&file_error));
-    let count = match done {
-        Ok(count) => count,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&partial, out).map_err(|e| file_error(e.to_string()))?;
-    Ok(Exported {
-        path: out.display().to_string(),
-        rows: count,
-        messages: last,
-        bytes: std::fs::metadata(out).map_or(0, |m| m.len()),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    rows.finish(last)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crm_analyst::export::{EventFilter, Format};
-use crm_analyst::{Named, build, compare, export, rebuild};
+use crm_analyst::{Named, build, compare, customers, export, rebuild};
 use crm_audit::connect::{Source, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -85,6 +85,24 @@ enum Command {
         pii: bool,
         #[command(flatten)]
         stream: StreamArgs,
+    },
+    /// Export every customer of the 360° model as GetCustomer360 renders them (lifecycle,
+    /// value class, commerce, service...), from a read-model directory (an offline
+    /// build, a stopped service's data directory, a copy). Without --pii the name, email
+    /// and phone columns are empty.
+    ExportCustomers {
+        /// The read-model directory.
+        #[arg(long)]
+        read_models: PathBuf,
+        #[arg(long)]
+        format: Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// The moment time-relative figures are computed at (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        pii: bool,
     },
     /// Build a projection from the stream into a directory of its own (this code's
     /// version), without touching the service. Run again, it continues.
@@ -164,22 +182,28 @@ async fn main() -> anyhow::Result<ExitCode> {
             })
             .await?;
             bar.finish_and_clear();
-            if cli.json {
-                println!("{}", serde_json::to_string(&done)?);
-            } else {
-                #[allow(clippy::cast_precision_loss)]
-                let rate = done.rows as f64 / done.seconds.max(1e-9);
-                println!(
-                    "exported {} events of {} messages to {} ({} bytes) in {:.1} s, {:.0} rows/s{}",
-                    done.rows,
-                    done.messages,
-                    done.path,
-                    done.bytes,
-                    done.seconds,
-                    rate,
-                    if pii { "" } else { "; personal data withheld" }
-                );
-            }
+            print_export(cli.json, &done, "events", pii)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportCustomers {
+            read_models,
+            format,
+            out,
+            as_of,
+            pii,
+        } => {
+            let at = match as_of {
+                Some(t) => micros(&t)?,
+                None => chrono::Utc::now().timestamp_micros(),
+            };
+            let bar = bar(0);
+            let done =
+                customers::export_customers(&read_models, format, &out, at, pii, |n, total| {
+                    bar.set_length(total);
+                    bar.set_position(n);
+                })?;
+            bar.finish_and_clear();
+            print_export(cli.json, &done, "customers", pii)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {
@@ -268,6 +292,26 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_export(json: bool, done: &export::Exported, what: &str, pii: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(done)?);
+    } else {
+        #[allow(clippy::cast_precision_loss)]
+        let rate = done.rows as f64 / done.seconds.max(1e-9);
+        println!(
+            "exported {} {what} (position {}) to {} ({} bytes) in {:.1} s, {:.0} rows/s{}",
+            done.rows,
+            done.messages,
+            done.path,
+            done.bytes,
+            done.seconds,
+            rate,
+            if pii { "" } else { "; personal data withheld" }
+        );
+    }
+    Ok(())
 }
 
 fn print_comparison(c: &compare::Comparison) {

@@ -68,7 +68,7 @@ fn dir(root: &Path, name: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_builds_equal_the_live_ones_and_a_difference_is_found() {
+async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business() {
     let root = tempfile::tempdir().unwrap();
     let data = dir(root.path(), "data");
     let service = serve(&data).await;
@@ -147,6 +147,8 @@ async fn offline_builds_equal_the_live_ones_and_a_difference_is_found() {
         assert!(c.equal > 0 && c.left.entries == c.right.entries, "{c:?}");
         assert!(c.left.tree.starts_with(p.name()), "{c:?}");
     }
+
+    customers_export_as_the_api_renders_them(&data, &business, root.path());
 
     // A difference injected in one build: one key gone, one value changed.
     let (gone, changed) = {
@@ -358,4 +360,55 @@ async fn exports_read_back_and_carry_no_personal_data(
         .is_err()
     );
     assert!(!root.join("missing").exists());
+}
+
+/// The 360 model exported from the stopped service's directory: one row per customer,
+/// read back from Parquet and CSV; no name, email or phone without `pii`, the emails
+/// with it.
+fn customers_export_as_the_api_renders_them(
+    data: &Path,
+    business: &crm_datagen::Dataset,
+    root: &Path,
+) {
+    use crm_analyst::customers::{CustomerRow, export_customers};
+    use crm_analyst::export::{Format, Row};
+    let now = chrono::Utc::now().timestamp_micros();
+    let csv_path = root.join("customers.csv");
+    let done = export_customers(data, Format::Csv, &csv_path, now, false, |_, _| {}).unwrap();
+    assert_eq!(done.rows, business.summary.customers, "{done:?}");
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (email, lifecycle, orders) = (column("email"), column("lifecycle"), column("orders"));
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len() as u64, done.rows);
+    assert!(
+        records
+            .iter()
+            .all(|r| r[email].is_empty() && !r[lifecycle].is_empty())
+    );
+    let with_orders = records.iter().filter(|r| &r[orders] != "0").count();
+    assert!(with_orders > 100, "{with_orders}");
+
+    let parquet_path = root.join("customers.parquet");
+    let done =
+        export_customers(data, Format::Parquet, &parquet_path, now, true, |_, _| {}).unwrap();
+    let file = std::fs::File::open(&parquet_path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(builder.schema().fields(), CustomerRow::schema().fields());
+    let mut emails = 0;
+    let mut n = 0;
+    for batch in builder.build().unwrap() {
+        let batch = batch.unwrap();
+        n += batch.num_rows() as u64;
+        let column = batch.column_by_name("email").unwrap();
+        let texts = column
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        emails += texts.iter().flatten().filter(|e| e.contains('@')).count();
+    }
+    assert_eq!(n, done.rows);
+    assert!(emails > 100, "with pii the emails are there: {emails}");
 }
