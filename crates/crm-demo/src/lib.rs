@@ -8,6 +8,7 @@
 //! stray message on a customer's subject set aside with the quarantine. Then it stops
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
+mod analyst;
 mod audit;
 mod churn;
 mod funnel;
@@ -125,10 +126,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         analyst_token.as_deref(),
     )
     .await?;
+    let mut offline = None;
     match (&started, picked.first()) {
         (Some(s), Some(customer)) => {
             quarantine::show(channel, &read_token, s.process.data(), customer).await?;
             audit::show(s.process.data(), customer).await?;
+            offline = Some(analyst::while_serving(s.process.data()).await?);
         }
         _ => println!(
             "\n== Quarantine: skipped (it needs the service's NATS credentials: run without --addr)"
@@ -147,6 +150,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .stop(std::time::Duration::from_secs(30))
             .await
             .context("stopping crm serve")?;
+        if let Some(offline) = &offline {
+            analyst::after_stop(s.process.data(), offline)?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,85 @@
+//! What an analyst runs (`crm-analyst`, here through its library): the event stream
+//! exported to Parquet without personal data while the service runs and every
+//! projection built offline from the stream; once the service has stopped (its read
+//! models are then free to open), each offline build compared key by key with what the
+//! service built live, and the customer 360 model exported to CSV.
+
+use std::path::{Path, PathBuf};
+
+use crm_analyst::export::{EventFilter, Format};
+use crm_analyst::{Named, build, compare, customers, export};
+
+/// The offline builds, kept for the comparison after the service stopped.
+pub(crate) struct Offline {
+    dir: PathBuf,
+}
+
+pub(crate) async fn while_serving(data: &Path) -> anyhow::Result<Offline> {
+    let source = crate::audit::reader_source(data).await?;
+    let dir = data.with_file_name("analyst");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("events.parquet");
+    let e = export::export_events(
+        &source,
+        &EventFilter::default(),
+        Format::Parquet,
+        &out,
+        false,
+        |_, _| {},
+    )
+    .await?;
+    println!(
+        "\n== Analyst (crm-analyst, as the read-only NATS user): {} events exported to {} ({} KiB, Parquet, personal data withheld) in {:.1} s",
+        e.rows,
+        out.display(),
+        e.bytes / 1024,
+        e.seconds
+    );
+    for p in Named::ALL {
+        let b = build::build(&source, p, &dir.join(p.name()), |_, _| {}).await?;
+        println!(
+            "  {} built offline from the stream: position {}, {} events in {:.1} s",
+            b.projection, b.position, b.events, b.seconds
+        );
+    }
+    Ok(Offline { dir })
+}
+
+pub(crate) fn after_stop(data: &Path, offline: &Offline) -> anyhow::Result<()> {
+    println!(
+        "\n== Analyst, the service stopped: its live builds against the offline ones (crm-analyst compare)"
+    );
+    for p in Named::ALL {
+        let c = compare::compare(p, data, &offline.dir.join(p.name()), 3, false)?;
+        println!(
+            "  {}: {} keys equal, {} different, {} missing, {} extra: {}",
+            c.projection,
+            c.equal,
+            c.different,
+            c.missing,
+            c.extra,
+            if c.same() { "the same" } else { "they differ" }
+        );
+    }
+    let out = offline.dir.join("customers.csv");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros();
+    let done = customers::export_customers(
+        data,
+        Format::Csv,
+        &out,
+        i64::try_from(now)?,
+        false,
+        |_, _| {},
+    )?;
+    println!(
+        "  {} customers exported to {} (crm-analyst export-customers; no names, emails or phones)",
+        done.rows,
+        out.display()
+    );
+    Ok(())
+}
