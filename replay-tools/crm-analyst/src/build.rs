@@ -62,10 +62,15 @@ pub async fn build_cached(
     }
 }
 
+/// sled's page cache for a directory the tools open (sled's default is 1 GiB): the
+/// tools read each value about once, so a small cache bounds their memory.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Opens a read-model directory, naming it in the error (sled refuses one another process
 /// holds).
 pub(crate) fn open_dir(dir: &Path) -> Result<sled::Db, AnalystError> {
-    sled::Config::new().path(dir).open().map_err(|e| AnalystError::Directory {
+    let config = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES);
+    config.open().map_err(|e| AnalystError::Directory {
         dir: dir.display().to_string(),
         message: format!("{e} (is a running crm serve holding it? use a stopped service's directory or a copy)"),
     })
