@@ -72,7 +72,9 @@ pub(crate) fn open_dir(dir: &Path) -> Result<sled::Db, AnalystError> {
     let config = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES);
     config.open().map_err(|e| AnalystError::Directory {
         dir: dir.display().to_string(),
-        message: format!("{e} (is a running crm serve holding it? use a stopped service's directory or a copy)"),
+        message: format!(
+            "{e} (is a running crm serve holding it? use a stopped service's directory or a copy)"
+        ),
     })
 }
 
