@@ -5,6 +5,10 @@
 //!   against the pinned nats-server (exported as `CRM_NATS_SERVER`).
 //! - `cargo xtask demo [-- <crm-demo args>]`: build, start the embedded services, load a
 //!   realistic data set through the bulk API and show what the read models say.
+//! - `cargo xtask report-check [-- <crm-demo args>]`: the analyst's HTML report rendered
+//!   in headless Chromium (screenshot; fails on console errors or outside requests).
+
+mod report_check;
 
 use std::ffi::OsString;
 use std::fs;
@@ -69,6 +73,14 @@ enum Cmd {
         #[arg(last = true)]
         bench_args: Vec<OsString>,
     },
+    /// Render the analyst's HTML report (written by a small demo) in headless Chromium
+    /// through Playwright: a full-page screenshot in `target/report-check/report.png`;
+    /// fails on a console error, an uncaught exception or a request beyond the page.
+    /// Installs Chromium (apt-get) and playwright-core (npm) when missing.
+    ReportCheck {
+        #[arg(last = true)]
+        demo_args: Vec<OsString>,
+    },
     /// Build and run `crm serve --dev` on the embedded default (data in `./data`).
     /// Arguments after `--` go to `crm serve`.
     Up {
@@ -85,6 +97,7 @@ fn main() -> ExitCode {
         Cmd::Up { serve_args } => up(&serve_args),
         Cmd::Demo { serve, demo_args } => demo(serve, &demo_args),
         Cmd::Bench { bench_args } => bench(&bench_args),
+        Cmd::ReportCheck { demo_args } => report_check::report_check(&demo_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

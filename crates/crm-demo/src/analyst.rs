@@ -1,20 +1,25 @@
 //! What an analyst runs (`crm-analyst`, here through its library): the event stream
 //! exported to Parquet without personal data while the service runs and every
-//! projection built offline from the stream; once the service has stopped (its read
+//! projection built offline from the stream, and the one-page HTML report written from
+//! the query API with the analyst's token; once the service has stopped (its read
 //! models are then free to open), each offline build compared key by key with what the
 //! service built live, and the customer 360 model exported to CSV.
 
 use std::path::{Path, PathBuf};
 
 use crm_analyst::export::{EventFilter, Format};
-use crm_analyst::{Named, build, compare, customers, export};
+use crm_analyst::{Named, build, compare, customers, export, report};
 
 /// The offline builds, kept for the comparison after the service stopped.
 pub(crate) struct Offline {
     dir: PathBuf,
 }
 
-pub(crate) async fn while_serving(data: &Path) -> anyhow::Result<Offline> {
+pub(crate) async fn while_serving(
+    data: &Path,
+    channel: tonic::transport::Channel,
+    analyst_token: &str,
+) -> anyhow::Result<Offline> {
     let source = crate::audit::reader_source(data).await?;
     let dir = data.with_file_name("analyst");
     if dir.exists() {
@@ -45,7 +50,21 @@ pub(crate) async fn while_serving(data: &Path) -> anyhow::Result<Offline> {
             b.projection, b.position, b.events, b.seconds
         );
     }
+    let page = dir.join("report.html");
+    let r = report::write_report(channel, analyst_token, chrono_now()?, &page).await?;
+    println!(
+        "  the analyst's report of {} customers, funnel, forecast, leads, campaigns and churn written to {} ({} KiB, one self-contained page; crm-analyst report)",
+        r.customers,
+        page.display(),
+        r.bytes / 1024
+    );
     Ok(Offline { dir })
+}
+
+fn chrono_now() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    chrono::DateTime::from_timestamp(i64::try_from(now.as_secs())?, 0)
+        .ok_or_else(|| anyhow::anyhow!("the clock is out of range"))
 }
 
 pub(crate) fn after_stop(data: &Path, offline: &Offline) -> anyhow::Result<()> {

@@ -129,9 +129,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut offline = None;
     match (&started, picked.first()) {
         (Some(s), Some(customer)) => {
-            quarantine::show(channel, &read_token, s.process.data(), customer).await?;
+            quarantine::show(channel.clone(), &read_token, s.process.data(), customer).await?;
             audit::show(s.process.data(), customer).await?;
-            offline = Some(analyst::while_serving(s.process.data()).await?);
+            offline = Some(
+                analyst::while_serving(s.process.data(), channel.clone(), &s.analyst.token).await?,
+            );
         }
         _ => println!(
             "\n== Quarantine: skipped (it needs the service's NATS credentials: run without --addr)"

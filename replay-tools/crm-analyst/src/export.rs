@@ -245,7 +245,7 @@ pub struct RowWriter<R: Row> {
     started: Instant,
 }
 
-fn io_error(out: &Path, e: impl std::fmt::Display) -> AnalystError {
+pub(crate) fn io_error(out: &Path, e: impl std::fmt::Display) -> AnalystError {
     AnalystError::Directory {
         dir: out.display().to_string(),
         message: e.to_string(),
@@ -456,7 +456,7 @@ fn batch(rows: &[EventRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
     )
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+pub(crate) fn partial_path(out: &Path) -> PathBuf {
     let mut p = out.as_os_str().to_owned();
     p.push(".partial");
     PathBuf::from(p)

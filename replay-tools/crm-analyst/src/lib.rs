@@ -1,16 +1,18 @@
-//! Analysts' tools over the CRM's event stream and read models (issue 20, in part):
-//! export the stream ([`export`]) and the customer 360° model ([`customers`]) to JSON
-//! Lines, CSV or Parquet; build a projection offline from the stream into a directory of
-//! its own ([`build`]); compare two builds key by key ([`compare`]); start a rebuild on
-//! a running service and follow it to the switch ([`rebuild`]). Exports of the funnel
-//! and churn models and the HTML report come next.
+//! Analysts' tools over the CRM's event stream and read models: export the stream
+//! ([`export`]) and the customer 360° model ([`customers`]) to JSON Lines, CSV or
+//! Parquet; build a projection offline from the stream into a directory of its own
+//! ([`build`]); compare two builds key by key ([`compare`]); start a rebuild on a
+//! running service and follow it to the switch ([`rebuild`]); write the one-page HTML
+//! report of what the query API says ([`report`]).
 
 pub mod build;
 pub mod compare;
 pub mod customers;
 pub mod export;
+mod grpc;
 pub mod projection;
 pub mod rebuild;
+pub mod report;
 
 pub use projection::Named;
 

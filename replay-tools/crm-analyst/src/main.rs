@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crm_analyst::export::{EventFilter, Format};
-use crm_analyst::{Named, build, compare, customers, export, rebuild};
+use crm_analyst::{Named, build, compare, customers, export, rebuild, report};
 use crm_audit::connect::{Source, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -137,14 +137,43 @@ enum Command {
     Rebuild {
         #[arg(long)]
         projection: Named,
-        #[arg(long, env = "CRM_ADDR", default_value = "http://127.0.0.1:50051")]
-        addr: String,
-        #[arg(long, env = "CRM_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        service: ServiceArgs,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// Write one self-contained HTML page (no script, no external resource) with the
+    /// figures an analyst looks at first, all from the query API at one moment: the
+    /// customer base by lifecycle and value class, the pipeline funnel, this quarter's
+    /// forecast, leads by source, campaigns by ROI, churn risk bands and value at risk.
+    Report {
+        #[command(flatten)]
+        service: ServiceArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// The moment the figures are computed at (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+/// A running service and the caller's token.
+#[derive(clap::Args)]
+struct ServiceArgs {
+    #[arg(long, env = "CRM_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    #[arg(long, env = "CRM_TOKEN")]
+    token: String,
+}
+
+impl ServiceArgs {
+    async fn connect(&self) -> anyhow::Result<tonic::transport::Channel> {
+        tonic::transport::Channel::from_shared(self.addr.clone())?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", self.addr))
+    }
 }
 
 fn bar(len: u64) -> ProgressBar {
@@ -259,18 +288,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Rebuild {
             projection,
-            addr,
-            token,
+            service,
             timeout_secs,
         } => {
-            let channel = tonic::transport::Channel::from_shared(addr.clone())?
-                .connect()
-                .await
-                .with_context(|| format!("cannot connect to {addr}"))?;
+            let channel = service.connect().await?;
             let bar = bar(0);
             let done = rebuild::rebuild(
                 channel,
-                &token,
+                &service.token,
                 projection,
                 Duration::from_secs(timeout_secs),
                 |p| {
@@ -287,6 +312,32 @@ async fn main() -> anyhow::Result<ExitCode> {
                 println!(
                     "{} rebuilt as {}: live at position {} after {:.1} s",
                     done.projection, done.tree, done.position, done.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            service,
+            out,
+            as_of,
+        } => {
+            let at = match as_of {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("{t:?} is not an RFC 3339 time"))?
+                    .to_utc(),
+                None => chrono::Utc::now(),
+            };
+            let channel = service.connect().await?;
+            let done = report::write_report(channel, &service.token, at, &out).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                println!(
+                    "report of {} customers written to {} ({} bytes) in {:.1} s",
+                    done.customers,
+                    out.display(),
+                    done.bytes,
+                    done.seconds
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crm_proto::v1::{self, admin_service_client::AdminServiceClient};
 use tonic::transport::Channel;
 
+use crate::grpc::{authed, refused};
 use crate::{AnalystError, Named};
 
 /// Where a followed rebuild stands.
@@ -27,19 +28,6 @@ pub struct Rebuilt {
     pub tree: String,
     pub position: u64,
     pub seconds: f64,
-}
-
-fn authed<T>(message: T, token: &str) -> Result<tonic::Request<T>, AnalystError> {
-    let mut r = tonic::Request::new(message);
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| AnalystError::Service("the token is not a valid header value".into()))?;
-    r.metadata_mut().insert("authorization", value);
-    Ok(r)
-}
-
-fn refused(s: &tonic::Status) -> AnalystError {
-    AnalystError::Service(format!("{:?}: {}", s.code(), s.message()))
 }
 
 /// Starts a rebuild of `projection` and follows it until queries switched to it (or

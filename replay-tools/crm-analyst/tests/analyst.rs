@@ -11,9 +11,14 @@ use crm_analyst::compare::{DiffKind, compare};
 use crm_analyst::{Named, build, rebuild};
 use crm_audit::connect::{Source, Target};
 
+#[path = "analyst/report.rs"]
+mod report;
+
 struct Service {
     addr: SocketAddr,
     token: String,
+    /// An `analyst` principal's token (no `pii.read`).
+    analyst: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), crm_server::RunError>>,
 }
@@ -21,9 +26,13 @@ struct Service {
 async fn serve(data: &Path) -> Service {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let analyst = crm_testkit::Principal::service("analyst", &["analyst"]);
+    let tokens = data.with_file_name("tokens.toml");
+    std::fs::write(&tokens, crm_testkit::tokens_toml(std::slice::from_ref(&analyst))).unwrap();
     let config = crm_server::ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
+        tokens_file: Some(tokens),
         dev: true,
         churn_refit_every_secs: 0,
         ..crm_server::ServeConfig::default()
@@ -41,6 +50,7 @@ async fn serve(data: &Path) -> Service {
     Service {
         addr,
         token: token.unwrap(),
+        analyst: analyst.token,
         stop,
         task,
     }
@@ -61,6 +71,24 @@ async fn source(data: &Path) -> Source {
     })
     .await
     .unwrap()
+}
+
+/// The names, emails and phones of the business's customers (those of 4 characters or
+/// more: shorter ones occur in any text).
+fn personal(business: &crm_datagen::Dataset) -> Vec<String> {
+    let mut personal: Vec<String> = Vec::new();
+    for c in &business.commands {
+        if let crm_proto::v1::ingest_request::Command::RegisterCustomer(r) = c.command()
+            && let Some(p) = r.profile
+        {
+            personal.extend([p.given_name, p.family_name]);
+            personal.extend(p.emails);
+            personal.extend(p.phones);
+        }
+    }
+    personal.retain(|p| p.len() >= 4);
+    assert!(personal.len() > 100);
+    personal
 }
 
 fn dir(root: &Path, name: &str) -> PathBuf {
@@ -108,7 +136,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
     assert!(seen >= 1);
     // Without projections.admin: refused, naming the code.
     let denied = rebuild::rebuild(
-        channel,
+        channel.clone(),
         "nope",
         Named::Churn,
         Duration::from_secs(5),
@@ -135,6 +163,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
     assert!(twice.same() && twice.equal > 300, "{twice:?}");
 
     exports_read_back_and_carry_no_personal_data(&source, &business, root.path()).await;
+    report::matches_the_query_api(channel.clone(), &service, &business, root.path()).await;
 
     // What the service built live (stopped, so its directory is free) equals the offline
     // builds key by key.
@@ -294,18 +323,7 @@ async fn exports_read_back_and_carry_no_personal_data(
     assert_eq!(Some(first_seq.unwrap()), rows[0]["seq"].as_u64());
 
     // Personal data: none of the business's names, emails or phones without pii.
-    let mut personal: Vec<String> = Vec::new();
-    for c in &business.commands {
-        if let crm_proto::v1::ingest_request::Command::RegisterCustomer(r) = c.command()
-            && let Some(p) = r.profile
-        {
-            personal.extend([p.given_name, p.family_name]);
-            personal.extend(p.emails);
-            personal.extend(p.phones);
-        }
-    }
-    personal.retain(|p| p.len() >= 4);
-    assert!(personal.len() > 100);
+    let personal = personal(business);
     let csv_text = std::fs::read_to_string(&csv_path).unwrap();
     let with_pii = std::fs::read_to_string(&pii_path).unwrap();
     let found = |body: &str| -> Vec<String> {
