@@ -55,7 +55,8 @@ pub(crate) fn report_check(demo_args: &[OsString]) -> Result<()> {
             log.display()
         );
     }
-    let report = dir.join("analyst").join("report.html");
+    // crm-demo keeps its service's data in `<data-dir>/data` and the analyst's files beside it.
+    let report = dir.join("data").join("analyst").join("report.html");
     let screenshot = dir.join("report.png");
 
     step("headless Chromium over the report");

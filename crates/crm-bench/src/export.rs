@@ -1,6 +1,7 @@
 //! The `export` phase: `crm-analyst export` (the binary, as an analyst runs it) of the
-//! whole stream to each format, and `crm-analyst export-customers` of the 360 model
-//! (built offline first), without personal data: rows/s and the tool's peak RSS, which
+//! whole stream to each format, `crm-analyst export-customers` of the 360 model and
+//! `export-funnel` of the funnel's deals and stage stays (both models built offline
+//! first), without personal data: rows/s and the tool's peak RSS, which
 //! must not grow with the data.
 
 use std::path::Path;
@@ -61,6 +62,22 @@ pub async fn run(
             &models,
         ];
         runs.push(one(analyst_bin, "customers", format, &args, &out, log).await?);
+    }
+    let funnel = dir.path().join("funnel");
+    crm_analyst::build::build(&source, crm_analyst::Named::Funnel, &funnel, |_, _| {}).await?;
+    let funnel = funnel.to_string_lossy().into_owned();
+    for (what, table) in [("deals", "deals"), ("stage stays", "stages")] {
+        let out = dir.path().join(format!("{table}.parquet"));
+        let args = [
+            "export-funnel",
+            "--table",
+            table,
+            "--format",
+            "parquet",
+            "--read-models",
+            &funnel,
+        ];
+        runs.push(one(analyst_bin, what, "parquet", &args, &out, log).await?);
     }
     Ok(runs)
 }

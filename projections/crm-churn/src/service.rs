@@ -358,29 +358,14 @@ impl ChurnModels {
     fn rank(&self, model: &StoredModel, as_of: i64) -> Result<Ranking, ChurnError> {
         let position = self.read.checkpoint();
         let mut entries = Vec::new();
-        for r in self.read.scan(&[PURCHASES], None, false) {
-            let (k, v) = r?;
-            let purchases: Purchases = decode(&k, &v)?;
-            let Some(customer) = k.get(1..17).and_then(|c| <[u8; 16]>::try_from(c).ok()) else {
-                continue;
-            };
-            let service = self.service(customer)?;
-            let Some(prediction) = predict(
-                &model.fit,
-                &purchases,
-                service.as_ref(),
-                as_of,
-                &model.currency,
-                &self.cfg.predict,
-            ) else {
-                continue;
-            };
+        self.each_prediction(model, as_of, |customer, prediction| {
             entries.push(AtRisk {
                 customer,
                 value_at_risk: prediction.clv * (1.0 - prediction.p_alive),
                 prediction,
             });
-        }
+            Ok::<_, ChurnError>(())
+        })?;
         Ok(Ranking {
             model_id: model.model_id.clone(),
             as_of,
@@ -388,6 +373,39 @@ impl ChurnModels {
             entries,
             orders: Default::default(),
         })
+    }
+
+    /// Calls `f` with every customer who has a purchase by `as_of` (the model's
+    /// population at that moment), in customer id order, and their figures under `model`
+    /// with the configured horizon; stops at `f`'s first error.
+    ///
+    /// # Errors
+    /// Storage, a stored value that does not decode, or `f`'s error.
+    pub fn each_prediction<E: From<ChurnError>>(
+        &self,
+        model: &StoredModel,
+        as_of: i64,
+        mut f: impl FnMut([u8; 16], Prediction) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for r in self.read.scan(&[PURCHASES], None, false) {
+            let (k, v) = r.map_err(ChurnError::from)?;
+            let purchases: Purchases = decode(&k, &v)?;
+            let Some(customer) = k.get(1..17).and_then(|c| <[u8; 16]>::try_from(c).ok()) else {
+                continue;
+            };
+            let service = self.service(customer)?;
+            if let Some(prediction) = predict(
+                &model.fit,
+                &purchases,
+                service.as_ref(),
+                as_of,
+                &model.currency,
+                &self.cfg.predict,
+            ) {
+                f(customer, prediction)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,17 +7,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_array::builder::{
-    Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
-    UInt64Builder,
-};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema};
 use crm_customer360::{Customer360, Queries};
-use crm_projection::{ProjectionStore, live_tree};
 
 use crate::AnalystError;
 use crate::build::open_dir;
-use crate::export::{Exported, Format, Row, RowWriter, timestamp};
+use crate::columns::{
+    Columns, batch_of, i64s, opt_f64s, opt_rfc3339, schema_of, text_field, texts, time_field,
+    times, u32s, u64s,
+};
+use crate::export::{Exported, Format, Row, RowWriter};
+use crate::models::{open_live, read_model_dir};
 
 /// The currency whose revenue the row carries (the 360 model's reporting currency).
 pub const CURRENCY: &str = "EUR";
@@ -54,13 +54,6 @@ pub struct CustomerRow {
     pub complaints_last_90d: u32,
     pub csat_share: Option<f64>,
     pub dead_lettered: u32,
-}
-
-fn opt_rfc3339<S: serde::Serializer>(micros: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match micros {
-        Some(m) => s.serialize_str(&timestamp(*m)),
-        None => s.serialize_none(),
-    }
 }
 
 fn micros(t: Option<&prost_types::Timestamp>) -> Option<i64> {
@@ -109,103 +102,70 @@ impl CustomerRow {
     }
 }
 
+impl CustomerRow {
+    fn columns(rows: &[Self]) -> Columns {
+        let u32_field = |n: &str| Field::new(n, DataType::UInt32, false);
+        vec![
+            (text_field("customer_id"), texts(rows, |r| &r.customer_id)),
+            (
+                Field::new("version", DataType::UInt64, false),
+                u64s(rows, |r| r.version),
+            ),
+            (
+                time_field("registered_at", true),
+                times(rows, |r| r.registered_at),
+            ),
+            (text_field("given_name"), texts(rows, |r| &r.given_name)),
+            (text_field("family_name"), texts(rows, |r| &r.family_name)),
+            (text_field("email"), texts(rows, |r| &r.email)),
+            (text_field("phone"), texts(rows, |r| &r.phone)),
+            (text_field("owner"), texts(rows, |r| &r.owner)),
+            (text_field("team"), texts(rows, |r| &r.team)),
+            (text_field("lifecycle"), texts(rows, |r| &r.lifecycle)),
+            (text_field("value_class"), texts(rows, |r| &r.value_class)),
+            (text_field("segment"), texts(rows, |r| &r.segment)),
+            (text_field("tags"), texts(rows, |r| &r.tags)),
+            (u32_field("orders"), u32s(rows, |r| r.orders)),
+            (u32_field("repeat_orders"), u32s(rows, |r| r.repeat_orders)),
+            (
+                time_field("first_order_at", true),
+                times(rows, |r| r.first_order_at),
+            ),
+            (
+                time_field("last_order_at", true),
+                times(rows, |r| r.last_order_at),
+            ),
+            (text_field("currency"), texts(rows, |r| &r.currency)),
+            (
+                Field::new("revenue_minor", DataType::Int64, false),
+                i64s(rows, |r| r.revenue_minor),
+            ),
+            (
+                Field::new("refunded_minor", DataType::Int64, false),
+                i64s(rows, |r| r.refunded_minor),
+            ),
+            (u32_field("returns"), u32s(rows, |r| r.returns)),
+            (u32_field("open_tickets"), u32s(rows, |r| r.open_tickets)),
+            (
+                u32_field("complaints_last_90d"),
+                u32s(rows, |r| r.complaints_last_90d),
+            ),
+            (
+                Field::new("csat_share", DataType::Float64, true),
+                opt_f64s(rows, |r| r.csat_share),
+            ),
+            (u32_field("dead_lettered"), u32s(rows, |r| r.dead_lettered)),
+        ]
+    }
+}
+
 impl Row for CustomerRow {
     fn schema() -> Arc<Schema> {
-        let text = |n: &str| Field::new(n, DataType::Utf8, false);
-        let time = |n: &str| {
-            Field::new(
-                n,
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            )
-        };
-        let u32f = |n: &str| Field::new(n, DataType::UInt32, false);
-        Arc::new(Schema::new(vec![
-            text("customer_id"),
-            Field::new("version", DataType::UInt64, false),
-            time("registered_at"),
-            text("given_name"),
-            text("family_name"),
-            text("email"),
-            text("phone"),
-            text("owner"),
-            text("team"),
-            text("lifecycle"),
-            text("value_class"),
-            text("segment"),
-            text("tags"),
-            u32f("orders"),
-            u32f("repeat_orders"),
-            time("first_order_at"),
-            time("last_order_at"),
-            text("currency"),
-            Field::new("revenue_minor", DataType::Int64, false),
-            Field::new("refunded_minor", DataType::Int64, false),
-            u32f("returns"),
-            u32f("open_tickets"),
-            u32f("complaints_last_90d"),
-            Field::new("csat_share", DataType::Float64, true),
-            u32f("dead_lettered"),
-        ]))
+        schema_of(Self::columns(&[]))
     }
 
     fn batch(rows: &[Self]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let texts = |f: &dyn Fn(&Self) -> &str| {
-            let mut b = StringBuilder::new();
-            rows.iter().for_each(|r| b.append_value(f(r)));
-            Arc::new(b.finish()) as arrow_array::ArrayRef
-        };
-        let times = |f: &dyn Fn(&Self) -> Option<i64>| {
-            let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-            rows.iter().for_each(|r| b.append_option(f(r)));
-            Arc::new(b.finish()) as arrow_array::ArrayRef
-        };
-        let u32s = |f: &dyn Fn(&Self) -> u32| {
-            let mut b = UInt32Builder::new();
-            rows.iter().for_each(|r| b.append_value(f(r)));
-            Arc::new(b.finish()) as arrow_array::ArrayRef
-        };
-        let i64s = |f: &dyn Fn(&Self) -> i64| {
-            let mut b = Int64Builder::new();
-            rows.iter().for_each(|r| b.append_value(f(r)));
-            Arc::new(b.finish()) as arrow_array::ArrayRef
-        };
-        let mut version = UInt64Builder::new();
-        let mut csat = Float64Builder::new();
-        for r in rows {
-            version.append_value(r.version);
-            csat.append_option(r.csat_share);
-        }
-        RecordBatch::try_new(
-            Self::schema(),
-            vec![
-                texts(&|r| &r.customer_id),
-                Arc::new(version.finish()),
-                times(&|r| r.registered_at),
-                texts(&|r| &r.given_name),
-                texts(&|r| &r.family_name),
-                texts(&|r| &r.email),
-                texts(&|r| &r.phone),
-                texts(&|r| &r.owner),
-                texts(&|r| &r.team),
-                texts(&|r| &r.lifecycle),
-                texts(&|r| &r.value_class),
-                texts(&|r| &r.segment),
-                texts(&|r| &r.tags),
-                u32s(&|r| r.orders),
-                u32s(&|r| r.repeat_orders),
-                times(&|r| r.first_order_at),
-                times(&|r| r.last_order_at),
-                texts(&|r| &r.currency),
-                i64s(&|r| r.revenue_minor),
-                i64s(&|r| r.refunded_minor),
-                u32s(&|r| r.returns),
-                u32s(&|r| r.open_tickets),
-                u32s(&|r| r.complaints_last_90d),
-                Arc::new(csat.finish()),
-                u32s(&|r| r.dead_lettered),
-            ],
-        )
+        batch_of(Self::columns(rows))
     }
 }
 
@@ -223,38 +183,14 @@ pub fn export_customers(
     pii: bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Exported, AnalystError> {
-    let nested = dir.join("read-models");
-    let dir = if nested.is_dir() {
-        nested.as_path()
-    } else {
-        dir
-    };
+    let dir = read_model_dir(dir)?;
     let fail = |message: String| AnalystError::Directory {
         dir: dir.display().to_string(),
         message,
     };
-    if !dir.join("db").is_file() {
-        return Err(fail(
-            "is not a read-model directory (no sled database in it)".into(),
-        ));
-    }
-    let db = open_dir(dir)?;
-    let tree = live_tree(&db, "customer360")?.unwrap_or_else(|| "customer360".to_owned());
-    if !db
-        .tree_names()
-        .iter()
-        .any(|t| t.as_ref() == tree.as_bytes())
-    {
-        return Err(fail("holds no build of customer360".into()));
-    }
-    let store = ProjectionStore::open_tree(
-        &db,
-        &tree,
-        Arc::new(Customer360::default()),
-        crm_events::SubjectScheme::default(),
-        false,
-    )?;
-    let queries = Queries::new(store.reader());
+    let db = open_dir(&dir)?;
+    let reader = open_live(&db, &dir, Customer360::default())?;
+    let queries = Queries::new(reader);
     let query = |e: crm_customer360::QueryError| fail(e.to_string());
     let population = queries.population().map_err(query)?;
     let position = queries.model().checkpoint();

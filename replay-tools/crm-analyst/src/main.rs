@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crm_analyst::export::{EventFilter, Format};
+use crm_analyst::models::{self, FunnelTable};
 use crm_analyst::{Named, build, compare, customers, export, rebuild, report};
 use crm_audit::connect::{Source, Target};
+use crm_churn::service::ChurnConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -104,6 +106,46 @@ enum Command {
         #[arg(long)]
         pii: bool,
     },
+    /// Export the funnel's deals (one row per opportunity, as ListDeals renders them) or
+    /// their stage stays (one row per stay in a stage) as of a moment, from a read-model
+    /// directory.
+    ExportFunnel {
+        #[arg(long)]
+        read_models: PathBuf,
+        #[arg(long, value_enum)]
+        table: FunnelTable,
+        #[arg(long)]
+        format: Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// The moment (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Export every customer with a purchase by a moment under a stored churn model:
+    /// x, t_x, T, P(alive), expected transactions, spend, CLV, value at risk, risk score,
+    /// band and drivers (as GetCustomerRisk computes them), from a read-model directory.
+    ExportChurn {
+        #[arg(long)]
+        read_models: PathBuf,
+        #[arg(long)]
+        format: Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// The moment (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// A stored model's id; default the served one.
+        #[arg(long, default_value = "")]
+        model: String,
+        /// Horizon of the expected transactions, days.
+        #[arg(long, default_value_t = 90)]
+        horizon_days: u32,
+        /// CLV's monthly discount rate in basis points (the service's
+        /// --churn-monthly-discount-bp).
+        #[arg(long, default_value_t = 100)]
+        monthly_discount_bp: u32,
+    },
     /// Build a projection from the stream into a directory of its own (this code's
     /// version), without touching the service. Run again, it continues.
     Build {
@@ -176,6 +218,21 @@ impl ServiceArgs {
     }
 }
 
+/// `--as-of` in microseconds; now when not given.
+fn as_of_micros(as_of: Option<&str>) -> anyhow::Result<i64> {
+    as_of.map_or_else(|| Ok(chrono::Utc::now().timestamp_micros()), micros)
+}
+
+/// A spinner counting rows of unknown total.
+fn counter(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {{pos}} {what}, {{per_sec}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
 fn bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -221,10 +278,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             as_of,
             pii,
         } => {
-            let at = match as_of {
-                Some(t) => micros(&t)?,
-                None => chrono::Utc::now().timestamp_micros(),
-            };
+            let at = as_of_micros(as_of.as_deref())?;
             let bar = bar(0);
             let done =
                 customers::export_customers(&read_models, format, &out, at, pii, |n, total| {
@@ -233,6 +287,47 @@ async fn main() -> anyhow::Result<ExitCode> {
                 })?;
             bar.finish_and_clear();
             print_export(cli.json, &done, "customers", pii)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportFunnel {
+            read_models,
+            table,
+            format,
+            out,
+            as_of,
+        } => {
+            let at = as_of_micros(as_of.as_deref())?;
+            let bar = counter("deals");
+            let done = models::export_funnel(&read_models, table, format, &out, at, |n| {
+                bar.set_position(n);
+            })?;
+            bar.finish_and_clear();
+            let what = match table {
+                FunnelTable::Deals => "deals",
+                FunnelTable::Stages => "stage stays",
+            };
+            print_export(cli.json, &done, what, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportChurn {
+            read_models,
+            format,
+            out,
+            as_of,
+            model,
+            horizon_days,
+            monthly_discount_bp,
+        } => {
+            let at = as_of_micros(as_of.as_deref())?;
+            let mut config = ChurnConfig::default();
+            config.predict.horizon_days = f64::from(horizon_days);
+            config.predict.monthly_discount = f64::from(monthly_discount_bp) / 10_000.0;
+            let bar = counter("customers");
+            let done = models::export_churn(&read_models, &model, config, format, &out, at, |n| {
+                bar.set_position(n);
+            })?;
+            bar.finish_and_clear();
+            print_export(cli.json, &done, "customers", true)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {

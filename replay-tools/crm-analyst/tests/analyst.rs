@@ -11,6 +11,8 @@ use crm_analyst::compare::{DiffKind, compare};
 use crm_analyst::{Named, build, rebuild};
 use crm_audit::connect::{Source, Target};
 
+#[path = "analyst/models.rs"]
+mod models;
 #[path = "analyst/report.rs"]
 mod report;
 
@@ -28,7 +30,11 @@ async fn serve(data: &Path) -> Service {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let analyst = crm_testkit::Principal::service("analyst", &["analyst"]);
     let tokens = data.with_file_name("tokens.toml");
-    std::fs::write(&tokens, crm_testkit::tokens_toml(std::slice::from_ref(&analyst))).unwrap();
+    std::fs::write(
+        &tokens,
+        crm_testkit::tokens_toml(std::slice::from_ref(&analyst)),
+    )
+    .unwrap();
     let config = crm_server::ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
@@ -164,6 +170,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
 
     exports_read_back_and_carry_no_personal_data(&source, &business, root.path()).await;
     report::matches_the_query_api(channel.clone(), &service, &business, root.path()).await;
+    let expected = models::while_serving(channel.clone(), &service.analyst).await;
 
     // What the service built live (stopped, so its directory is free) equals the offline
     // builds key by key.
@@ -178,6 +185,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
     }
 
     customers_export_as_the_api_renders_them(&data, &business, root.path());
+    models::after_stop(&data, &expected, root.path());
 
     // A difference injected in one build: one key gone, one value changed.
     let (gone, changed) = {

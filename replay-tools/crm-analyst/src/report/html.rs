@@ -22,7 +22,7 @@ h3{font-size:14px;margin:14px 0 6px;color:#415a77}table{border-collapse:collapse
 th,td{padding:3px 10px;border-bottom:1px solid #e3e7eb;text-align:left}td.n,th.n{text-align:right;\
 font-variant-numeric:tabular-nums}.row{display:flex;flex-wrap:wrap;gap:24px}.note{color:#5c6b7a;\
 font-size:12px}.kpi{display:inline-block;margin:0 28px 8px 0}.kpi b{display:block;font-size:20px}\
-svg text{font:12px system-ui,sans-serif;fill:#1d2733}";
+figure{margin:0 0 8px}svg text{font:12px system-ui,sans-serif;fill:#1d2733}";
 
 /// Escapes text for HTML content and attribute values.
 fn esc(s: &str) -> String {
@@ -117,8 +117,8 @@ fn fig_f(name: &str, v: f64, digits: usize) -> String {
 /// value, negative bars to the left of the zero line.
 #[allow(clippy::cast_precision_loss)]
 fn bars(title: &str, rows: &[(String, f64, String)]) -> String {
-    const LABEL: f64 = 150.0;
-    const PLOT: f64 = 250.0;
+    const LABEL: f64 = 130.0;
+    const PLOT: f64 = 220.0;
     const ROW: f64 = 24.0;
     let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
     let min = rows.iter().map(|r| r.1).fold(0.0_f64, f64::min);
@@ -128,7 +128,7 @@ fn bars(title: &str, rows: &[(String, f64, String)]) -> String {
     let mut svg = format!(
         "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" \
          role=\"img\" aria-label=\"{t}\"><text x=\"0\" y=\"14\" font-weight=\"bold\">{t}</text>",
-        w = LABEL + PLOT + 130.0,
+        w = LABEL + PLOT + 110.0,
         t = esc(title)
     );
     for (i, (label, value, shown)) in rows.iter().enumerate() {
@@ -598,9 +598,9 @@ mod tests {
             ],
         );
         // Zero sits mid-plot; the negative bar ends there and is red.
-        assert!(svg.contains("x1=\"275.0\""), "{svg}");
+        assert!(svg.contains("x1=\"240.0\""), "{svg}");
         assert!(
-            svg.contains("<rect x=\"150.0\" y=\"48\" width=\"125.0\""),
+            svg.contains("<rect x=\"130.0\" y=\"48\" width=\"110.0\""),
             "{svg}"
         );
         assert!(svg.contains("#c1121f"));
