@@ -19,6 +19,7 @@
 pub mod anchor;
 mod envelope;
 mod payload;
+pub mod personal;
 pub mod quarantine;
 mod subject;
 mod wire;

@@ -7,8 +7,9 @@
 //! - **Atomic.** Rows go to `<out>.partial`, renamed to `<out>` only when the file is
 //!   complete; a failed export removes it. A file at `<out>` is always whole.
 //! - **Personal data.** Without `pii`, payload text is kept only under field names known
-//!   to hold none (ids, stages, SKUs, channels...: [`NOT_PERSONAL`]); every other text
-//!   value, present or added later, becomes `"[personal data]"`. Default deny.
+//!   to hold none by `crm_events::personal` (the one classification of every payload
+//!   field: stages, SKUs, channels, owners...); every other text value, present or
+//!   added later, becomes `"[personal data]"`. Default deny.
 //! - **Types.** Parquet columns are typed: positions and versions unsigned integers,
 //!   `occurred_at` / `recorded_at` timestamps (microseconds, UTC); JSON Lines and CSV
 //!   write timestamps as RFC 3339. Money stays as the payload has it: integer minor
@@ -35,33 +36,6 @@ use crate::AnalystError;
 
 /// Rows per Parquet row group: what the writer holds in memory.
 pub const ROW_GROUP: usize = 16_384;
-
-/// Payload field names whose text is not personal (default deny: any other text value
-/// is withheld without `pii`). Ids are the `*_id` fields, except `external_id`.
-pub const NOT_PERSONAL: &[&str] = &[
-    "category",
-    "channel",
-    "currency",
-    "forecast",
-    "from_stage",
-    "kind",
-    "language",
-    "medium",
-    "owner",
-    "pipeline",
-    "policy",
-    "response",
-    "rule",
-    "sales_channel",
-    "segment",
-    "sku",
-    "source",
-    "stage",
-    "status",
-    "tag",
-    "team",
-    "to_stage",
-];
 
 /// A file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,8 +129,8 @@ impl EventRow {
     /// The row of `e`, the `index`th event of the message at `seq`.
     #[must_use]
     pub fn of(seq: u64, index: u16, e: &Envelope, pii: bool) -> Self {
-        let (_, _, mut payload) = crm_events::payload_json(&e.event);
-        readable(&mut payload, None, pii);
+        let (event_type, _, mut payload) = crm_events::payload_json(&e.event);
+        readable(&mut payload, event_type, "", pii);
         Self {
             seq,
             index,
@@ -180,8 +154,10 @@ impl EventRow {
 
 /// Makes the stored shape readable and, without `pii`, withholds personal text: ids
 /// (16 bytes in the wire shape) become UUID strings and currency codes (3 bytes) text;
-/// a text value is kept only under a [`NOT_PERSONAL`] or id field.
-fn readable(v: &mut serde_json::Value, key: Option<&str>, pii: bool) {
+/// a text value is kept only when `crm_events::personal` lists its field as not
+/// personal (default deny). `path` is the field's path in the list's form (`a.b`,
+/// `lines[].sku`).
+fn readable(v: &mut serde_json::Value, event_type: &str, path: &str, pii: bool) {
     use serde_json::Value;
     let bytes = |items: &[Value]| -> Option<Vec<u8>> {
         items
@@ -189,31 +165,33 @@ fn readable(v: &mut serde_json::Value, key: Option<&str>, pii: bool) {
             .map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok()))
             .collect()
     };
+    let field = path.rsplit('.').next().unwrap_or(path);
     match v {
-        Value::Array(items) if items.len() == 16 => match bytes(items) {
-            Some(b) => {
-                *v = Value::String(uuid::Uuid::from_slice(&b).unwrap_or_default().to_string());
-            }
-            None => items.iter_mut().for_each(|i| readable(i, key, pii)),
-        },
-        Value::Array(items) if key == Some("currency") => {
-            if let Some(b) = bytes(items) {
-                *v = Value::String(String::from_utf8_lossy(&b).into_owned());
-            }
+        Value::Array(items) if items.len() == 16 && bytes(items).is_some() => {
+            let b = bytes(items).unwrap_or_default();
+            *v = Value::String(uuid::Uuid::from_slice(&b).unwrap_or_default().to_string());
         }
-        Value::String(s) if !pii => {
-            let allowed = key.is_some_and(|k| {
-                NOT_PERSONAL.contains(&k)
-                    || ((k.ends_with("_id") || k.ends_with("_ids")) && k != "external_id")
-            });
-            if !allowed {
-                *s = "[personal data]".to_owned();
-            }
+        Value::Array(items) if field == "currency" && bytes(items).is_some() => {
+            let b = bytes(items).unwrap_or_default();
+            *v = Value::String(String::from_utf8_lossy(&b).into_owned());
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| readable(i, key, pii)),
+        Value::String(s) if !pii && !crm_events::personal::may_show(event_type, path) => {
+            *s = "[personal data]".to_owned();
+        }
+        Value::Array(items) => {
+            let item = format!("{path}[]");
+            items
+                .iter_mut()
+                .for_each(|i| readable(i, event_type, &item, pii));
+        }
         Value::Object(fields) => {
             for (k, v) in fields.iter_mut() {
-                readable(v, Some(k), pii);
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                readable(v, event_type, &p, pii);
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
@@ -526,28 +504,37 @@ mod tests {
         let mut v = serde_json::json!({
             "customer_id": id,
             "recipients": [id, id],
-            "external_id": "CRM-42",
-            "stage": "proposal",
-            "profile": {"given_name": "Ada", "emails": ["ada@example.com"]},
+            "owner": "sales-1",
+            "profile": {
+                "given_name": "Ada",
+                "emails": ["ada@example.com"],
+                "external_ids": [["shop", "CRM-42"]],
+                "language": "en",
+            },
             "total": {"minor": 1250, "currency": [69, 85, 82]},
-            "reason": "my parcel came late",
+            "nickname": "a field added later, not classified yet",
         });
         let mut with_pii = v.clone();
-        readable(&mut v, None, false);
+        readable(&mut v, "customer.registered", "", false);
         let uuid = "01020304-0506-0708-090a-0b0c0d0e0f10";
+        let withheld = "[personal data]";
         assert_eq!(
             v,
             serde_json::json!({
                 "customer_id": uuid,
                 "recipients": [uuid, uuid],
-                "external_id": "[personal data]",
-                "stage": "proposal",
-                "profile": {"given_name": "[personal data]", "emails": ["[personal data]"]},
+                "owner": "sales-1",
+                "profile": {
+                    "given_name": withheld,
+                    "emails": [withheld],
+                    "external_ids": [[withheld, withheld]],
+                    "language": "en",
+                },
                 "total": {"minor": 1250, "currency": "EUR"},
-                "reason": "[personal data]",
+                "nickname": withheld,
             })
         );
-        readable(&mut with_pii, None, true);
+        readable(&mut with_pii, "customer.registered", "", true);
         assert_eq!(with_pii["profile"]["emails"][0], "ada@example.com");
         assert_eq!(with_pii["customer_id"], uuid);
     }
