@@ -2,6 +2,7 @@
 //! log starts its own throwaway nats-server (free port, temporary store).
 
 mod builds;
+mod data_keys;
 mod fixtures;
 mod message_fixtures;
 mod promises;

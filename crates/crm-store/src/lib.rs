@@ -8,12 +8,15 @@
 //! - [`CommandHandler`]: decide + append with optimistic concurrency, bounded retries,
 //!   durable idempotency and an aggregate cache; [`CommandHandler::quarantine`] sets
 //!   aside a message that is not ours.
+//! - [`keys`]: customers' data keys (crypto-shredding), wrapped under a master key in a
+//!   key-value bucket beside the log, destroyed for good on request.
 //! - [`nats_auth`]: the service's NATS users (writer, reader) with their permissions and
 //!   seeds; the auditors' tools connect as the reader from its seed file.
 
 mod config;
 mod error;
 mod handler;
+pub mod keys;
 mod log;
 pub mod nats_auth;
 mod quarantine;
