@@ -148,6 +148,146 @@ pub fn may_show(event_type: &str, path: &str) -> bool {
     class_of(event_type, path) == Some(NotPersonal)
 }
 
+/// A personal text value of an event, with its path in [`TEXT_FIELDS`]' form.
+pub type PersonalText<'a> = (&'static str, &'a mut String);
+
+/// Every personal text value of `event` that holds one, by path: what crypto-shredding
+/// seals under the data subject's key. Exhaustive by construction (a new event variant
+/// does not compile until it is listed here); a test checks that it agrees with
+/// [`TEXT_FIELDS`]. Campaign events carry no data subject: a campaign cost's note is
+/// personal by the list (free text) but has no one it could be shredded for.
+pub fn personal_text_mut(event: &mut crm_domain::DomainEvent) -> Vec<PersonalText<'_>> {
+    use crm_domain::{CampaignEvent as Ca, DomainEvent as D, LeadEvent as L};
+    let mut out = Vec::new();
+    match event {
+        D::Customer(_, e) => customer_text(e, &mut out),
+        D::Lead(_, e) => match e {
+            L::Captured(c) => {
+                out.push(("given_name", &mut c.given_name));
+                out.push(("family_name", &mut c.family_name));
+                out.extend(c.email.as_mut().map(|v| ("email", v)));
+                out.extend(c.phone.as_mut().map(|v| ("phone", v)));
+                out.push(("interest", &mut c.interest));
+            }
+            L::Qualified { note } => out.push(("note", note)),
+            L::Assigned { .. }
+            | L::Contacted { .. }
+            | L::Disqualified { .. }
+            | L::Converted { .. } => {}
+        },
+        D::Campaign(_, e) => match e {
+            Ca::Created(_) | Ca::Sent { .. } | Ca::CostRecorded { .. } => {}
+        },
+    }
+    out
+}
+
+/// A registration's profile (paths under `profile.`).
+fn profile_text<'a>(p: &'a mut crm_domain::Profile, out: &mut Vec<PersonalText<'a>>) {
+    let registered = true;
+    let path = |registered: bool, plain: &'static str, nested: &'static str| {
+        if registered { nested } else { plain }
+    };
+    out.push((
+        path(registered, "given_name", "profile.given_name"),
+        &mut p.given_name,
+    ));
+    out.push((
+        path(registered, "family_name", "profile.family_name"),
+        &mut p.family_name,
+    ));
+    for e in &mut p.emails {
+        out.push((path(registered, "emails[]", "profile.emails[]"), e));
+    }
+    for ph in &mut p.phones {
+        out.push((path(registered, "phones[]", "profile.phones[]"), ph));
+    }
+    if let Some(a) = p.address.as_mut() {
+        address_text(registered, a, out);
+    }
+    if let Some(c) = p.country.as_mut() {
+        out.push((path(registered, "country", "profile.country"), c));
+    }
+    for (system, id) in &mut p.external_ids {
+        let at = path(registered, "external_ids[][]", "profile.external_ids[][]");
+        out.push((at, system));
+        out.push((at, id));
+    }
+}
+
+fn address_text<'a>(
+    registered: bool,
+    a: &'a mut crm_domain::Address,
+    out: &mut Vec<PersonalText<'a>>,
+) {
+    let fields: [(&'static str, &'static str, &'a mut String); 6] = [
+        ("address.line1", "profile.address.line1", &mut a.line1),
+        ("address.line2", "profile.address.line2", &mut a.line2),
+        ("address.city", "profile.address.city", &mut a.city),
+        ("address.region", "profile.address.region", &mut a.region),
+        (
+            "address.postal_code",
+            "profile.address.postal_code",
+            &mut a.postal_code,
+        ),
+        ("address.country", "profile.address.country", &mut a.country),
+    ];
+    for (plain, nested, v) in fields {
+        out.push((if registered { nested } else { plain }, v));
+    }
+}
+
+fn customer_text<'a>(e: &'a mut crm_domain::CustomerEvent, out: &mut Vec<PersonalText<'a>>) {
+    use crm_domain::CustomerEvent as C;
+    match e {
+        C::Registered(r) => profile_text(&mut r.profile, out),
+        C::ProfileUpdated(p) => {
+            out.extend(p.given_name.as_mut().map(|v| ("given_name", v)));
+            out.extend(p.family_name.as_mut().map(|v| ("family_name", v)));
+            for v in p.emails.iter_mut().flatten() {
+                out.push(("emails[]", v));
+            }
+            for v in p.phones.iter_mut().flatten() {
+                out.push(("phones[]", v));
+            }
+            if let Some(Some(a)) = p.address.as_mut() {
+                address_text(false, a, out);
+            }
+            if let Some(Some(c)) = p.country.as_mut() {
+                out.push(("country", c));
+            }
+            for (system, id) in p.external_ids.iter_mut().flatten() {
+                out.push(("external_ids[][]", system));
+                out.push(("external_ids[][]", id));
+            }
+        }
+        C::ConsentChanged { source, .. } => out.push(("source", source)),
+        C::InteractionLogged(i) => {
+            out.push(("subject", &mut i.subject));
+            out.push(("summary", &mut i.summary));
+        }
+        C::ReturnRecorded(r) => out.push(("reason", &mut r.reason)),
+        C::TicketOpened(t) => out.push(("subject", &mut t.subject)),
+        C::TicketResolved { resolution, .. } => out.push(("resolution", resolution)),
+        C::TicketReopened { reason, .. } => out.push(("reason", reason)),
+        C::TicketClosed { comment, .. } => out.push(("comment", comment)),
+        C::OpportunityReopened { reason, .. } => out.push(("reason", reason)),
+        C::Tagged { .. }
+        | C::Untagged { .. }
+        | C::RelationshipLinked { .. }
+        | C::OrderPlaced(_)
+        | C::TicketAssigned { .. }
+        | C::TicketResponded { .. }
+        | C::TicketCustomerReplied { .. }
+        | C::OpportunityOpened(_)
+        | C::OpportunityStageMoved { .. }
+        | C::OpportunityWon { .. }
+        | C::OpportunityLost { .. }
+        | C::OpportunityUpdated { .. }
+        | C::CampaignResponseRecorded { .. } => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
