@@ -1,7 +1,7 @@
 //! The `export` phase: `crm-analyst export` (the binary, as an analyst runs it) of the
 //! whole stream to each format, `crm-analyst export-customers` of the 360 model and
 //! `export-funnel` of the funnel's deals and stage stays (both models built offline
-//! first), without personal data: rows/s and the tool's peak RSS, which
+//! first), and `export-customers --addr` through the running service, without personal data: rows/s and the tool's peak RSS, which
 //! must not grow with the data.
 
 use std::path::Path;
@@ -33,6 +33,7 @@ pub struct ExportRun {
 pub async fn run(
     analyst_bin: &Path,
     nats_url: &str,
+    (addr, token): (&str, &str),
     log: &dyn Fn(String),
 ) -> anyhow::Result<Vec<ExportRun>> {
     let dir = tempfile::tempdir()?;
@@ -62,6 +63,31 @@ pub async fn run(
             &models,
         ];
         runs.push(one(analyst_bin, "customers", format, &args, &out, log).await?);
+    }
+    // The same customers through the running service (GetCustomer360 each, as an
+    // analyst): memory that does not grow with the model.
+    for format in ["csv", "parquet"] {
+        let out = dir.path().join(format!("customers-api.{format}"));
+        let args = [
+            "export-customers",
+            "--format",
+            format,
+            "--addr",
+            addr,
+            "--token",
+            token,
+        ];
+        runs.push(
+            one(
+                analyst_bin,
+                "customers via the service",
+                format,
+                &args,
+                &out,
+                log,
+            )
+            .await?,
+        );
     }
     let funnel = dir.path().join("funnel");
     crm_analyst::build::build(&source, crm_analyst::Named::Funnel, &funnel, |_, _| {}).await?;

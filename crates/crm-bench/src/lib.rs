@@ -387,11 +387,13 @@ fn fold_args(cfg: &BenchConfig) -> Vec<String> {
     args
 }
 
-/// A `crm serve` child on an existing NATS server, with one admin token.
+/// A `crm serve` child on an existing NATS server, with an admin's and an analyst's
+/// token.
 struct Service {
     process: CrmServe,
     addr: String,
     token: String,
+    analyst: String,
     /// Dropped after the process.
     data_dir: tempfile::TempDir,
 }
@@ -400,6 +402,7 @@ impl Service {
     fn start(cfg: &BenchConfig, nats_url: &str) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let admin = Principal::service("bench", &["admin"]);
+        let analyst = Principal::service("bench-analyst", &["analyst"]);
         // The notary runs as in production (its anchors are part of what `verify`
         // checks); with an external server its key must be given.
         let key = data_dir.path().join("notary.key");
@@ -414,7 +417,7 @@ impl Service {
             writeln!(f, "{}", hex::encode(BENCH_NOTARY_SEED))?;
         }
         let process = CrmServe::builder(&cfg.crm_bin, data_dir.path())
-            .principals(std::slice::from_ref(&admin))
+            .principals(&[admin.clone(), analyst.clone()])
             .args(["--nats-url", nats_url, "--max-concurrent-requests", "4096"])
             .args([std::ffi::OsStr::new("--notary-key"), key.as_os_str()])
             .args(fold_args(cfg))
@@ -423,6 +426,7 @@ impl Service {
         Ok(Self {
             addr: process.url(),
             token: admin.token,
+            analyst: analyst.token,
             process,
             data_dir,
         })
@@ -1342,7 +1346,13 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             s.service_peak_rss_mib = service.peak_rss_mib();
             if has(Phase::Export) {
                 steal.start();
-                report.export = export::run(&cfg.analyst_bin, &url, &|line| log(&line)).await?;
+                report.export = export::run(
+                    &cfg.analyst_bin,
+                    &url,
+                    (&service.addr, &service.analyst),
+                    &|line| log(&line),
+                )
+                .await?;
                 log(&format!("export: CPU steal {:.0}%", steal.end("exports")));
             }
             if has(Phase::Rebuild) {

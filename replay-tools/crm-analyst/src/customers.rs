@@ -1,7 +1,9 @@
-//! The customer 360° read model exported, one row per customer, from a read-model
-//! directory (an offline build, a stopped service's data directory, a copy): each
-//! customer rendered exactly as `GetCustomer360` renders it at `as_of` (same
-//! classification, same personal-data rule), flattened to columns.
+//! The customer 360° read model exported, one row per customer, each customer rendered
+//! exactly as `GetCustomer360` renders it at `as_of` (same classification, same
+//! personal-data rule), flattened to columns: from a read-model directory (an offline
+//! build, a stopped service's data directory, a copy; [`export_customers`]) or from a
+//! running service with the caller's token ([`export_customers_from_service`]: memory
+//! does not grow with the model, and personal data follows the token's `pii.read`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::columns::{
     times, u32s, u64s,
 };
 use crate::export::{Exported, Format, Row, RowWriter};
+use crate::grpc::{authed, refused};
 use crate::models::{open_live, read_model_dir};
 
 /// The currency whose revenue the row carries (the 360 model's reporting currency).
@@ -215,4 +218,79 @@ pub fn export_customers(
     }
     progress(total, total);
     rows.finish(position)
+}
+
+/// GetCustomer360 calls in flight.
+const IN_FLIGHT: usize = 32;
+
+/// Exports every customer as a running service renders them to `token` at `as_of`:
+/// `ListCustomers` a page of 1,000 ids at a time, each customer through
+/// `GetCustomer360` (32 in flight, written in list order). Personal columns carry what
+/// the service shows that principal: nothing without `pii.read`. Memory holds one page
+/// of ids and the calls in flight, whatever the number of customers; every call after
+/// the first waits for the position the first page was read at.
+///
+/// # Errors
+/// The service's refusal (the code and message), the file.
+pub async fn export_customers_from_service(
+    channel: tonic::transport::Channel,
+    token: &str,
+    format: Format,
+    out: &Path,
+    as_of: i64,
+    mut progress: impl FnMut(u64),
+) -> Result<Exported, AnalystError> {
+    use crm_proto::v1::{self, query_service_client::QueryServiceClient};
+    use futures::StreamExt as _;
+
+    let q = QueryServiceClient::new(channel);
+    let at = Some(prost_types::Timestamp {
+        seconds: as_of.div_euclid(1_000_000),
+        nanos: i32::try_from(as_of.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
+    });
+    let mut rows = RowWriter::<CustomerRow>::create(out, format)?;
+    let (mut page_token, mut n, mut position) = (String::new(), 0_u64, None);
+    loop {
+        let consistency = position.map(|min_position| v1::Consistency { min_position });
+        let page = q
+            .clone()
+            .list_customers(authed(
+                v1::ListCustomersRequest {
+                    page_size: 1_000,
+                    page_token,
+                    as_of: at,
+                    consistency,
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await
+            .map_err(|s| refused(&s))?
+            .into_inner();
+        let read_at = *position.get_or_insert(page.read.as_ref().map_or(0, |r| r.position));
+        let calls = page.customers.into_iter().map(|c| {
+            let mut q = q.clone();
+            let request = authed(
+                v1::GetCustomer360Request {
+                    customer_id: c.customer_id,
+                    as_of: at,
+                    consistency: Some(v1::Consistency {
+                        min_position: read_at,
+                    }),
+                },
+                token,
+            );
+            async move { q.get_customer360(request?).await.map_err(|s| refused(&s)) }
+        });
+        let mut views = futures::stream::iter(calls).buffered(IN_FLIGHT);
+        while let Some(view) = views.next().await {
+            rows.write(&CustomerRow::of(&view?.into_inner()))?;
+            n += 1;
+        }
+        progress(n);
+        if page.next_page_token.is_empty() {
+            return rows.finish(read_at);
+        }
+        page_token = page.next_page_token;
+    }
 }

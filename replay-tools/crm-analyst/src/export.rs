@@ -130,7 +130,7 @@ impl EventRow {
     #[must_use]
     pub fn of(seq: u64, index: u16, e: &Envelope, pii: bool) -> Self {
         let (event_type, _, mut payload) = crm_events::payload_json(&e.event);
-        readable(&mut payload, event_type, "", pii);
+        readable(&mut payload, event_type, &mut String::new(), pii);
         Self {
             seq,
             index,
@@ -156,8 +156,8 @@ impl EventRow {
 /// (16 bytes in the wire shape) become UUID strings and currency codes (3 bytes) text;
 /// a text value is kept only when `crm_events::personal` lists its field as not
 /// personal (default deny). `path` is the field's path in the list's form (`a.b`,
-/// `lines[].sku`).
-fn readable(v: &mut serde_json::Value, event_type: &str, path: &str, pii: bool) {
+/// `lines[].sku`), one buffer grown and cut back on the way down.
+fn readable(v: &mut serde_json::Value, event_type: &str, path: &mut String, pii: bool) {
     use serde_json::Value;
     let bytes = |items: &[Value]| -> Option<Vec<u8>> {
         items
@@ -165,13 +165,12 @@ fn readable(v: &mut serde_json::Value, event_type: &str, path: &str, pii: bool) 
             .map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok()))
             .collect()
     };
-    let field = path.rsplit('.').next().unwrap_or(path);
     match v {
         Value::Array(items) if items.len() == 16 && bytes(items).is_some() => {
             let b = bytes(items).unwrap_or_default();
             *v = Value::String(uuid::Uuid::from_slice(&b).unwrap_or_default().to_string());
         }
-        Value::Array(items) if field == "currency" && bytes(items).is_some() => {
+        Value::Array(items) if path.ends_with("currency") && bytes(items).is_some() => {
             let b = bytes(items).unwrap_or_default();
             *v = Value::String(String::from_utf8_lossy(&b).into_owned());
         }
@@ -179,19 +178,22 @@ fn readable(v: &mut serde_json::Value, event_type: &str, path: &str, pii: bool) 
             *s = "[personal data]".to_owned();
         }
         Value::Array(items) => {
-            let item = format!("{path}[]");
+            let len = path.len();
+            path.push_str("[]");
             items
                 .iter_mut()
-                .for_each(|i| readable(i, event_type, &item, pii));
+                .for_each(|i| readable(i, event_type, path, pii));
+            path.truncate(len);
         }
         Value::Object(fields) => {
+            let len = path.len();
             for (k, v) in fields.iter_mut() {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                readable(v, event_type, &p, pii);
+                if len > 0 {
+                    path.push('.');
+                }
+                path.push_str(k);
+                readable(v, event_type, path, pii);
+                path.truncate(len);
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
@@ -515,7 +517,7 @@ mod tests {
             "nickname": "a field added later, not classified yet",
         });
         let mut with_pii = v.clone();
-        readable(&mut v, "customer.registered", "", false);
+        readable(&mut v, "customer.registered", &mut String::new(), false);
         let uuid = "01020304-0506-0708-090a-0b0c0d0e0f10";
         let withheld = "[personal data]";
         assert_eq!(
@@ -534,7 +536,12 @@ mod tests {
                 "nickname": withheld,
             })
         );
-        readable(&mut with_pii, "customer.registered", "", true);
+        readable(
+            &mut with_pii,
+            "customer.registered",
+            &mut String::new(),
+            true,
+        );
         assert_eq!(with_pii["profile"]["emails"][0], "ada@example.com");
         assert_eq!(with_pii["customer_id"], uuid);
     }

@@ -94,8 +94,14 @@ enum Command {
     /// and phone columns are empty.
     ExportCustomers {
         /// The read-model directory.
-        #[arg(long)]
-        read_models: PathBuf,
+        #[arg(long, required_unless_present = "addr", conflicts_with = "addr")]
+        read_models: Option<PathBuf>,
+        /// Or a running service (with --token): each customer through GetCustomer360,
+        /// personal data as the token may see it; memory does not grow with the model.
+        #[arg(long, requires = "token")]
+        addr: Option<String>,
+        #[arg(long, env = "CRM_TOKEN")]
+        token: Option<String>,
         #[arg(long)]
         format: Format,
         #[arg(long)]
@@ -103,7 +109,9 @@ enum Command {
         /// The moment time-relative figures are computed at (RFC 3339); default now.
         #[arg(long)]
         as_of: Option<String>,
-        #[arg(long)]
+        /// From a directory: include names, emails and phones (with --addr the
+        /// service decides, by the token's pii.read).
+        #[arg(long, conflicts_with = "addr")]
         pii: bool,
     },
     /// Export the funnel's deals (one row per opportunity, as ListDeals renders them) or
@@ -273,20 +281,49 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::ExportCustomers {
             read_models,
+            addr,
+            token,
             format,
             out,
             as_of,
             pii,
         } => {
             let at = as_of_micros(as_of.as_deref())?;
-            let bar = bar(0);
-            let done =
-                customers::export_customers(&read_models, format, &out, at, pii, |n, total| {
-                    bar.set_length(total);
-                    bar.set_position(n);
-                })?;
-            bar.finish_and_clear();
-            print_export(cli.json, &done, "customers", pii)?;
+            let from_service = addr.is_some();
+            let done = match (read_models, addr, token) {
+                (Some(dir), ..) => {
+                    let bar = bar(0);
+                    let done =
+                        customers::export_customers(&dir, format, &out, at, pii, |n, total| {
+                            bar.set_length(total);
+                            bar.set_position(n);
+                        })?;
+                    bar.finish_and_clear();
+                    done
+                }
+                (None, Some(addr), Some(token)) => {
+                    let service = ServiceArgs { addr, token };
+                    let channel = service.connect().await?;
+                    let bar = counter("customers");
+                    let done = customers::export_customers_from_service(
+                        channel,
+                        &service.token,
+                        format,
+                        &out,
+                        at,
+                        |n| bar.set_position(n),
+                    )
+                    .await?;
+                    bar.finish_and_clear();
+                    done
+                }
+                _ => anyhow::bail!("give --read-models, or --addr with --token"),
+            };
+            if from_service {
+                print_export(cli.json, &done, "customers as the service shows them", true)?;
+            } else {
+                print_export(cli.json, &done, "customers", pii)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::ExportFunnel {

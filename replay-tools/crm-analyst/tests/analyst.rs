@@ -171,6 +171,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
     exports_read_back_and_carry_no_personal_data(&source, &business, root.path()).await;
     report::matches_the_query_api(channel.clone(), &service, &business, root.path()).await;
     let expected = models::while_serving(channel.clone(), &service.analyst).await;
+    let customers_as_of = customers_from_the_service(&channel, &service, root.path()).await;
 
     // What the service built live (stopped, so its directory is free) equals the offline
     // builds key by key.
@@ -184,7 +185,7 @@ async fn exports_offline_builds_comparisons_and_rebuilds_on_a_generated_business
         assert!(c.left.tree.starts_with(p.name()), "{c:?}");
     }
 
-    customers_export_as_the_api_renders_them(&data, &business, root.path());
+    customers_export_as_the_api_renders_them(&data, &business, root.path(), customers_as_of);
     models::after_stop(&data, &expected, root.path());
 
     // A difference injected in one build: one key gone, one value changed.
@@ -391,14 +392,79 @@ async fn exports_read_back_and_carry_no_personal_data(
 /// The 360 model exported from the stopped service's directory: one row per customer,
 /// read back from Parquet and CSV; no name, email or phone without `pii`, the emails
 /// with it.
+/// The customers exported through the running service: as the analyst (CSV, kept for
+/// the comparison with the directory's export) and as the admin (with emails). Returns
+/// the moment they were exported at.
+async fn customers_from_the_service(
+    channel: &tonic::transport::Channel,
+    service: &Service,
+    root: &Path,
+) -> i64 {
+    use crm_analyst::customers::export_customers_from_service;
+    use crm_analyst::export::Format;
+    let at = chrono::Utc::now().timestamp_micros();
+    let out = root.join("customers-api.csv");
+    let mut pages = 0;
+    let done = export_customers_from_service(
+        channel.clone(),
+        &service.analyst,
+        Format::Csv,
+        &out,
+        at,
+        |_| pages += 1,
+    )
+    .await
+    .unwrap();
+    assert!(done.rows >= 300 && pages >= 1, "{done:?}");
+    let admin = root.join("customers-admin.jsonl");
+    export_customers_from_service(
+        channel.clone(),
+        &service.token,
+        Format::Jsonl,
+        &admin,
+        at,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&admin).unwrap();
+    let emails = text
+        .lines()
+        .filter(|l| l.contains("\"email\":\"") && l.contains('@'))
+        .count();
+    assert!(emails > 100, "the admin's export carries emails: {emails}");
+    let denied = export_customers_from_service(
+        channel.clone(),
+        "nope",
+        Format::Csv,
+        &root.join("denied.csv"),
+        at,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(denied.to_string().contains("Unauthenticated"), "{denied}");
+    assert!(!root.join("denied.csv").exists());
+    at
+}
+
 fn customers_export_as_the_api_renders_them(
     data: &Path,
     business: &crm_datagen::Dataset,
     root: &Path,
+    service_as_of: i64,
 ) {
     use crm_analyst::customers::{CustomerRow, export_customers};
     use crm_analyst::export::{Format, Row};
     let now = chrono::Utc::now().timestamp_micros();
+    // From the directory at the moment the service exported them: the same file.
+    let same = root.join("customers-dir.csv");
+    export_customers(data, Format::Csv, &same, service_as_of, false, |_, _| {}).unwrap();
+    assert_eq!(
+        std::fs::read(&same).unwrap(),
+        std::fs::read(root.join("customers-api.csv")).unwrap(),
+        "the directory's export and the service's differ"
+    );
     let csv_path = root.join("customers.csv");
     let done = export_customers(data, Format::Csv, &csv_path, now, false, |_, _| {}).unwrap();
     assert_eq!(done.rows, business.summary.customers, "{done:?}");
