@@ -107,3 +107,19 @@ pub(crate) fn batch_of(
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
     arrow_array::RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
 }
+
+/// `impl Row` for a row type with a `columns(&[Self]) -> Columns` function: its schema
+/// and its batches from that one list.
+macro_rules! row_from_columns {
+    ($row:ty) => {
+        impl $crate::export::Row for $row {
+            fn schema() -> std::sync::Arc<arrow_schema::Schema> {
+                $crate::columns::schema_of(Self::columns(&[]))
+            }
+            fn batch(rows: &[Self]) -> Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
+                $crate::columns::batch_of(Self::columns(rows))
+            }
+        }
+    };
+}
+pub(crate) use row_from_columns;

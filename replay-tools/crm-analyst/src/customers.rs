@@ -6,20 +6,18 @@
 //! does not grow with the model, and personal data follows the token's `pii.read`).
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field};
 use crm_customer360::{Customer360, Queries};
 
 use crate::AnalystError;
 use crate::build::open_dir;
 use crate::columns::{
-    Columns, batch_of, i64s, opt_f64s, opt_rfc3339, schema_of, text_field, texts, time_field,
-    times, u32s, u64s,
+    Columns, i64s, opt_f64s, opt_rfc3339, row_from_columns, text_field, texts, time_field, times,
+    u32s, u64s,
 };
-use crate::export::{Exported, Format, Row, RowWriter};
-use crate::grpc::{authed, refused};
+use crate::export::{Exported, Format, RowWriter};
+use crate::grpc::{answer, authed, refused};
 use crate::models::{open_live, read_model_dir};
 
 /// The currency whose revenue the row carries (the 360 model's reporting currency).
@@ -162,15 +160,7 @@ impl CustomerRow {
     }
 }
 
-impl Row for CustomerRow {
-    fn schema() -> Arc<Schema> {
-        schema_of(Self::columns(&[]))
-    }
-
-    fn batch(rows: &[Self]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        batch_of(Self::columns(rows))
-    }
-}
+row_from_columns!(CustomerRow);
 
 /// Exports every customer of the 360° build in `dir` as of `as_of` to `out`;
 /// `progress(done, total)` every 1,000 customers.
@@ -252,21 +242,20 @@ pub async fn export_customers_from_service(
     let (mut page_token, mut n, mut position) = (String::new(), 0_u64, None);
     loop {
         let consistency = position.map(|min_position| v1::Consistency { min_position });
-        let page = q
-            .clone()
-            .list_customers(authed(
-                v1::ListCustomersRequest {
-                    page_size: 1_000,
-                    page_token,
-                    as_of: at,
-                    consistency,
-                    ..Default::default()
-                },
-                token,
-            )?)
-            .await
-            .map_err(|s| refused(&s))?
-            .into_inner();
+        let page = answer(
+            q.clone()
+                .list_customers(authed(
+                    v1::ListCustomersRequest {
+                        page_size: 1_000,
+                        page_token,
+                        as_of: at,
+                        consistency,
+                        ..Default::default()
+                    },
+                    token,
+                )?)
+                .await,
+        )?;
         let read_at = *position.get_or_insert(page.read.as_ref().map_or(0, |r| r.position));
         let calls = page.customers.into_iter().map(|c| {
             let mut q = q.clone();

@@ -15,3 +15,8 @@ pub(crate) fn authed<T>(message: T, token: &str) -> Result<tonic::Request<T>, An
 pub(crate) fn refused(s: &tonic::Status) -> AnalystError {
     AnalystError::Service(format!("{:?}: {}", s.code(), s.message()))
 }
+
+/// A call's answer, or the refusal as an [`AnalystError`].
+pub(crate) fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, AnalystError> {
+    r.map(tonic::Response::into_inner).map_err(|s| refused(&s))
+}

@@ -25,10 +25,10 @@ use crm_projection::{Projection, ProjectionStore, ReadModel, live_tree};
 use crate::AnalystError;
 use crate::build::open_dir;
 use crate::columns::{
-    Columns, batch_of, f64s, i64s, opt_rfc3339, opt_text_field, opt_texts, rfc3339, schema_of,
+    Columns, f64s, i64s, opt_rfc3339, opt_text_field, opt_texts, rfc3339, row_from_columns,
     text_field, texts, time_field, times, u32s,
 };
-use crate::export::{Exported, Format, Row, RowWriter};
+use crate::export::{Exported, Format, RowWriter};
 
 /// The read-model directory itself, or its `read-models` when given a data directory.
 pub(crate) fn read_model_dir(dir: &Path) -> Result<PathBuf, AnalystError> {
@@ -223,14 +223,7 @@ const fn status(s: DealStatus) -> &'static str {
     }
 }
 
-impl Row for DealRow {
-    fn schema() -> Arc<arrow_schema::Schema> {
-        schema_of(Self::columns(&[]))
-    }
-    fn batch(rows: &[Self]) -> Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
-        batch_of(Self::columns(rows))
-    }
-}
+row_from_columns!(DealRow);
 
 /// One stay of a deal in a stage.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -287,14 +280,7 @@ impl StageRow {
     }
 }
 
-impl Row for StageRow {
-    fn schema() -> Arc<arrow_schema::Schema> {
-        schema_of(Self::columns(&[]))
-    }
-    fn batch(rows: &[Self]) -> Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
-        batch_of(Self::columns(rows))
-    }
-}
+row_from_columns!(StageRow);
 
 /// Which funnel table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -442,14 +428,7 @@ impl ChurnRow {
     }
 }
 
-impl Row for ChurnRow {
-    fn schema() -> Arc<arrow_schema::Schema> {
-        schema_of(Self::columns(&[]))
-    }
-    fn batch(rows: &[Self]) -> Result<arrow_array::RecordBatch, arrow_schema::ArrowError> {
-        batch_of(Self::columns(rows))
-    }
-}
+row_from_columns!(ChurnRow);
 
 /// Exports every customer with a purchase by `as_of` under the stored churn model
 /// `model_id` (empty: the served one) from the read-model directory `dir` to `out`,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crm_proto::v1::{self, admin_service_client::AdminServiceClient};
 use tonic::transport::Channel;
 
-use crate::grpc::{authed, refused};
+use crate::grpc::{answer, authed};
 use crate::{AnalystError, Named};
 
 /// Where a followed rebuild stands.
@@ -45,25 +45,25 @@ pub async fn rebuild(
 ) -> Result<Rebuilt, AnalystError> {
     let mut admin = AdminServiceClient::new(channel);
     let started = Instant::now();
-    let tree = admin
-        .rebuild_projection(authed(
-            v1::RebuildProjectionRequest {
-                name: projection.name().to_owned(),
-            },
-            token,
-        )?)
-        .await
-        .map_err(|s| refused(&s))?
-        .into_inner()
-        .build
-        .map(|b| b.tree)
-        .ok_or_else(|| AnalystError::Service("the reply names no build".into()))?;
+    let tree = answer(
+        admin
+            .rebuild_projection(authed(
+                v1::RebuildProjectionRequest {
+                    name: projection.name().to_owned(),
+                },
+                token,
+            )?)
+            .await,
+    )?
+    .build
+    .map(|b| b.tree)
+    .ok_or_else(|| AnalystError::Service("the reply names no build".into()))?;
     loop {
-        let list = admin
-            .list_projections(authed(v1::ListProjectionsRequest {}, token)?)
-            .await
-            .map_err(|s| refused(&s))?
-            .into_inner();
+        let list = answer(
+            admin
+                .list_projections(authed(v1::ListProjectionsRequest {}, token)?)
+                .await,
+        )?;
         let builds = list
             .projections
             .into_iter()

@@ -23,7 +23,7 @@ use crm_proto::v1::{
 use tonic::transport::Channel;
 
 use crate::AnalystError;
-use crate::grpc::{authed, refused};
+use crate::grpc::{answer, authed, refused};
 
 /// Customers counted by their 360° classification.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -130,56 +130,56 @@ pub async fn gather(
     let customers = customer_base(channel.clone(), token, as_of).await?;
     let mut funnel = FunnelServiceClient::new(channel.clone());
     let at = Some(ts(as_of));
-    let pipeline = funnel
-        .get_pipeline_funnel(authed(
-            v1::GetPipelineFunnelRequest {
-                as_of: at,
-                ..Default::default()
-            },
-            token,
-        )?)
-        .await
-        .map_err(|s| refused(&s))?
-        .into_inner();
+    let pipeline = answer(
+        funnel
+            .get_pipeline_funnel(authed(
+                v1::GetPipelineFunnelRequest {
+                    as_of: at,
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await,
+    )?;
     let quarter = quarter(as_of);
-    let forecast = funnel
-        .get_forecast(authed(
-            v1::GetForecastRequest {
-                period_start: Some(ts(quarter.start)),
-                period_end: Some(ts(quarter.end)),
-                group_by: v1::ForecastGroupBy::Category.into(),
-                as_of: at,
-                ..Default::default()
-            },
-            token,
-        )?)
-        .await
-        .map_err(|s| refused(&s))?
-        .into_inner();
-    let leads = funnel
-        .get_lead_funnel(authed(
-            v1::GetLeadFunnelRequest {
-                as_of: at,
-                group_by: v1::LeadGroupBy::Source.into(),
-                ..Default::default()
-            },
-            token,
-        )?)
-        .await
-        .map_err(|s| refused(&s))?
-        .into_inner();
-    let campaigns = funnel
-        .get_campaign_performance(authed(
-            v1::GetCampaignPerformanceRequest {
-                as_of: at,
-                limit: TOP_CAMPAIGNS,
-                ..Default::default()
-            },
-            token,
-        )?)
-        .await
-        .map_err(|s| refused(&s))?
-        .into_inner();
+    let forecast = answer(
+        funnel
+            .get_forecast(authed(
+                v1::GetForecastRequest {
+                    period_start: Some(ts(quarter.start)),
+                    period_end: Some(ts(quarter.end)),
+                    group_by: v1::ForecastGroupBy::Category.into(),
+                    as_of: at,
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await,
+    )?;
+    let leads = answer(
+        funnel
+            .get_lead_funnel(authed(
+                v1::GetLeadFunnelRequest {
+                    as_of: at,
+                    group_by: v1::LeadGroupBy::Source.into(),
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await,
+    )?;
+    let campaigns = answer(
+        funnel
+            .get_campaign_performance(authed(
+                v1::GetCampaignPerformanceRequest {
+                    as_of: at,
+                    limit: TOP_CAMPAIGNS,
+                    ..Default::default()
+                },
+                token,
+            )?)
+            .await,
+    )?;
     Ok(Figures {
         as_of,
         customers,
@@ -202,8 +202,8 @@ async fn customer_base(
     let mut base = CustomerBase::default();
     let mut page_token = String::new();
     loop {
-        let page = q
-            .list_customers(authed(
+        let page = answer(
+            q.list_customers(authed(
                 v1::ListCustomersRequest {
                     page_size: PAGE,
                     page_token: page_token.clone(),
@@ -212,9 +212,8 @@ async fn customer_base(
                 },
                 token,
             )?)
-            .await
-            .map_err(|s| refused(&s))?
-            .into_inner();
+            .await,
+        )?;
         if base.total == 0 {
             base.position = page.read.as_ref().map_or(0, |r| r.position);
         }
@@ -255,8 +254,8 @@ async fn churn(channel: Channel, token: &str) -> Result<Option<Churn>, AnalystEr
     let mut top = Vec::new();
     let mut page_token = String::new();
     let (position, currency) = loop {
-        let page = c
-            .list_at_risk(authed(
+        let page = answer(
+            c.list_at_risk(authed(
                 v1::ListAtRiskRequest {
                     order_by: v1::AtRiskOrder::ValueAtRisk.into(),
                     page_size: PAGE,
@@ -265,9 +264,8 @@ async fn churn(channel: Channel, token: &str) -> Result<Option<Churn>, AnalystEr
                 },
                 token,
             )?)
-            .await
-            .map_err(|s| refused(&s))?
-            .into_inner();
+            .await,
+        )?;
         for customer in page.customers {
             let i = match customer.band() {
                 v1::RiskBand::High => 2,
