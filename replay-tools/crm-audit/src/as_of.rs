@@ -39,11 +39,13 @@ pub struct View {
 }
 
 /// A live `GetCustomer360` answer without what an as-of view does not reconstruct (the
-/// scores ranked against the whole base) or cannot share (the position and moment it
-/// was read at): what the two are compared on.
+/// scores ranked against the whole base, and the churn predictions of a model fitted on
+/// the whole base) or cannot share (the position and moment it was read at): what the
+/// two are compared on.
 #[must_use]
 pub fn reconstructible(mut v: v1::Customer360) -> v1::Customer360 {
     v.read = None;
+    v.predictions = None;
     if let Some(c) = v.classification.as_mut() {
         c.value_class.clear();
         c.segment.clear();
