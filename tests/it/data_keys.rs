@@ -33,7 +33,14 @@ async fn wrapped(url: &str, customer: [u8; 16]) -> Vec<u8> {
         .await
         .unwrap();
     let name = uuid::Uuid::from_bytes(customer).simple().to_string();
-    kv.get(name).await.unwrap().unwrap().to_vec()
+    // A clustered bucket may answer "no responders" for a moment (as DataKeys knows).
+    for _ in 0..100 {
+        if let Ok(v) = kv.get(name.clone()).await {
+            return v.unwrap().to_vec();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the bucket never answered");
 }
 
 /// Files under `dir` holding `needle`, but for the Raft logs of clustered streams

@@ -50,6 +50,30 @@ fn store_error(e: impl std::fmt::Display) -> KeyError {
     KeyError::Store(e.to_string())
 }
 
+/// How long a call met by "no responders" is sent again: a clustered bucket whose
+/// replicas are not serving yet (just created, or electing a leader) answers so.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `op` until it succeeds, fails otherwise, or has met "no responders" for
+/// [`PATIENCE`] (pauses of 25 ms doubling to 400 ms).
+async fn patiently<T, E, F>(mut op: impl FnMut() -> F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(25);
+    loop {
+        match op().await {
+            Err(e) if e.to_string().contains("no responders") && started.elapsed() < PATIENCE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(400));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Random bytes from the operating system.
 fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut b = [0u8; N];
@@ -228,9 +252,8 @@ impl DataKeys {
     /// # Errors
     /// The bucket cannot be read; the entry does not open with this master key.
     pub async fn get(&self, customer: [u8; 16]) -> Result<Option<DataKey>, KeyError> {
-        match self
-            .kv
-            .get(entry_name(customer))
+        let name = entry_name(customer);
+        match patiently(|| self.kv.get(name.clone()))
             .await
             .map_err(store_error)?
         {
@@ -250,7 +273,8 @@ impl DataKeys {
         }
         let key = DataKey(random()?);
         let wrapped = self.master.wrap(customer, &key)?;
-        match self.kv.create(entry_name(customer), wrapped.into()).await {
+        let (name, value) = (entry_name(customer), bytes::Bytes::from(wrapped));
+        match patiently(|| self.kv.create(&name, value.clone())).await {
             Ok(_) => Ok(key),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 self.get(customer).await?.ok_or_else(|| {
@@ -270,7 +294,9 @@ impl DataKeys {
     pub async fn destroy(&self, customer: [u8; 16]) -> Result<bool, KeyError> {
         let name = entry_name(customer);
         let mut found = false;
-        let mut history = self.kv.history(&name).await.map_err(store_error)?;
+        let mut history = patiently(|| self.kv.history(&name))
+            .await
+            .map_err(store_error)?;
         let mut revisions = Vec::new();
         while let Some(entry) = history.next().await {
             let entry = entry.map_err(store_error)?;
@@ -280,10 +306,14 @@ impl DataKeys {
         }
         for seq in revisions {
             found = true;
-            self.stream.delete_message(seq).await.map_err(store_error)?;
+            patiently(|| self.stream.delete_message(seq))
+                .await
+                .map_err(store_error)?;
         }
         if found {
-            self.kv.purge(&name).await.map_err(store_error)?;
+            patiently(|| self.kv.purge(&name))
+                .await
+                .map_err(store_error)?;
         }
         Ok(found)
     }
