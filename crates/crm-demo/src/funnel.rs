@@ -5,37 +5,6 @@ use tonic::transport::Channel;
 
 use crate::show::authed;
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The calendar quarter holding `secs` (Unix seconds): its start and end, and a label.
-fn quarter(secs: i64) -> (i64, i64, String) {
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let q = (m - 1) / 3;
-    let start = days_from_civil(y, q * 3 + 1, 1) * 86_400;
-    let end = if q == 3 {
-        days_from_civil(y + 1, 1, 1)
-    } else {
-        days_from_civil(y, q * 3 + 4, 1)
-    } * 86_400;
-    (start, end, format!("Q{} {y}", q + 1))
-}
-
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.0}%", v * 100.0))
 }
@@ -122,7 +91,11 @@ async fn forecast(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let now = i64::try_from(now)?;
-    let (start, end, label) = quarter(now);
+    let q = crm_analyst::report::quarter(
+        chrono::DateTime::from_timestamp(now, 0)
+            .ok_or_else(|| anyhow::anyhow!("clock out of range"))?,
+    );
+    let (start, end, label) = (q.start.timestamp(), q.end.timestamp(), q.label);
     let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
     let r = f
         .get_forecast(authed(
@@ -184,18 +157,4 @@ async fn forecast(
         }
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quarters_start_on_their_first_day() {
-        // 2026-12-05 12:00 UTC: Q4 2026, from 2026-10-01 to 2027-01-01.
-        let (start, end, label) = super::quarter(1_796_472_000);
-        assert_eq!(label, "Q4 2026");
-        assert_eq!(start, 1_790_812_800);
-        assert_eq!(end, 1_798_761_600);
-        let (start, _, label) = super::quarter(1_767_225_600);
-        assert_eq!((start, label.as_str()), (1_767_225_600, "Q1 2026"));
-    }
 }

@@ -234,10 +234,9 @@ pub async fn export_customers_from_service(
     use futures::StreamExt as _;
 
     let q = QueryServiceClient::new(channel);
-    let at = Some(prost_types::Timestamp {
-        seconds: as_of.div_euclid(1_000_000),
-        nanos: i32::try_from(as_of.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
-    });
+    let at = Some(crm_proto::timestamp_to_proto(
+        crm_domain::Timestamp::from_micros(as_of),
+    ));
     let mut rows = RowWriter::<CustomerRow>::create(out, format)?;
     let (mut page_token, mut n, mut position) = (String::new(), 0_u64, None);
     loop {

@@ -97,7 +97,7 @@ pub struct Written {
 /// The calendar quarter holding `at`.
 #[must_use]
 pub fn quarter(at: DateTime<Utc>) -> Quarter {
-    let q0 = (at.month() - 1) / 3;
+    let q0 = at.month0() / 3;
     let start = |y: i32, q: u32| {
         NaiveDate::from_ymd_opt(y + i32::try_from(q / 4).unwrap_or(0), q % 4 * 3 + 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -343,4 +343,23 @@ pub fn figures_of(page: &str) -> Vec<(String, String)> {
         rest = &rest[end..];
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn quarters_start_on_their_first_day() {
+        let q = super::quarter(chrono::Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap());
+        assert_eq!(q.label, "Q4 2026");
+        assert_eq!(q.start.to_rfc3339(), "2026-10-01T00:00:00+00:00");
+        assert_eq!(q.end.to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        let q = super::quarter(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            (q.label.as_str(), q.start.to_rfc3339().as_str()),
+            ("Q1 2026", "2026-01-01T00:00:00+00:00")
+        );
+        assert_eq!(q.end.to_rfc3339(), "2026-04-01T00:00:00+00:00");
+    }
 }
