@@ -90,9 +90,17 @@ async fn a_data_key_is_made_once_survives_a_restart_and_is_destroyed_for_good() 
     server.restart();
     let a = keys(&server.url(), 1, &master).await;
     assert_eq!(a.get(ada).await.unwrap(), Some(key.clone()));
-    let wrong = keys(&server.url(), 1, &MasterKey::from_bytes(&[12; 32])).await;
-    let err = wrong.get(ada).await.unwrap_err().to_string();
-    assert!(err.contains("does not open with this master key"), "{err}");
+    // Another master key is refused when the bucket is opened, before any key is read.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let err = DataKeys::open(
+        &async_nats::jetstream::new(client),
+        1,
+        MasterKey::from_bytes(&[12; 32]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is not the master key"), "{err}");
 
     assert!(a.destroy(ada).await.unwrap());
     assert_eq!(a.get(ada).await.unwrap(), None);

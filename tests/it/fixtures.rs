@@ -10,6 +10,10 @@
 //! - every fixture ever written (older schema versions included) still decodes;
 //! - the current encoder still produces the fixtures byte for byte.
 //!
+//! Types written sealed (`crm_events::seal::SEALED`) are sealed under [`FIXTURE_KEY`]
+//! with nonces pinned per sample ([`pinned_nonces`]), so their fixtures are
+//! reproducible too; the check opens them with the key.
+//!
 //! A missing fixture is written (never overwritten) by running the tests with
 //! `CRM_WRITE_MISSING_FIXTURES=1`.
 //!
@@ -30,13 +34,42 @@ use crm_domain::{
     OrderId, OrderLine, OrderPlaced, Profile, ProfilePatch, RelationshipKind, ReturnId, ReturnLine,
     ReturnRecorded, SlaTargets, TicketId, TicketOpened, TicketPriority, Timestamp,
 };
-use crm_events::{EventHash, EventMeta, decode, encode, schema_versions};
+use crm_events::seal::is_sealed_type;
+use crm_events::{
+    EncodedEvent, EventHash, EventMeta, Sealing, decode, encode, encode_sealed_with,
+    schema_versions,
+};
 use uuid::Uuid;
 
 /// Set to `1` to write the fixture of every sample that has none (existing files are
 /// never touched).
 const WRITE_MISSING: &str = "CRM_WRITE_MISSING_FIXTURES";
 const HOW_TO_ADD: &str = "CRM_WRITE_MISSING_FIXTURES=1 cargo xtask test -- fixtures";
+
+/// The data key every sealed sample is sealed under.
+const FIXTURE_KEY: [u8; 32] = *b"golden-fixture-data-key-32-bytes";
+
+/// A sample's nonces: its event id, then a counter (unique per key and text).
+fn pinned_nonces(event_id: Uuid) -> impl FnMut() -> Result<[u8; 24], crm_events::SealError> {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(event_id.as_bytes());
+        nonce[16..].copy_from_slice(&n.to_be_bytes());
+        Ok(nonce)
+    }
+}
+
+/// A sample as the service writes it now: sealed when its type is.
+fn encode_current(meta: &EventMeta, event: &DomainEvent) -> EncodedEvent {
+    if is_sealed_type(event.event_type()) {
+        encode_sealed_with(meta, event, &FIXTURE_KEY, &mut pinned_nonces(meta.event_id))
+            .expect("pinned nonces")
+    } else {
+        encode(meta, event)
+    }
+}
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events")
@@ -745,6 +778,25 @@ fn samples() -> Vec<Sample> {
                 },
             ),
         ),
+        sample(
+            EventMeta {
+                commit_index: 1,
+                commit_size: 2,
+                ..meta(42, 9, nov_2025(20, 11, 5, 0), user("maria.santos"))
+            },
+            Customer(CUSTOMER_3, C::LeadLinked { lead_id: LEAD_2 }),
+        ),
+        sample(
+            meta(43, 31, nov_2025(29, 17, 40, 0), user("dpo.office")),
+            Customer(
+                CUSTOMER,
+                C::Forgotten {
+                    reason: "Erasure request DSR-2025-0412 (web form), identity verified".into(),
+                    legal_basis: "gdpr-art-17-1-a".into(),
+                    leads: vec![LEAD],
+                },
+            ),
+        ),
     ]
 }
 
@@ -764,7 +816,7 @@ fn write_missing_fixtures() {
         fs::create_dir_all(&dir).expect("create the fixtures directory");
         for s in samples() {
             let path = dir.join(s.file_name());
-            if write_new(&path, &encode(&s.meta, &s.event).bytes) {
+            if write_new(&path, &encode_current(&s.meta, &s.event).bytes) {
                 println!("wrote new golden fixture {}", path.display());
             }
         }
@@ -831,8 +883,18 @@ fn fixture_files() -> Vec<String> {
 
 /// Checks that a fixture's bytes decode to exactly its sample; every difference if not.
 fn check_against_sample(s: &Sample, bytes: &[u8]) -> Result<(), String> {
-    let env = decode(bytes).map_err(|e| format!("does not decode: {e}"))?;
+    let mut env = decode(bytes).map_err(|e| format!("does not decode: {e}"))?;
     let mut diffs = Vec::new();
+    let sealed = is_sealed_type(s.event_type());
+    if env.is_sealed() != sealed {
+        diffs.push(format!(
+            "sealing: decoded {:?}, sample sealed: {sealed}",
+            env.sealing
+        ));
+    }
+    if let Err(e) = env.unseal(Some(&FIXTURE_KEY)) {
+        diffs.push(format!("sealing: {e}"));
+    }
     if env.event_type != s.event_type() {
         diffs.push(format!(
             "event_type: decoded `{}`, sample `{}`",
@@ -984,7 +1046,8 @@ fn current_encoding_of_the_samples_is_byte_identical_to_the_fixtures() {
     write_missing_fixtures();
     let mut missing = Vec::new();
     let mut changed = Vec::new();
-    // `encode` writes the current schema version, which names each sample's fixture.
+    // `encode_current` writes the current schema version, which names each sample's
+    // fixture.
     for s in samples() {
         let fixture = match read_fixture(&s) {
             Ok(bytes) => bytes,
@@ -993,7 +1056,7 @@ fn current_encoding_of_the_samples_is_byte_identical_to_the_fixtures() {
                 continue;
             }
         };
-        let encoded = encode(&s.meta, &s.event).bytes;
+        let encoded = encode_current(&s.meta, &s.event).bytes;
         if encoded != fixture {
             let at = encoded
                 .iter()
@@ -1052,16 +1115,39 @@ fn the_golden_check_rejects_a_flipped_byte_and_a_different_event() {
         );
     }
     // Valid bodies (own hash recomputed): same meta, other event; same event, other meta.
-    let other_event = encode(&converted.meta, &unsubscribed.event).bytes;
+    let other_event = encode_current(&converted.meta, &unsubscribed.event).bytes;
     let why = check_against_sample(converted, &other_event).expect_err("another event");
     assert!(why.starts_with("event:"), "{why}");
     let other_meta = EventMeta {
         commit_size: converted.meta.commit_size + 1,
         ..converted.meta.clone()
     };
-    let why = check_against_sample(converted, &encode(&other_meta, &converted.event).bytes)
-        .expect_err("another meta");
+    let why = check_against_sample(
+        converted,
+        &encode_current(&other_meta, &converted.event).bytes,
+    )
+    .expect_err("another meta");
     assert!(why.starts_with("meta:"), "{why}");
+}
+
+/// The plain (pre-sealing) fixture of every type now written sealed still decodes, in
+/// the clear, to the same sample its sealed fixture opens to: events written before
+/// sealing stay readable (and cannot be shredded).
+#[test]
+fn events_written_before_sealing_decode_in_the_clear_to_their_sample() {
+    let mut checked = 0;
+    for s in samples().iter().filter(|s| s.suffix.is_none()) {
+        let Some((plain, _)) = crm_events::seal::sealed_versions(s.event_type()) else {
+            continue;
+        };
+        let name = file_name(s.event_type(), plain, None);
+        let bytes = fs::read(fixtures_dir().join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let env = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(env.sealing, Sealing::Plain, "{name}");
+        assert_eq!(env.event, s.event, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, crm_events::seal::SEALED.len());
 }
 
 /// Events of an older schema version read as the current domain event: the v1 files of

@@ -3,6 +3,7 @@
 
 mod builds;
 mod data_keys;
+mod erasure;
 mod fixtures;
 mod message_fixtures;
 mod promises;

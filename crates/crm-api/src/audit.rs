@@ -82,6 +82,30 @@ fn entry(e: Entry, pii: bool) -> v1::HistoryEntry {
 
 #[tonic::async_trait]
 impl AuditService for AuditApi {
+    async fn export_subject_data(
+        &self,
+        request: Request<v1::ExportSubjectDataRequest>,
+    ) -> Result<Response<v1::SubjectDataReply>, Status> {
+        let principal = crate::query::principal(
+            &self.auth,
+            &request,
+            Permission::PrivacyExport,
+            "export a customer's data",
+        )?;
+        let id = customer(&request.get_ref().customer_id)?;
+        let data = crm_audit::subject::subject_data(&self.source, id)
+            .await
+            .map_err(|e| audit_error_status(&e))?;
+        tracing::info!(customer = %id, by = %principal.name, events = data.events, "subject data exported");
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(v1::SubjectDataReply {
+            json: data.document.to_string(),
+            events: count(data.events),
+            personal_fields: count(data.personal_fields),
+            forgotten: data.forgotten,
+        }))
+    }
+
     async fn get_customer_history(
         &self,
         request: Request<v1::GetCustomerHistoryRequest>,

@@ -51,6 +51,12 @@ pub enum Permission {
     ChurnRead,
     /// Choose the served churn model (`FitModel` with `serve = true`).
     ChurnAdmin,
+    /// Forget a customer (right to be forgotten): their personal data is destroyed for
+    /// good. Admin only.
+    PrivacyForget,
+    /// Export everything held about one customer, personal data included (subject
+    /// access). Admins and auditors.
+    PrivacyExport,
 }
 
 impl Permission {
@@ -75,6 +81,8 @@ impl Permission {
             Self::AuditRead => "audit.read",
             Self::ChurnRead => "churn.read",
             Self::ChurnAdmin => "churn.admin",
+            Self::PrivacyForget => "privacy.forget",
+            Self::PrivacyExport => "privacy.export",
         }
     }
 }
@@ -105,7 +113,8 @@ impl Role {
         use Permission::{
             AuditRead, ChurnAdmin, ChurnRead, CommerceWrite, CustomersRead, CustomersWrite,
             FunnelRead, Ingest, InteractionsWrite, LeadsWrite, LogAudit, LogQuarantine,
-            MarketingWrite, PiiRead, ProjectionsAdmin, ProjectionsRead, SalesWrite, TicketsWrite,
+            MarketingWrite, PiiRead, PrivacyExport, PrivacyForget, ProjectionsAdmin,
+            ProjectionsRead, SalesWrite, TicketsWrite,
         };
         const ALL: &[Permission] = &[
             CustomersWrite,
@@ -126,6 +135,8 @@ impl Role {
             AuditRead,
             ChurnRead,
             ChurnAdmin,
+            PrivacyForget,
+            PrivacyExport,
         ];
         const WRITE_ALL: &[Permission] = &[
             CustomersWrite,
@@ -178,6 +189,7 @@ impl Role {
                 FunnelRead,
                 AuditRead,
                 ChurnRead,
+                PrivacyExport,
             ],
             // Analysts replay histories too, without personal data.
             Self::Analyst => &[

@@ -58,6 +58,7 @@ pub const fn permission(command: CommandKind) -> Permission {
         K::CreateCampaign | K::SendCampaign | K::RecordCampaignCost | K::RecordCampaignResponse => {
             Permission::MarketingWrite
         }
+        K::ForgetCustomer => Permission::PrivacyForget,
     }
 }
 
@@ -476,6 +477,12 @@ impl CommandService for Commands {
     ) -> Result<Response<v1::CommandReply>, Status> {
         self.unary(r).await
     }
+    async fn forget_customer(
+        &self,
+        r: Request<v1::ForgetCustomerRequest>,
+    ) -> Result<Response<v1::CommandReply>, Status> {
+        self.unary(r).await
+    }
 
     type IngestStream =
         Pin<Box<dyn Stream<Item = Result<v1::IngestReply, Status>> + Send + 'static>>;
@@ -604,9 +611,9 @@ impl CommandService for Commands {
 mod tests {
     use super::*;
 
-    /// Every command kind needs a write permission of its area, and none needs a read or
-    /// admin permission (the full table is checked end to end by the permission-matrix
-    /// test).
+    /// Every command kind needs a write permission of its area (forgetting a customer
+    /// its own), and none needs a read or admin permission (the full table is checked
+    /// end to end by the permission-matrix test).
     #[test]
     fn every_command_kind_needs_a_write_permission() {
         assert_eq!(
@@ -617,11 +624,15 @@ mod tests {
             permission(CommandKind::RecordCampaignResponse),
             Permission::MarketingWrite
         );
+        assert_eq!(
+            permission(CommandKind::ForgetCustomer),
+            Permission::PrivacyForget
+        );
         for kind in CommandKind::ALL {
+            let p = permission(kind);
             assert!(
-                permission(kind).name().ends_with(".write"),
-                "{kind:?} needs {:?}",
-                permission(kind)
+                p.name().ends_with(".write") || p == Permission::PrivacyForget,
+                "{kind:?} needs {p:?}"
             );
         }
     }

@@ -131,6 +131,7 @@ pub fn audit_error_status(e: &crm_audit::AuditError) -> Status {
         E::NoSuchCustomer(_) => Status::not_found(e.to_string()),
         E::Nats(_) => Status::unavailable(e.to_string()),
         E::Undecodable { .. } => Status::data_loss(e.to_string()),
+        E::Sealed(_) => Status::failed_precondition(e.to_string()),
         E::Credentials(_) | E::Fold(_) => {
             tracing::error!(error = %e, "audit replay failed");
             Status::internal(e.to_string())
@@ -184,7 +185,7 @@ pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {
 pub fn projection_status(e: &crm_projection::ProjectionError) -> Status {
     use crm_projection::ProjectionError as E;
     match e {
-        E::NotServing(_) => Status::unavailable(e.to_string()),
+        E::NotServing(_) | E::Keys(_) => Status::unavailable(e.to_string()),
         E::AlreadyBuilding { .. } => Status::with_error_details(
             Code::FailedPrecondition,
             e.to_string(),

@@ -1491,5 +1491,6 @@ pub fn command_name(c: &Command) -> &'static str {
         Command::SendCampaign(_) => "SendCampaign",
         Command::RecordCampaignCost(_) => "RecordCampaignCost",
         Command::RecordCampaignResponse(_) => "RecordCampaignResponse",
+        Command::ForgetCustomer(_) => "ForgetCustomer",
     }
 }

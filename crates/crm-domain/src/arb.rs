@@ -594,6 +594,14 @@ pub fn arb_customer_event() -> impl Strategy<Value = CustomerEvent> {
                 response,
             }
         }),
+        arb_id().prop_map(|lead_id| E::LeadLinked { lead_id }),
+        (arb_string(), arb_string(), vec(arb_id(), 0..3)).prop_map(
+            |(reason, legal_basis, leads)| E::Forgotten {
+                reason,
+                legal_basis,
+                leads,
+            }
+        ),
     ]
 }
 

@@ -218,6 +218,13 @@ pub enum Command {
         campaign_id: CampaignId,
         response: CampaignResponse,
     },
+    /// Erases the customer (right to be forgotten): records `customer.forgotten`; the
+    /// caller then destroys the data keys it names. Idempotent.
+    ForgetCustomer {
+        customer_id: CustomerId,
+        reason: String,
+        legal_basis: String,
+    },
     // lead
     CreateLead {
         lead_id: LeadId,
@@ -363,6 +370,7 @@ pub enum CommandKind {
     UpdateOpportunity,
     ReopenOpportunity,
     RecordCampaignResponse,
+    ForgetCustomer,
     CreateLead,
     AssignLead,
     ContactLead,
@@ -375,7 +383,7 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 32] = [
         Self::RegisterCustomer,
         Self::UpdateProfile,
         Self::SetConsent,
@@ -398,6 +406,7 @@ impl CommandKind {
         Self::UpdateOpportunity,
         Self::ReopenOpportunity,
         Self::RecordCampaignResponse,
+        Self::ForgetCustomer,
         Self::CreateLead,
         Self::AssignLead,
         Self::ContactLead,
@@ -435,6 +444,7 @@ impl CommandKind {
             Self::UpdateOpportunity => "UpdateOpportunity",
             Self::ReopenOpportunity => "ReopenOpportunity",
             Self::RecordCampaignResponse => "RecordCampaignResponse",
+            Self::ForgetCustomer => "ForgetCustomer",
             Self::CreateLead => "CreateLead",
             Self::AssignLead => "AssignLead",
             Self::ContactLead => "ContactLead",
@@ -481,6 +491,7 @@ impl Command {
             Self::UpdateOpportunity { .. } => CommandKind::UpdateOpportunity,
             Self::ReopenOpportunity { .. } => CommandKind::ReopenOpportunity,
             Self::RecordCampaignResponse { .. } => CommandKind::RecordCampaignResponse,
+            Self::ForgetCustomer { .. } => CommandKind::ForgetCustomer,
             Self::CreateLead { .. } => CommandKind::CreateLead,
             Self::AssignLead { .. } => CommandKind::AssignLead,
             Self::ContactLead { .. } => CommandKind::ContactLead,
@@ -544,7 +555,8 @@ impl Command {
             | Self::WinOpportunity { customer_id, .. }
             | Self::LoseOpportunity { customer_id, .. }
             | Self::UpdateOpportunity { customer_id, .. }
-            | Self::ReopenOpportunity { customer_id, .. } => {
+            | Self::ReopenOpportunity { customer_id, .. }
+            | Self::ForgetCustomer { customer_id, .. } => {
                 vec![w(AggregateRef::Customer(*customer_id))]
             }
             Self::ConvertLead { lead_id, into, .. } => vec![

@@ -327,6 +327,23 @@ pub enum CustomerEvent {
         campaign_id: CampaignId,
         response: CampaignResponse,
     },
+    /// A lead was converted into this (existing) customer: its history is the customer's
+    /// too, and forgetting the customer forgets the lead.
+    LeadLinked {
+        lead_id: LeadId,
+    },
+    /// The customer was erased at their request (right to be forgotten): their data key
+    /// and those of the leads converted into them are destroyed after this event, so
+    /// every personal field they ever had reads as erased. No command changes them
+    /// afterwards.
+    Forgotten {
+        /// Why (free text kept forever: never personal data).
+        reason: String,
+        /// The law the erasure answers, e.g. `gdpr-art-17-1-a`.
+        legal_basis: String,
+        /// The leads converted into the customer, whose keys were destroyed too.
+        leads: Vec<LeadId>,
+    },
 }
 
 impl CustomerEvent {
@@ -357,6 +374,8 @@ impl CustomerEvent {
             Self::OpportunityUpdated { .. } => "customer.opportunity_updated",
             Self::OpportunityReopened { .. } => "customer.opportunity_reopened",
             Self::CampaignResponseRecorded { .. } => "customer.campaign_response_recorded",
+            Self::LeadLinked { .. } => "customer.lead_linked",
+            Self::Forgotten { .. } => "customer.forgotten",
         }
     }
 }
@@ -420,6 +439,10 @@ pub struct Customer {
     /// Ids of logged interactions (an id is logged once).
     pub interactions: BTreeSet<InteractionId>,
     pub campaign_responses: u64,
+    /// The leads converted into this customer (their keys go with the customer's).
+    pub leads: BTreeSet<LeadId>,
+    /// Erased: no command changes the customer any more.
+    pub forgotten: bool,
 }
 
 impl Customer {
@@ -446,6 +469,8 @@ impl Customer {
                     opportunities: BTreeMap::new(),
                     interactions: BTreeSet::new(),
                     campaign_responses: 0,
+                    leads: r.lead.into_iter().collect(),
+                    forgotten: false,
                 });
                 return Ok(());
             }
@@ -546,6 +571,7 @@ impl Customer {
                 ticket(c, *ticket_id)?.status = TicketStatus::Closed;
             }
             CustomerEvent::OpportunityOpened(o) => {
+                c.leads.extend(o.lead);
                 c.opportunities.insert(
                     o.opportunity_id,
                     OpportunityState {
@@ -608,6 +634,14 @@ impl Customer {
             }
             CustomerEvent::CampaignResponseRecorded { .. } => {
                 c.campaign_responses = c.campaign_responses.saturating_add(1);
+            }
+            CustomerEvent::LeadLinked { lead_id } => {
+                c.leads.insert(*lead_id);
+            }
+            CustomerEvent::Forgotten { .. } => {
+                c.forgotten = true;
+                // The command side keeps no personal data of an erased customer.
+                c.profile = Profile::default();
             }
         }
         Ok(())

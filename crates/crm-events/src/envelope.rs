@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::payload::{PayloadError, decode_payload, encode_payload};
+use crate::payload::{PayloadError, decode_payload, encode_payload, encode_sealed_payload};
+use crate::seal::{NONCE, SealError, Sealing, open_text, random_nonce};
 
 /// The first byte of every body: the envelope format.
 pub const ENVELOPE_FORMAT_V1: u8 = 1;
@@ -103,6 +104,48 @@ pub struct Envelope {
     pub event: DomainEvent,
     /// Hash of this event's stored bytes.
     pub hash: EventHash,
+    /// Whether the event's personal text is in the clear, sealed, opened or erased.
+    pub sealing: Sealing,
+}
+
+impl Envelope {
+    /// Whose key seals the event's personal text: its customer or lead (campaign events
+    /// have no data subject).
+    #[must_use]
+    pub const fn data_subject(&self) -> Option<Uuid> {
+        match self.aggregate {
+            AggregateRef::Customer(id) => Some(id.0),
+            AggregateRef::Lead(id) => Some(id.0),
+            AggregateRef::Campaign(_) => None,
+        }
+    }
+
+    /// Whether the event waits for its data subject's key ([`Self::unseal`]).
+    #[must_use]
+    pub const fn is_sealed(&self) -> bool {
+        matches!(self.sealing, Sealing::Sealed(_))
+    }
+
+    /// Opens the sealed personal text with the data subject's key, or, when the key is
+    /// gone (`None`: the subject was forgotten), marks it erased (the text stays
+    /// empty). Anything not sealed is left as it is.
+    ///
+    /// # Errors
+    /// The key does not open a text (another key, or the event was altered): the
+    /// envelope is left sealed.
+    pub fn unseal(&mut self, key: Option<&[u8; 32]>) -> Result<(), SealError> {
+        let Sealing::Sealed(seal) = &self.sealing else {
+            return Ok(());
+        };
+        match key {
+            None => self.sealing = Sealing::Erased,
+            Some(key) => {
+                open_text(&mut self.event, self.meta.event_id, seal, key)?;
+                self.sealing = Sealing::Opened;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An encoded event, ready to append.
@@ -201,10 +244,57 @@ pub(crate) fn actor_from_parts(kind: u8, id: &str) -> Option<Actor> {
     })
 }
 
-/// Encodes an event with its envelope, at the current schema version.
+/// Encodes an event with its envelope, in the clear: what the service wrote before
+/// sealing (a sealed type at its plain version, see [`crate::seal`]). Such an event can
+/// never be shredded: the service writes with [`encode_sealed`].
 #[must_use]
 pub fn encode(meta: &EventMeta, event: &DomainEvent) -> EncodedEvent {
     let (event_type, schema_version, payload) = encode_payload(event);
+    encode_body(meta, event, event_type, schema_version, &payload)
+}
+
+/// Encodes an event with its envelope at its current schema version, its personal text
+/// sealed under its data subject's `key` (random nonces).
+///
+/// # Errors
+/// The operating system gives no random nonce.
+pub fn encode_sealed(
+    meta: &EventMeta,
+    event: &DomainEvent,
+    key: &[u8; 32],
+) -> Result<EncodedEvent, SealError> {
+    encode_sealed_with(meta, event, key, &mut random_nonce)
+}
+
+/// [`encode_sealed`] with the nonces from `nonce` (golden fixtures pin them; never
+/// reuse a nonce under one key).
+///
+/// # Errors
+/// `nonce` fails.
+pub fn encode_sealed_with(
+    meta: &EventMeta,
+    event: &DomainEvent,
+    key: &[u8; 32],
+    nonce: &mut dyn FnMut() -> Result<[u8; NONCE], SealError>,
+) -> Result<EncodedEvent, SealError> {
+    let (event_type, schema_version, payload) =
+        encode_sealed_payload(event, meta.event_id, key, nonce)?;
+    Ok(encode_body(
+        meta,
+        event,
+        event_type,
+        schema_version,
+        &payload,
+    ))
+}
+
+fn encode_body(
+    meta: &EventMeta,
+    event: &DomainEvent,
+    event_type: &str,
+    schema_version: u16,
+    payload: &[u8],
+) -> EncodedEvent {
     let aggregate = event.aggregate();
     let (actor_kind, actor_id) = actor_parts(&meta.actor);
     let env = EnvelopeV1 {
@@ -224,7 +314,7 @@ pub fn encode(meta: &EventMeta, event: &DomainEvent) -> EncodedEvent {
         commit_index: meta.commit_index,
         commit_size: meta.commit_size,
         prev_hash: meta.prev_hash.0,
-        payload: &payload,
+        payload,
     };
     let mut bytes = Vec::with_capacity(payload.len() + 160);
     bytes.push(ENVELOPE_FORMAT_V1);
@@ -271,7 +361,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     let aggregate = AggregateRef::new(kind, Uuid::from_bytes(env.aggregate_id));
     let actor = actor_from_parts(env.actor_kind, env.actor_id)
         .ok_or(DecodeError::UnknownActor(env.actor_kind))?;
-    let event = decode_payload(aggregate, env.event_type, env.schema_version, env.payload)?;
+    let (event, seal) = decode_payload(aggregate, env.event_type, env.schema_version, env.payload)?;
     Ok(Envelope {
         meta: EventMeta {
             event_id: Uuid::from_bytes(env.event_id),
@@ -291,6 +381,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         schema_version: env.schema_version,
         event,
         hash,
+        sealing: seal.map_or(Sealing::Plain, Sealing::Sealed),
     })
 }
 

@@ -10,6 +10,8 @@
 //!   subject and hash chain.
 //! - [`anchor`]: the notary's signed anchors and the running digest over the whole
 //!   stream they sign.
+//! - [`seal`]: personal text sealed under its data subject's key (crypto-shredding);
+//!   [`Envelope::unseal`] opens it, or marks it erased when the key is gone.
 //! - `payload`: versioned payload encoding; every event type and schema version ever
 //!   written decodes forever (old versions are upcast to the current domain event).
 //!
@@ -21,12 +23,15 @@ mod envelope;
 mod payload;
 pub mod personal;
 pub mod quarantine;
+pub mod seal;
 mod subject;
 mod wire;
 
 pub use envelope::{
     ChainError, ChainVerifier, DecodeError, ENVELOPE_FORMAT_V1, EncodedEvent, Envelope, EventHash,
-    EventMeta, MESSAGE_FORMAT_GROUP, decode, decode_message, encode, encode_message, verify_hash,
+    EventMeta, MESSAGE_FORMAT_GROUP, decode, decode_message, encode, encode_message, encode_sealed,
+    encode_sealed_with, verify_hash,
 };
 pub use payload::{PayloadError, decode_payload, encode_payload, payload_json, schema_versions};
+pub use seal::{SealError, Sealing};
 pub use subject::{DEFAULT_PREFIX, SubjectScheme};

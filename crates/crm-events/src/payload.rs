@@ -9,42 +9,46 @@ use crm_domain::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::seal::{Seal, SealError, check_fits, seal_text, sealed_versions};
 use crate::wire::{Invalid, v1, v2};
 
-/// Every event type with its current schema version, sorted by event type.
+/// Every event type with its current schema version, sorted by event type. The types in
+/// [`crate::seal::SEALED`] are written at their sealed version (by `encode_sealed`).
 const SCHEMA_VERSIONS: &[(&str, u16)] = &[
     ("campaign.cost_recorded", 1),
     ("campaign.created", 1),
     ("campaign.sent", 2),
     ("customer.campaign_response_recorded", 1),
-    ("customer.consent_changed", 1),
-    ("customer.interaction_logged", 1),
+    ("customer.consent_changed", 2),
+    ("customer.forgotten", 1),
+    ("customer.interaction_logged", 2),
+    ("customer.lead_linked", 1),
     ("customer.opportunity_lost", 1),
     ("customer.opportunity_opened", 1),
-    ("customer.opportunity_reopened", 1),
+    ("customer.opportunity_reopened", 2),
     ("customer.opportunity_stage_moved", 1),
     ("customer.opportunity_updated", 1),
     ("customer.opportunity_won", 2),
     ("customer.order_placed", 1),
-    ("customer.profile_updated", 1),
-    ("customer.registered", 1),
+    ("customer.profile_updated", 2),
+    ("customer.registered", 2),
     ("customer.relationship_linked", 1),
-    ("customer.return_recorded", 1),
+    ("customer.return_recorded", 2),
     ("customer.tagged", 1),
     ("customer.ticket_assigned", 1),
-    ("customer.ticket_closed", 1),
+    ("customer.ticket_closed", 2),
     ("customer.ticket_customer_replied", 1),
-    ("customer.ticket_opened", 1),
-    ("customer.ticket_reopened", 1),
-    ("customer.ticket_resolved", 1),
+    ("customer.ticket_opened", 2),
+    ("customer.ticket_reopened", 2),
+    ("customer.ticket_resolved", 2),
     ("customer.ticket_responded", 1),
     ("customer.untagged", 1),
     ("lead.assigned", 1),
-    ("lead.captured", 1),
+    ("lead.captured", 2),
     ("lead.contacted", 1),
     ("lead.converted", 1),
     ("lead.disqualified", 1),
-    ("lead.qualified", 1),
+    ("lead.qualified", 2),
 ];
 
 /// Every (event_type, current schema version) pair, sorted by event type: for fixture
@@ -98,11 +102,37 @@ pub enum PayloadError {
     },
 }
 
-/// Encodes the payload of an event at its current schema version: (event_type,
-/// schema_version, postcard bytes).
+/// Encodes the payload of an event in the clear: (event_type, schema_version, postcard
+/// bytes), at the current schema version, or for a type written sealed at the plain
+/// version its sealed one wraps (what the service wrote before sealing).
 #[must_use]
 pub fn encode_payload(event: &DomainEvent) -> (&'static str, u16, Vec<u8>) {
     encode::<Postcard>(event)
+}
+
+/// Encodes the payload of an event at its current schema version: a type in
+/// [`SEALED`](crate::seal::SEALED) with its personal text sealed under `key` (see
+/// [`crate::seal`]), any other in the clear.
+pub(crate) fn encode_sealed_payload(
+    event: &DomainEvent,
+    event_id: uuid::Uuid,
+    key: &[u8; 32],
+    nonce: &mut dyn FnMut() -> Result<[u8; 24], SealError>,
+) -> Result<(&'static str, u16, Vec<u8>), SealError> {
+    let Some((plain, sealed)) = sealed_versions(event.event_type()) else {
+        return Ok(encode_payload(event));
+    };
+    let mut emptied = event.clone();
+    let seal = seal_text(&mut emptied, event_id, key, nonce)?;
+    let (event_type, version, body) = encode_payload(&emptied);
+    debug_assert_eq!(
+        version, plain,
+        "{event_type}: SEALED names its plain version"
+    );
+    // A struct of byte arrays and vectors into a Vec: cannot fail.
+    let mut bytes = postcard::to_allocvec(&seal).expect("postcard encodes a seal");
+    bytes.extend_from_slice(&body);
+    Ok((event_type, sealed, bytes))
 }
 
 /// The payload of an event as JSON, with the stored shape's field names (those of its
@@ -292,6 +322,18 @@ fn encode_customer<S: Sink>(e: CustomerEvent) -> (u16, S::Out) {
             campaign_id: campaign_id.into(),
             response: response.into(),
         }),
+        E::LeadLinked { lead_id } => at_v1::<S, _>(v1::LeadLinked {
+            lead_id: lead_id.into(),
+        }),
+        E::Forgotten {
+            reason,
+            legal_basis,
+            leads,
+        } => at_v1::<S, _>(v1::CustomerForgotten {
+            reason,
+            legal_basis,
+            leads: leads.into_iter().map(Into::into).collect(),
+        }),
     }
 }
 
@@ -335,13 +377,14 @@ fn encode_campaign<S: Sink>(e: CampaignEvent) -> (u16, S::Out) {
 }
 
 /// Decodes a payload written with (event_type, schema_version) and upcasts it to the
-/// current domain event.
+/// current domain event. A sealed payload decodes with its personal text empty, and its
+/// [`Seal`] (checked to fit the event: one sealed text per emptied field).
 pub fn decode_payload(
     aggregate: AggregateRef,
     event_type: &str,
     schema_version: u16,
     bytes: &[u8],
-) -> Result<DomainEvent, PayloadError> {
+) -> Result<(DomainEvent, Option<Seal>), PayloadError> {
     let Ok(i) = SCHEMA_VERSIONS.binary_search_by(|(t, _)| (*t).cmp(event_type)) else {
         return Err(PayloadError::UnknownEventType {
             event_type: event_type.to_owned(),
@@ -354,7 +397,7 @@ pub fn decode_payload(
             aggregate: aggregate.kind(),
         });
     }
-    let cx = Cx {
+    let mut cx = Cx {
         event_type,
         version: schema_version,
         current,
@@ -362,11 +405,35 @@ pub fn decode_payload(
     if !(1..=current).contains(&schema_version) {
         return Err(cx.unknown_version());
     }
-    Ok(match aggregate {
+    // A sealed payload: its seal, then the plain version's struct.
+    let (seal, bytes) = match sealed_versions(event_type) {
+        Some((plain, sealed)) if schema_version == sealed => {
+            let (seal, rest) = postcard::take_from_bytes::<Seal>(bytes).map_err(|source| {
+                PayloadError::Malformed {
+                    event_type,
+                    version: schema_version,
+                    source,
+                }
+            })?;
+            cx.version = plain;
+            (Some(seal), rest)
+        }
+        _ => (None, bytes),
+    };
+    let mut event = match aggregate {
         AggregateRef::Customer(id) => DomainEvent::Customer(id, decode_customer(cx, bytes)?),
         AggregateRef::Lead(id) => DomainEvent::Lead(id, decode_lead(cx, bytes)?),
         AggregateRef::Campaign(id) => DomainEvent::Campaign(id, decode_campaign(cx, bytes)?),
-    })
+    };
+    if let Some(seal) = &seal {
+        check_fits(&mut event, seal).map_err(|reason| PayloadError::Invalid {
+            event_type,
+            version: schema_version,
+            field: "seal",
+            reason,
+        })?;
+    }
+    Ok((event, seal))
 }
 
 /// The event type and schema version being decoded, for errors.
@@ -456,6 +523,8 @@ fn decode_customer(cx: Cx, b: &[u8]) -> Result<CustomerEvent, PayloadError> {
         ("customer.campaign_response_recorded", 1) => {
             cx.read::<v1::CampaignResponseRecorded, _>(b)?
         }
+        ("customer.lead_linked", 1) => cx.read::<v1::LeadLinked, _>(b)?,
+        ("customer.forgotten", 1) => cx.read::<v1::CustomerForgotten, _>(b)?,
         _ => return Err(cx.unknown_version()),
     })
 }

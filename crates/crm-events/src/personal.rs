@@ -37,6 +37,10 @@ pub const TEXT_FIELDS: &[(&str, &str, Class)] = &[
     ),
     ("customer.consent_changed", "channel", NotPersonal),
     ("customer.consent_changed", "source", Personal),
+    ("customer.forgotten", "legal_basis", NotPersonal),
+    // Kept forever as the erasure's justification: the API says never to put personal
+    // data in it.
+    ("customer.forgotten", "reason", NotPersonal),
     ("customer.interaction_logged", "agent", NotPersonal),
     ("customer.interaction_logged", "call.outcome", NotPersonal),
     ("customer.interaction_logged", "channel", NotPersonal),
@@ -284,7 +288,9 @@ fn customer_text<'a>(e: &'a mut crm_domain::CustomerEvent, out: &mut Vec<Persona
         | C::OpportunityWon { .. }
         | C::OpportunityLost { .. }
         | C::OpportunityUpdated { .. }
-        | C::CampaignResponseRecorded { .. } => {}
+        | C::CampaignResponseRecorded { .. }
+        | C::LeadLinked { .. }
+        | C::Forgotten { .. } => {}
     }
 }
 

@@ -220,7 +220,7 @@ fn descriptor_set_holds_the_command_service() {
         .iter()
         .find(|s| s.name() == "CommandService")
         .expect("crm.v1.CommandService");
-    assert_eq!(service.method.len(), 32, "31 commands and Ingest");
+    assert_eq!(service.method.len(), 33, "32 commands and Ingest");
     let ingest = service
         .method
         .iter()

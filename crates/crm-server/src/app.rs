@@ -55,6 +55,10 @@ pub enum RunError {
     Serve(#[from] ServeError),
     #[error("notary: {0}")]
     Notary(#[from] crate::notary::NotaryError),
+    #[error("data keys: {0}")]
+    Keys(#[from] crm_store::keys::KeyError),
+    #[error("finishing an interrupted erasure: {0}")]
+    Erasure(#[from] crm_store::HandleError),
 }
 
 /// Called once the service accepts requests, with the address it listens on and, in
@@ -236,8 +240,19 @@ async fn serve_with_log(
         },
         ..crm_domain::DomainConfig::default()
     };
+    // Personal data is sealed under each customer's data key (crypto-shredding).
+    let keys = match (&js, &log) {
+        _ if config.role == Role::Notary => None,
+        (Some(reader), log) => Some(
+            crate::data_keys::open(config, log.as_ref().map(EventLog::jetstream), reader).await?,
+        ),
+        (None, Some(log)) => {
+            Some(crate::data_keys::open(config, Some(log.jetstream()), log.jetstream()).await?)
+        }
+        (None, None) => None,
+    };
     let commands = log.map(|log| {
-        CommandHandler::new(
+        let handler = CommandHandler::new(
             log,
             HandlerConfig {
                 cache_capacity: std::num::NonZeroUsize::new(config.cache_capacity.max(1))
@@ -245,7 +260,22 @@ async fn serve_with_log(
                 domain: domain.clone(),
                 ..HandlerConfig::default()
             },
-        )
+        );
+        match &keys {
+            Some(k) => handler.with_keys(Arc::clone(k)),
+            None => handler,
+        }
+    });
+    if let Some(handler) = &commands {
+        let finished = handler.finish_erasures().await?;
+        if finished > 0 {
+            tracing::info!(finished, "interrupted erasures finished");
+        }
+    }
+    // The read side opens sealed personal text with the same key ring.
+    let projector_keys = keys.as_ref().map(|k| {
+        Arc::new(crate::data_keys::ProjectorKeys::new(Arc::clone(k)))
+            as Arc<dyn crm_projection::Keys>
     });
     // The read side: projectors, the query and admin services over their own sled
     // directory.
@@ -257,6 +287,7 @@ async fn serve_with_log(
             RunnerConfig {
                 stream: config.stream.clone(),
                 write_back: WriteBack::with_mib(config.fold_cache_mib, config.fold_flush_mib),
+                keys: projector_keys.clone(),
                 ..RunnerConfig::default()
             },
             (
@@ -331,6 +362,7 @@ async fn serve_with_log(
                 js: js.clone(),
                 stream_name: config.stream.clone(),
                 scheme: log_config.scheme(),
+                keys: projector_keys.clone(),
             }),
     };
     // A projector that stops on its own (its sled storage failed) stops the process: the

@@ -41,6 +41,7 @@
 //! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 //! | `notary_key` | `--notary-key` | `CRM_NOTARY_KEY` | `<data_dir>/notary/notary.key` with the embedded server (generated), else none (no notary) |
+//! | `master_key_file` | `--master-key-file` | `CRM_MASTER_KEY_FILE` | `<data_dir>/keys/master.key` (generated, mode 0600, when missing) |
 //! | `notary_every_messages` | `--notary-every-messages` | `CRM_NOTARY_EVERY_MESSAGES` | 10 000 |
 //! | `notary_every_secs` | `--notary-every-secs` | `CRM_NOTARY_EVERY_SECS` | 10 |
 //! | `churn_time_unit` | `--churn-time-unit day\|week` | `CRM_CHURN_TIME_UNIT` | `day` |
@@ -279,6 +280,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_NOTARY_KEY", value_name = "FILE")]
     pub notary_key: Option<PathBuf>,
 
+    /// The master key (32 bytes, mode 0600) that wraps every customer's data key
+    /// (personal data is sealed under those). Defaults to `<data-dir>/keys/master.key`,
+    /// generated on first start; every process of one deployment must use the same file.
+    #[arg(long, env = "CRM_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+
     /// The notary signs an anchor after this many new messages [default: 10000].
     #[arg(long, env = "CRM_NOTARY_EVERY_MESSAGES", value_name = "N")]
     pub notary_every_messages: Option<u64>,
@@ -356,6 +363,8 @@ pub struct ServeConfig {
     pub fold_flush_mib: u64,
     /// The notary's signing key; `None`: see [`ServeConfig::notary_key_path`].
     pub notary_key: Option<PathBuf>,
+    /// The master key file; `None`: see [`ServeConfig::master_key_path`].
+    pub master_key_file: Option<PathBuf>,
     /// Messages between two anchors.
     pub notary_every_messages: u64,
     /// Seconds between two anchors while messages arrive.
@@ -396,6 +405,7 @@ impl Default for ServeConfig {
             fold_cache_mib: DEFAULT_FOLD_CACHE_MIB,
             fold_flush_mib: DEFAULT_FOLD_FLUSH_MIB,
             notary_key: None,
+            master_key_file: None,
             notary_every_messages: 10_000,
             notary_every_secs: 10,
             churn_time_unit: crm_churn::fit::TimeUnit::Day,
@@ -512,6 +522,7 @@ impl ServeConfig {
                 .or(file.fold_flush_mib)
                 .unwrap_or(d.fold_flush_mib),
             notary_key: non_empty(args.notary_key).or(non_empty(file.notary_key)),
+            master_key_file: non_empty(args.master_key_file).or(non_empty(file.master_key_file)),
             notary_every_messages: args
                 .notary_every_messages
                 .or(file.notary_every_messages)
@@ -546,6 +557,14 @@ impl ServeConfig {
             }
             None => None,
         }
+    }
+
+    /// The master key file: the configured one, else `<data_dir>/keys/master.key`
+    /// (made on first start when missing).
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("master.key"))
     }
 
     /// Whether this configuration runs the embedded nats-server (`nats_urls` is empty).
@@ -821,6 +840,7 @@ struct FileConfig {
     fold_cache_mib: Option<u64>,
     fold_flush_mib: Option<u64>,
     notary_key: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
     notary_every_messages: Option<u64>,
     notary_every_secs: Option<u64>,
     churn_time_unit: Option<crm_churn::fit::TimeUnit>,

@@ -37,6 +37,7 @@
 pub mod app;
 mod churn_refit;
 pub mod config;
+pub mod data_keys;
 pub mod embedded;
 pub mod lock;
 pub mod metrics;

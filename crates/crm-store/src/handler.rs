@@ -36,13 +36,17 @@ use crm_domain::{
     Actor, AggregateRef, Campaign, Command, CommandId, Customer, DecideContext, DomainConfig,
     DomainEvent, Lead, Rejection, RejectionKind, Timestamp, World, decide,
 };
-use crm_events::{EncodedEvent, EventHash, EventMeta, decode_message, encode, encode_message};
+use crm_events::seal::is_sealed_type;
+use crm_events::{
+    EncodedEvent, EventHash, EventMeta, decode_message, encode, encode_message, encode_sealed,
+};
 use lru::LruCache;
 use tokio::sync::OwnedMutexGuard;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::{AppendError, HandleError, StoreError};
+use crate::keys::{DataKey, KeyError, KeyRing};
 use crate::log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};
 use crate::quarantine::QuarantineLog;
 
@@ -181,7 +185,14 @@ impl Loaded {
 
     /// Folds one stored message (one event or a group), checking it continues the hash
     /// chain.
-    pub(crate) fn apply_stored(&mut self, m: &StoredMessage) -> Result<(), StoreError> {
+    /// `key` is the aggregate's data key (for a customer or lead that has one): it opens
+    /// the personal text the command side decides on (a lead's names become its
+    /// customer's); without it sealed text reads as erased.
+    pub(crate) fn apply_stored(
+        &mut self,
+        m: &StoredMessage,
+        key: Option<&DataKey>,
+    ) -> Result<(), StoreError> {
         let aggregate = self.aggregate;
         let corrupt = |reason: String| StoreError::Corrupt {
             aggregate,
@@ -189,7 +200,9 @@ impl Loaded {
             reason,
         };
         let envelopes = decode_message(&m.payload).map_err(|e| corrupt(e.to_string()))?;
-        for env in envelopes {
+        for mut env in envelopes {
+            env.unseal(key.map(|k| &k.0))
+                .map_err(|e| corrupt(e.to_string()))?;
             if env.aggregate != self.aggregate {
                 return Err(corrupt(format!(
                     "event of {} stored on this subject",
@@ -225,6 +238,14 @@ impl Loaded {
             );
         }
         Ok(())
+    }
+
+    /// The customer's command-side state, for a customer aggregate that exists.
+    pub(crate) const fn customer(&self) -> Option<&Customer> {
+        match &self.state {
+            AggState::Customer(c) => c.as_ref(),
+            _ => None,
+        }
     }
 
     fn move_into(&mut self, world: &mut World) {
@@ -268,6 +289,9 @@ type SlotGuard = OwnedMutexGuard<Slot>;
 #[derive(Clone, Debug)]
 pub struct CommandHandler {
     log: EventLog,
+    /// The data subjects' keys: personal text is sealed under them. Without, events are
+    /// written in the clear (tools and tests that need no shredding).
+    keys: Option<Arc<KeyRing>>,
     cfg: Arc<HandlerConfig>,
     cache: Arc<Mutex<LruCache<AggregateRef, Arc<tokio::sync::Mutex<Slot>>>>>,
     stats: Arc<HandlerStats>,
@@ -309,6 +333,13 @@ struct Target {
     want: u64,
 }
 
+fn key_store_unavailable(e: KeyError) -> StoreError {
+    StoreError::Unavailable {
+        context: "key store",
+        message: e.to_string(),
+    }
+}
+
 pub(crate) fn now() -> Timestamp {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -322,11 +353,25 @@ impl CommandHandler {
         let cache = LruCache::new(cfg.cache_capacity);
         Self {
             log,
+            keys: None,
             cfg: Arc::new(cfg),
             cache: Arc::new(Mutex::new(cache)),
             stats: Arc::new(HandlerStats::default()),
             quarantine: Arc::default(),
         }
+    }
+
+    /// Seals personal text under the data subjects' keys from `keys` from now on.
+    #[must_use]
+    pub fn with_keys(mut self, keys: Arc<KeyRing>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The key ring, when personal text is sealed.
+    #[must_use]
+    pub fn keys(&self) -> Option<&Arc<KeyRing>> {
+        self.keys.as_ref()
     }
 
     #[must_use]
@@ -384,7 +429,21 @@ impl CommandHandler {
             name = command.name(),
             command_id = %meta.command_id,
         );
+        if let Command::ForgetCustomer { customer_id, .. } = command {
+            return self
+                .forget(*customer_id, command, meta)
+                .instrument(span)
+                .await;
+        }
         self.handle_inner(command, meta).instrument(span).await
+    }
+
+    /// Drops aggregates from the cache (what it holds of a forgotten subject).
+    pub(crate) fn uncache(&self, aggregates: &[AggregateRef]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for a in aggregates {
+            cache.pop(a);
+        }
     }
 
     /// Reads what the log holds for a target after what the slot already has, until
@@ -484,7 +543,16 @@ impl CommandHandler {
         self.stats
             .messages_read
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        match self.fold_stored(&mut loaded, &messages) {
+        let key = match self.subject_key(t.aggregate, !messages.is_empty()).await {
+            Ok(k) => k,
+            Err(e) => {
+                if loaded.version > 0 {
+                    t.loaded = Some(loaded);
+                }
+                return Err(e);
+            }
+        };
+        match self.fold_stored(&mut loaded, &messages, key.as_ref()) {
             Ok(()) => {
                 t.loaded = Some(loaded);
                 t.fresh = true;
@@ -510,6 +578,7 @@ impl CommandHandler {
         &self,
         loaded: &mut Loaded,
         messages: &[StoredMessage],
+        key: Option<&DataKey>,
     ) -> Result<(), (u64, StoreError)> {
         for m in messages {
             if self.is_quarantined(m.seq) {
@@ -518,12 +587,54 @@ impl CommandHandler {
                 loaded.last_seq = m.seq;
                 continue;
             }
-            loaded.apply_stored(m).map_err(|e| (m.seq, e))?;
+            loaded.apply_stored(m, key).map_err(|e| (m.seq, e))?;
         }
         Ok(())
     }
 
-    async fn handle_inner(
+    /// The data key of an aggregate's subject when messages of it are to be read (and
+    /// personal text is sealed at all).
+    pub(crate) async fn subject_key(
+        &self,
+        aggregate: AggregateRef,
+        reading: bool,
+    ) -> Result<Option<DataKey>, StoreError> {
+        let (Some(keys), true) = (&self.keys, reading) else {
+            return Ok(None);
+        };
+        match aggregate {
+            AggregateRef::Customer(_) | AggregateRef::Lead(_) => keys
+                .key(*aggregate.uuid().as_bytes())
+                .await
+                .map_err(key_store_unavailable),
+            AggregateRef::Campaign(_) => Ok(None),
+        }
+    }
+
+    /// The keys to seal a commit's personal text with, by data subject (made for a
+    /// subject that has none yet, before anything is appended).
+    async fn sealing_keys(
+        &self,
+        events: &[DomainEvent],
+    ) -> Result<BTreeMap<Uuid, DataKey>, StoreError> {
+        let mut out = BTreeMap::new();
+        let Some(keys) = &self.keys else {
+            return Ok(out);
+        };
+        for e in events.iter().filter(|e| is_sealed_type(e.event_type())) {
+            let subject = e.aggregate().uuid();
+            if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(subject) {
+                let key = keys
+                    .key_for_sealing(*subject.as_bytes())
+                    .await
+                    .map_err(key_store_unavailable)?;
+                slot.insert(key);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn handle_inner(
         &self,
         command: &Command,
         meta: &CommandMeta,
@@ -754,7 +865,14 @@ impl CommandHandler {
                 stale = true;
                 continue;
             }
-            let commit = match self.encode_commit(targets, &events, meta, occurred_at) {
+            let sealing = match self.sealing_keys(&events).await {
+                Ok(k) => k,
+                Err(e) => {
+                    Self::move_back(targets, &mut world);
+                    return Err(Self::read_failure(e, unanswered_commit.is_some()));
+                }
+            };
+            let commit = match self.encode_commit(targets, &events, meta, occurred_at, &sealing) {
                 Ok(c) => c,
                 Err(e) => {
                     Self::move_back(targets, &mut world);
@@ -928,6 +1046,7 @@ impl CommandHandler {
         events: &[DomainEvent],
         meta: &CommandMeta,
         occurred_at: Timestamp,
+        sealing: &BTreeMap<Uuid, DataKey>,
     ) -> Result<EncodedCommit, HandleError> {
         if events.len() > MAX_BATCH {
             return Err(HandleError::TooLarge(format!(
@@ -971,7 +1090,17 @@ impl CommandHandler {
                 commit_size,
                 prev_hash: *prev_hash,
             };
-            let enc = encode(&em, event);
+            let enc = match sealing.get(&aggregate.uuid()) {
+                Some(key) if is_sealed_type(event.event_type()) => {
+                    encode_sealed(&em, event, &key.0).map_err(|e| {
+                        HandleError::Store(StoreError::Unavailable {
+                            context: "sealing personal data",
+                            message: e.to_string(),
+                        })
+                    })?
+                }
+                _ => encode(&em, event),
+            };
             *prev_hash = enc.hash;
             match runs.last_mut() {
                 Some((a, _, bytes))

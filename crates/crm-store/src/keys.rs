@@ -204,6 +204,18 @@ fn entry_name(customer: [u8; 16]) -> String {
     uuid::Uuid::from_bytes(customer).simple().to_string()
 }
 
+/// The entry that tells whether a master key is the bucket's (see
+/// [`DataKeys::check_master`]), and the id its check key is bound to.
+const MASTER_CHECK: &str = "master-check";
+const MASTER_CHECK_ID: [u8; 16] = *b"crm-master-check";
+
+/// Entries `erase.<customer>` mark an erasure in progress (see [`DataKeys::mark_erasure`]).
+const ERASURE: &str = "erase";
+
+fn erasure_name(customer: [u8; 16]) -> String {
+    format!("{ERASURE}.{}", uuid::Uuid::from_bytes(customer).simple())
+}
+
 /// The data keys of every customer, in their bucket.
 #[derive(Clone, Debug)]
 pub struct DataKeys {
@@ -236,7 +248,9 @@ impl DataKeys {
                 num_replicas: replicas,
                 discard: jetstream::stream::DiscardPolicy::New,
                 allow_rollup: true,
-                allow_direct: true,
+                // Reads go to the stream leader: a key made just before its first event
+                // must be found by whoever reads that event (a follower may lag).
+                allow_direct: false,
                 deny_delete: false,
                 deny_purge: false,
                 ..Default::default()
@@ -244,7 +258,70 @@ impl DataKeys {
             .await
             .map_err(store_error)?;
         let kv = js.get_key_value(KEYS_BUCKET).await.map_err(store_error)?;
-        Ok(Self { kv, stream, master })
+        let keys = Self { kv, stream, master };
+        keys.check_master(true).await?;
+        Ok(keys)
+    }
+
+    /// Checks that this master key is the one the bucket's keys are wrapped with: the
+    /// entry [`MASTER_CHECK`] holds a key wrapped by it (made by the first writer). A
+    /// process given another master key stops here rather than failing on every event.
+    async fn check_master(&self, make: bool) -> Result<(), KeyError> {
+        let check = || async {
+            patiently(|| self.kv.get(MASTER_CHECK))
+                .await
+                .map_err(store_error)
+        };
+        match check().await? {
+            Some(v) => self.master.unwrap(MASTER_CHECK_ID, &v).map(|_| ()).map_err(|_| {
+                KeyError::MasterFile {
+                    path: "(the configured master key)".into(),
+                    message: format!(
+                        "is not the master key the data keys in {KEYS_BUCKET} are wrapped with: give every process of a deployment the same master key file"
+                    ),
+                }
+            }),
+            None if make => {
+                let wrapped = self.master.wrap(MASTER_CHECK_ID, &DataKey(random()?))?;
+                match patiently(|| self.kv.create(MASTER_CHECK, wrapped.clone().into())).await {
+                    Ok(_) => Ok(()),
+                    // Another process made it first: check against theirs.
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        Box::pin(self.check_master(false)).await
+                    }
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the bucket the command side made, waiting up to `patience` for it to
+    /// exist: what readers (projectors, tools) do, who may not create it.
+    ///
+    /// # Errors
+    /// The bucket is still missing after `patience`, or JetStream refuses.
+    pub async fn open_existing(
+        js: &jetstream::Context,
+        master: MasterKey,
+        patience: std::time::Duration,
+    ) -> Result<Self, KeyError> {
+        let started = std::time::Instant::now();
+        loop {
+            match js.get_stream(format!("KV_{KEYS_BUCKET}")).await {
+                Ok(stream) => {
+                    let kv = js.get_key_value(KEYS_BUCKET).await.map_err(store_error)?;
+                    let keys = Self { kv, stream, master };
+                    keys.check_master(false).await?;
+                    return Ok(keys);
+                }
+                Err(e) if started.elapsed() < patience => {
+                    tracing::info!(error = %e, "waiting for the data keys' bucket to be made by the command side");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
     }
 
     /// The customer's data key, if it has one (none yet, or destroyed).
@@ -318,6 +395,62 @@ impl DataKeys {
         Ok(found)
     }
 
+    /// Records that the customer is being forgotten, before `customer.forgotten` is
+    /// appended: a restart finds the mark and finishes destroying the keys.
+    ///
+    /// # Errors
+    /// The bucket cannot be written.
+    pub async fn mark_erasure(&self, customer: [u8; 16]) -> Result<(), KeyError> {
+        let name = erasure_name(customer);
+        patiently(|| self.kv.put(&name, bytes::Bytes::from_static(b"1")))
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Removes the customer's erasure mark (every message of it, no marker left).
+    ///
+    /// # Errors
+    /// The bucket cannot be written.
+    pub async fn clear_erasure(&self, customer: [u8; 16]) -> Result<(), KeyError> {
+        let subject = format!("$KV.{KEYS_BUCKET}.{}", erasure_name(customer));
+        patiently(|| self.stream.purge().filter(&subject).into_future())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The customers whose erasure was started and not finished.
+    ///
+    /// # Errors
+    /// The bucket cannot be read.
+    pub async fn pending_erasures(&self) -> Result<Vec<[u8; 16]>, KeyError> {
+        let filter = format!("$KV.{KEYS_BUCKET}.{ERASURE}.>");
+        let mut subjects = patiently(|| self.stream.info_with_subjects(&filter))
+            .await
+            .map_err(store_error)?;
+        let mut out = Vec::new();
+        while let Some(item) = subjects.next().await {
+            let (subject, _) = item.map_err(store_error)?;
+            let Some(id) = subject
+                .rsplit('.')
+                .next()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            else {
+                continue;
+            };
+            if patiently(|| self.kv.get(erasure_name(*id.as_bytes())))
+                .await
+                .map_err(store_error)?
+                .is_some()
+            {
+                out.push(*id.as_bytes());
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Wraps every data key with `new` instead of this store's master key (master key
     /// rotation); returns how many. Run with the service stopped, then start it with
     /// the new key.
@@ -332,10 +465,12 @@ impl DataKeys {
         }
         let mut n = 0;
         for name in names {
-            let Ok(id) = uuid::Uuid::parse_str(&name) else {
-                continue;
+            let customer = match uuid::Uuid::parse_str(&name) {
+                Ok(id) => *id.as_bytes(),
+                // The master check is rewrapped too, so the new key passes it.
+                Err(_) if name == MASTER_CHECK => MASTER_CHECK_ID,
+                Err(_) => continue,
             };
-            let customer = *id.as_bytes();
             let Some(entry) = self.kv.entry(&name).await.map_err(store_error)? else {
                 continue;
             };
@@ -350,9 +485,95 @@ impl DataKeys {
                 .delete_message(entry.revision)
                 .await
                 .map_err(store_error)?;
-            n += 1;
+            n += u64::from(customer != MASTER_CHECK_ID);
         }
         Ok(n)
+    }
+}
+
+/// The data keys as the service uses them: each key kept in memory once read (up to a
+/// number of keys, least recently used out first), dropped when it is destroyed. A
+/// subject found without a key is never remembered so: a key may be made at any moment.
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: DataKeys,
+    cache: std::sync::Mutex<lru::LruCache<[u8; 16], DataKey>>,
+}
+
+impl KeyRing {
+    #[must_use]
+    pub fn new(keys: DataKeys, capacity: std::num::NonZeroUsize) -> Self {
+        Self {
+            keys,
+            cache: std::sync::Mutex::new(lru::LruCache::new(capacity)),
+        }
+    }
+
+    /// The store underneath.
+    #[must_use]
+    pub const fn store(&self) -> &DataKeys {
+        &self.keys
+    }
+
+    fn cached(&self, subject: [u8; 16]) -> Option<DataKey> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&subject).cloned()
+    }
+
+    fn remember(&self, subject: [u8; 16], key: &DataKey) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.put(subject, key.clone());
+    }
+
+    /// The subject's key, or `None` when it has none (none made yet, or destroyed).
+    ///
+    /// # Errors
+    /// As [`DataKeys::get`].
+    pub async fn key(&self, subject: [u8; 16]) -> Result<Option<DataKey>, KeyError> {
+        if let Some(k) = self.cached(subject) {
+            return Ok(Some(k));
+        }
+        let key = self.keys.get(subject).await?;
+        if let Some(k) = &key {
+            self.remember(subject, k);
+        }
+        Ok(key)
+    }
+
+    /// The key to seal the subject's personal text with: made and stored first when the
+    /// subject has none.
+    ///
+    /// # Errors
+    /// As [`DataKeys::get_or_create`].
+    pub async fn key_for_sealing(&self, subject: [u8; 16]) -> Result<DataKey, KeyError> {
+        if let Some(k) = self.cached(subject) {
+            return Ok(k);
+        }
+        let key = self.keys.get_or_create(subject).await?;
+        self.remember(subject, &key);
+        Ok(key)
+    }
+
+    /// Drops the subjects' keys from memory (they were forgotten).
+    pub fn evict(&self, subjects: &[[u8; 16]]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for s in subjects {
+            cache.pop(s);
+        }
+    }
+
+    /// Destroys the subjects' keys (see [`DataKeys::destroy`]), memory first. How many
+    /// had a key.
+    ///
+    /// # Errors
+    /// As [`DataKeys::destroy`].
+    pub async fn destroy(&self, subjects: &[[u8; 16]]) -> Result<usize, KeyError> {
+        self.evict(subjects);
+        let mut found = 0;
+        for s in subjects {
+            found += usize::from(self.keys.destroy(*s).await?);
+        }
+        Ok(found)
     }
 }
 

@@ -9,11 +9,14 @@
 //!   durable idempotency and an aggregate cache; [`CommandHandler::quarantine`] sets
 //!   aside a message that is not ours.
 //! - [`keys`]: customers' data keys (crypto-shredding), wrapped under a master key in a
-//!   key-value bucket beside the log, destroyed for good on request.
+//!   key-value bucket beside the log, destroyed for good on request; the handler seals
+//!   personal text under them and `ForgetCustomer` destroys them (`erasure`: marked
+//!   first, so a crash between the event and the destruction is finished at restart).
 //! - [`nats_auth`]: the service's NATS users (writer, reader) with their permissions and
 //!   seeds; the auditors' tools connect as the reader from its seed file.
 
 mod config;
+mod erasure;
 mod error;
 mod handler;
 pub mod keys;
@@ -23,6 +26,7 @@ mod quarantine;
 mod stream;
 
 pub use config::LogConfig;
+pub use erasure::Finished;
 pub use error::{AppendError, HandleError, StoreError};
 pub use handler::{CommandHandler, CommandMeta, CommandOutcome, HandlerConfig, HandlerStats};
 pub use log::{AppendAck, EventLog, MAX_BATCH, OutgoingMessage, StoredMessage};

@@ -7,8 +7,8 @@
 //!
 //! | user | who | may publish on | may subscribe to |
 //! |---|---|---|---|
-//! | `crm-writer` | the command side | the stream's subjects; stream info and create; direct and message gets | its own inbox |
-//! | `crm-reader` | projectors and tools | stream info; its consumers (create, info, delete, next); direct and message gets | its own inbox |
+//! | `crm-writer` | the command side | the stream's subjects; stream info and create; direct and message gets; the data keys' bucket (`KV_CRM_KEYS`: put, create, message get, delete and purge, history consumers) | its own inbox |
+//! | `crm-reader` | projectors and tools | stream info; its consumers (create, info, delete, next); direct and message gets; the data keys' bucket info and message gets (keys are wrapped: useless without the master key) | its own inbox |
 //!
 //! Neither may purge, delete or reconfigure the stream, touch another stream, or use any
 //! JetStream API beyond those listed (never `$JS.>`: some admin APIs answer anyone who may
@@ -72,11 +72,26 @@ impl Permissions {
             api(&format!("DIRECT.GET.{stream}.>")),
             api(&format!("STREAM.MSG.GET.{stream}")),
         ];
+        // The data keys (crypto-shredding): both read them (wrapped: useless without the
+        // master key), the command side makes and destroys them.
+        let keys = format!("KV_{}", crate::keys::KEYS_BUCKET);
+        publish.extend([
+            api(&format!("STREAM.INFO.{keys}")),
+            api(&format!("STREAM.MSG.GET.{keys}")),
+        ]);
         match user {
             NatsUser::Writer => publish.extend([
                 format!("{prefix}.>"),
                 // Created on first start when missing; an existing stream is only checked.
                 api(&format!("STREAM.CREATE.{stream}")),
+                format!("$KV.{}.>", crate::keys::KEYS_BUCKET),
+                api(&format!("STREAM.CREATE.{keys}")),
+                // Destroying a key erases its every revision, then purges the entry.
+                api(&format!("STREAM.MSG.DELETE.{keys}")),
+                api(&format!("STREAM.PURGE.{keys}")),
+                // A key's revisions are listed with an ordered consumer.
+                api(&format!("CONSUMER.CREATE.{keys}")),
+                api(&format!("CONSUMER.CREATE.{keys}.>")),
             ]),
             NatsUser::Reader => publish.extend([
                 // Ordered consumers: created, pulled from, recreated after a gap.
@@ -316,6 +331,10 @@ mod tests {
                     !s.starts_with("$JS.>") && !s.starts_with("$JS.API.>") && s != ">",
                     "{user:?}: {s}"
                 );
+                // Only the command side erases, and only data keys (crypto-shredding).
+                if user == NatsUser::Writer && s.ends_with(".KV_CRM_KEYS") {
+                    continue;
+                }
                 for forbidden in [
                     "STREAM.PURGE",
                     "STREAM.DELETE",
@@ -334,6 +353,14 @@ mod tests {
         assert!(writer.publish.contains(&"crm.v1.>".to_owned()));
         let reader = Permissions::of(NatsUser::Reader, "CRM_EVENTS", "crm.v1");
         assert!(reader.publish.iter().all(|s| !s.starts_with("crm.v1")));
+        // The reader reads data keys but can neither make nor change one.
+        assert!(
+            reader
+                .publish
+                .iter()
+                .all(|s| !s.starts_with("$KV.") && !s.contains("CREATE.KV_"))
+        );
+        assert!(writer.publish.contains(&"$KV.CRM_KEYS.>".to_owned()));
     }
 
     #[test]

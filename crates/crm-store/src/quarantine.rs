@@ -289,7 +289,11 @@ impl CommandHandler {
             });
         }
         let mut loaded = Loaded::empty(aggregate);
-        match self.fold_stored(&mut loaded, &upto) {
+        let key = self
+            .subject_key(aggregate, true)
+            .await
+            .map_err(unavailable)?;
+        match self.fold_stored(&mut loaded, &upto, key.as_ref()) {
             Err((first, _)) if first == seq => Ok(message),
             Err((first, e)) => Err(rejected(
                 RejectionKind::FailedPrecondition,

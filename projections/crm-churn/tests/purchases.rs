@@ -78,6 +78,7 @@ fn fold(events: &[(i64, DomainEvent)]) -> Result<MemState, FoldError> {
             schema_version: 1,
             event: event.clone(),
             hash: EventHash::GENESIS,
+            sealing: crm_events::Sealing::Plain,
         };
         state.apply(
             &Churn::default(),

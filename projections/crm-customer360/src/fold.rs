@@ -12,8 +12,8 @@ use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save
 use crate::keys::{self, id_key};
 use crate::record::{
     AcquisitionRecord, AddressRecord, CampaignInfo, ConsentRecord, CustomerFacts, CustomerRecord,
-    DealStatus, Id, LeadInfo, LeadOrigin, Opportunity, ProfileRecord, Summary, Ticket, TicketState,
-    TimelineEntry,
+    DealStatus, Erasure, Id, LeadInfo, LeadOrigin, Opportunity, Part, ProfileRecord, Summary,
+    Ticket, TicketState, TimelineEntry,
 };
 
 /// Adds without overflow: a fold never panics or wraps, whatever the events hold;
@@ -56,7 +56,9 @@ impl Projection for Customer360 {
     // 4: timeline summaries keep personal data in their own parts (`record::Summary`).
     // 5: sends record whether consent held (`Marketing::received_without_consent`,
     //    `skipped`; `CampaignInfo::consent`).
-    const VERSION: u32 = 5;
+    // 6: forgotten customers (`CustomerRecord::forgotten`, personal data scrubbed); a
+    //    reopened deal's reason is a personal part of its summary.
+    const VERSION: u32 = 6;
 
     fn fingerprint(&self) -> String {
         format!("reporting_currency={}", self.reporting_currency)
@@ -139,6 +141,9 @@ impl Customer360 {
         r.version = meta.version;
         r.last_seq = event.seq;
         r.updated_at = r.updated_at.max(at);
+        if matches!(e, CustomerEvent::Forgotten { .. }) {
+            scrub_timeline(state, &r)?;
+        }
         timeline(state, &mut r, event, summary);
         save(state, &key, &r);
         self.reindex(state, before, &r);
@@ -601,10 +606,7 @@ fn apply_customer(
             o.stage_entered_at = at;
             o.closed_at = None;
             o.lost_reason = None;
-            Summary::text(format!(
-                "Opportunity {} reopened at {stage}: {reason}",
-                o.name
-            ))
+            Summary::text(format!("Opportunity {} reopened at {stage}: ", o.name)).p(reason)
         }
         E::CampaignResponseRecorded {
             campaign_id,
@@ -647,7 +649,69 @@ fn apply_customer(
             }
             Summary::text(format!("Campaign {}: {name}", campaign_id.0))
         }
+        E::LeadLinked { lead_id } => {
+            Summary::text(format!("Lead {} converted into this customer", lead_id.0))
+        }
+        E::Forgotten {
+            reason,
+            legal_basis,
+            ..
+        } => {
+            scrub(r);
+            r.forgotten = Some(Erasure {
+                at,
+                legal_basis: legal_basis.clone(),
+                reason: reason.clone(),
+                by: actor.to_owned(),
+            });
+            Summary::text(format!(
+                "Forgotten at their request ({legal_basis}): {reason}"
+            ))
+        }
     })
+}
+
+/// Empties every personal field of a forgotten customer's record: what a rebuild, which
+/// reads their personal text as erased, arrives at too (the same bytes either way).
+fn scrub(r: &mut CustomerRecord) {
+    let language = r.profile.language.take();
+    r.profile = ProfileRecord {
+        language,
+        ..ProfileRecord::default()
+    };
+    for c in r.consent.values_mut() {
+        c.source.clear();
+    }
+    for t in r.tickets.values_mut() {
+        t.subject.clear();
+    }
+}
+
+/// Empties the personal parts of every entry of a forgotten customer's timeline.
+fn scrub_timeline(state: &mut dyn State, r: &CustomerRecord) -> Result<(), FoldError> {
+    for chunk in 0..r.timeline_len.div_ceil(keys::TIMELINE_CHUNK) {
+        let key = keys::timeline_chunk(r.id, chunk * keys::TIMELINE_CHUNK);
+        let Some(bytes) = state.get(&key) else {
+            continue;
+        };
+        let mut entries = Vec::new();
+        crate::record::decode_chunk(&bytes, &mut entries).map_err(|e| FoldError::Corrupt {
+            key: format!("timeline chunk {chunk} of {}", uuid::Uuid::from_bytes(r.id)),
+            reason: e.to_string(),
+        })?;
+        let mut out = Vec::with_capacity(bytes.len());
+        for mut entry in entries {
+            for part in &mut entry.summary.0 {
+                if let Part::Personal(text) = part {
+                    text.clear();
+                }
+            }
+            // Encoding into a Vec cannot fail.
+            out = postcard::to_extend(&entry, out).unwrap_or_default();
+        }
+        state.put(&key, out);
+    }
+    Ok(())
 }
 
 fn lead(state: &mut dyn State, event: &Event<'_>, id: Id, e: &LeadEvent) -> Result<(), FoldError> {

@@ -44,6 +44,18 @@ pub struct CustomerRecord {
     /// Entries in the customer's timeline (they are stored in chunks of
     /// [`crate::keys::TIMELINE_CHUNK`], in the order they were applied).
     pub timeline_len: u32,
+    /// The customer was forgotten (erased at their request): every personal field of
+    /// the record and its timeline is empty.
+    pub forgotten: Option<Erasure>,
+}
+
+/// When and why a customer was erased (none of it personal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub at: i64,
+    pub legal_basis: String,
+    pub reason: String,
+    pub by: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -298,5 +298,11 @@ pub fn customer360(
         service: Some(service),
         predictions: None,
         dead_lettered_positions: r.dead_letters.clone(),
+        forgotten: r.forgotten.as_ref().map(|f| v1::Erasure {
+            at: ts(f.at),
+            legal_basis: f.legal_basis.clone(),
+            reason: f.reason.clone(),
+            by: f.by.clone(),
+        }),
     }
 }

@@ -41,6 +41,7 @@ fn history(id: CustomerId, events: &[(i64, i64, CustomerEvent)]) -> Vec<(u64, St
                 schema_version: 1,
                 event,
                 hash: EventHash::GENESIS,
+                sealing: crm_events::Sealing::Plain,
             };
             (seq, subject.clone(), envelope)
         })

@@ -70,6 +70,7 @@ impl Stream {
             schema_version: 1,
             event,
             hash: EventHash::GENESIS,
+            sealing: crm_events::Sealing::Plain,
         };
         let subject = format!("crm.v1.{}.{}", agg.kind().name(), agg.uuid().simple());
         self.state.apply(

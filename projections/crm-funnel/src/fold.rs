@@ -349,6 +349,8 @@ fn fact_of(e: &CustomerEvent) -> Option<([u8; 16], Fact)> {
         | E::TicketResolved { .. }
         | E::TicketReopened { .. }
         | E::TicketClosed { .. }
-        | E::CampaignResponseRecorded { .. } => return None,
+        | E::CampaignResponseRecorded { .. }
+        | E::LeadLinked { .. }
+        | E::Forgotten { .. } => return None,
     })
 }

@@ -34,11 +34,28 @@ pub use runner::{RunnerConfig, quarantine_records, run, track_stream_head};
 pub use state::{MemState, State, load, save};
 pub use store::{
     BatchOutcome, DATA as DATA_PREFIX, DEAD as DEAD_LETTER_PREFIX, DeadLetter, ProjectionStats,
-    ProjectionStore, RawEvent, StoreInfo, StreamIdentity, WriteBack, tree_checkpoint,
+    ProjectionStore, RawEvent, StoreInfo, StreamIdentity, Unsealed, WriteBack, tree_checkpoint,
+    unseal,
 };
 
 use crm_domain::AggregateRef;
 use crm_events::Envelope;
+
+/// The data subjects' keys that open sealed personal text (see `crm_events::seal`):
+/// `crm_store`'s key ring. A build given none reads every sealed text as erased.
+pub trait Keys: Send + Sync + std::fmt::Debug {
+    /// The key of `subject` (a customer or lead id); `Ok(None)` when it has none (the
+    /// subject was forgotten). Called on a blocking thread: it may wait for the key
+    /// store. `Err` when the key store cannot answer now: the batch is applied again
+    /// later, never with the text erased.
+    ///
+    /// # Errors
+    /// The key store cannot be read (after its own retries).
+    fn key(&self, subject: uuid::Uuid) -> Result<Option<[u8; 32]>, String>;
+
+    /// Drops any copy of these subjects' keys kept in memory: they were forgotten.
+    fn evict(&self, subjects: &[uuid::Uuid]);
+}
 
 /// One event as a fold sees it.
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +129,10 @@ pub enum ProjectionError {
     /// The stream is not the one the build was made from.
     #[error("build {build} does not belong to this stream: {reason}")]
     StreamChanged { build: String, reason: String },
+    /// The key store could not give a data subject's key: the batch is applied again
+    /// from the checkpoint once it answers.
+    #[error("the key store cannot be read: {0}")]
+    Keys(String),
     /// A rebuild was asked for while one is in progress.
     #[error("projection {projection} is already building {build}")]
     AlreadyBuilding { projection: String, build: String },

@@ -26,6 +26,8 @@ pub struct RunnerConfig {
     pub head_interval: Duration,
     /// The build's write-back cache and how often it is written while catching up.
     pub write_back: WriteBack,
+    /// Opens sealed personal text before the fold; `None` folds it as erased.
+    pub keys: Option<Arc<dyn crate::Keys>>,
 }
 
 impl Default for RunnerConfig {
@@ -36,6 +38,7 @@ impl Default for RunnerConfig {
             retry_pause: Duration::from_millis(500),
             head_interval: Duration::from_secs(2),
             write_back: WriteBack::default(),
+            keys: None,
         }
     }
 }
@@ -52,6 +55,7 @@ pub async fn run<P: Projection>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
     store.set_write_back(cfg.write_back.clone());
+    store.set_keys(cfg.keys.clone());
     let watchdog = watch_stream(&store, &js, &cfg);
     tokio::select! {
         result = project(&store, &js, &cfg, &mut shutdown) => result,
@@ -253,8 +257,10 @@ async fn project<P: Projection>(
             let chunk = tokio::select! {
                 c = chunks.next() => c,
                 done = finish(&mut applying) => {
-                    settle(store, done)?;
-                    continue;
+                    if settle(store, done)? {
+                        continue;
+                    }
+                    break;
                 }
                 _ = shutdown.changed() => None,
             };
@@ -274,8 +280,8 @@ async fn project<P: Projection>(
                 );
                 break;
             }
-            if applying.is_some() {
-                settle(store, finish(&mut applying).await)?;
+            if applying.is_some() && !settle(store, finish(&mut applying).await)? {
+                break;
             }
             if let Some(last) = read.batch.last() {
                 handed = last.seq;
@@ -338,12 +344,20 @@ async fn finish(
     Ok((out, pending))
 }
 
-/// Counts what an applied batch tells about the stream.
+/// Counts what an applied batch tells about the stream. `Ok(false)` when the batch was
+/// not applied because the key store could not answer: the store went back to its
+/// checkpoint, and the consumer is opened again from there after a pause.
 fn settle<P: Projection>(
     store: &ProjectionStore<P>,
     done: Result<(crate::BatchOutcome, Option<u64>), ProjectionError>,
-) -> Result<(), ProjectionError> {
-    let (out, pending) = done?;
+) -> Result<bool, ProjectionError> {
+    let (out, pending) = match done {
+        Err(ProjectionError::Keys(e)) => {
+            tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "cannot read a data key; applying again from the checkpoint");
+            return Ok(false);
+        }
+        done => done?,
+    };
     // Messages already applied, delivered again: counted with the replays.
     store
         .stats()
@@ -352,7 +366,7 @@ fn settle<P: Projection>(
     if let Some(pending) = pending {
         note_head(store.stats(), out.applied_seq + pending);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// One chunk of delivered messages, ready to apply.

@@ -227,6 +227,8 @@ struct Inner {
     last_flush: Instant,
     /// Quarantined positions ahead of the build, or met as records in the stream.
     quarantined: BTreeSet<u64>,
+    /// Opens sealed personal text; without, it reads as erased.
+    keys: Option<Arc<dyn crate::Keys>>,
 }
 
 impl<P: Projection> ProjectionStore<P> {
@@ -293,6 +295,7 @@ impl<P: Projection> ProjectionStore<P> {
                 unflushed: 0,
                 last_flush: Instant::now(),
                 quarantined: BTreeSet::new(),
+                keys: None,
             }),
         })
     }
@@ -404,6 +407,12 @@ impl<P: Projection> ProjectionStore<P> {
         self.lock().write_back = write_back;
     }
 
+    /// The key ring that opens sealed personal text before the fold sees it. Without
+    /// one, every sealed text is folded as erased.
+    pub fn set_keys(&self, keys: Option<Arc<dyn crate::Keys>>) {
+        self.lock().keys = keys;
+    }
+
     /// The last stream sequence applied, stored or still in the write-back cache (at least
     /// the checkpoint).
     pub fn applied(&self) -> u64 {
@@ -429,8 +438,12 @@ impl<P: Projection> ProjectionStore<P> {
         let mut applied = inner.applied;
         {
             let Inner {
-                cache, quarantined, ..
+                cache,
+                quarantined,
+                keys,
+                ..
             } = &mut *inner;
+            let keys = keys.clone();
             let mut state = Working {
                 cache,
                 tree: &self.tree,
@@ -460,7 +473,7 @@ impl<P: Projection> ProjectionStore<P> {
                     applied = raw.seq;
                     continue;
                 }
-                match self.apply_message(&mut state, raw) {
+                match self.apply_message(&mut state, raw, keys.as_deref()) {
                     Ok(events) => out.applied += events,
                     Err((aggregate, event_type, reason)) => {
                         self.dead_letter(&mut state, aggregate, raw, event_type, reason);
@@ -473,7 +486,7 @@ impl<P: Projection> ProjectionStore<P> {
                     inner.cache = Cache::default();
                     inner.applied = self.checkpoint();
                     inner.unflushed = 0;
-                    return Err(e.into());
+                    return Err(e);
                 }
                 applied = raw.seq;
             }
@@ -555,10 +568,24 @@ impl<P: Projection> ProjectionStore<P> {
         &self,
         state: &mut Working<'_>,
         raw: &RawEvent,
+        keys: Option<&dyn crate::Keys>,
     ) -> Result<u64, (Option<AggregateRef>, Option<String>, String)> {
         let aggregate = self.scheme.parse(&raw.subject);
-        let envelopes = crm_events::decode_message(&raw.payload)
+        let mut envelopes = crm_events::decode_message(&raw.payload)
             .map_err(|e| (aggregate, None, format!("event does not decode: {e}")))?;
+        for envelope in &mut envelopes {
+            if let Err(e) = unseal(envelope, keys) {
+                match e {
+                    Unsealed::KeyStore(e) => {
+                        state.error.get_or_insert(ProjectionError::Keys(e));
+                        return Ok(0);
+                    }
+                    Unsealed::DoesNotOpen(reason) => {
+                        return Err((aggregate, Some(envelope.event_type.clone()), reason));
+                    }
+                }
+            }
+        }
         let Some(aggregate) = aggregate else {
             return Err((
                 None,
@@ -600,6 +627,19 @@ impl<P: Projection> ProjectionStore<P> {
             if let Err(failure) = result {
                 state.cache.rollback();
                 return Err(failure);
+            }
+        }
+        if let Some(keys) = keys {
+            for e in &envelopes {
+                if let crm_domain::DomainEvent::Customer(
+                    id,
+                    crm_domain::CustomerEvent::Forgotten { leads, .. },
+                ) = &e.event
+                {
+                    let mut gone = vec![id.0];
+                    gone.extend(leads.iter().map(|l| l.0));
+                    keys.evict(&gone);
+                }
             }
         }
         Ok(envelopes.len() as u64)
@@ -719,7 +759,8 @@ pub(crate) fn data_key(key: &[u8]) -> Vec<u8> {
 struct Working<'a> {
     cache: &'a mut Cache,
     tree: &'a sled::Tree,
-    error: Option<sled::Error>,
+    /// What stops the batch: storage failed, or the key store cannot answer.
+    error: Option<ProjectionError>,
 }
 
 impl State for Working<'_> {
@@ -735,7 +776,7 @@ impl State for Working<'_> {
                 v
             }
             Err(e) => {
-                self.error.get_or_insert(e);
+                self.error.get_or_insert(e.into());
                 None
             }
         }
@@ -746,6 +787,38 @@ impl State for Working<'_> {
     fn delete(&mut self, key: &[u8]) {
         self.cache.set(&data_key(key), None);
     }
+}
+
+/// Why a sealed event's personal text was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsealed {
+    /// The key store cannot answer now: try again later (never fold the text erased).
+    #[error("the key store cannot be read: {0}")]
+    KeyStore(String),
+    /// The key does not open the text (another key, or the event was altered).
+    #[error("{0}")]
+    DoesNotOpen(String),
+}
+
+/// Opens a sealed event's personal text with its subject's key (erased when the subject
+/// has none, or when there is no key ring). Anything not sealed is left as it is.
+///
+/// # Errors
+/// See [`Unsealed`].
+pub fn unseal(
+    envelope: &mut crm_events::Envelope,
+    keys: Option<&dyn crate::Keys>,
+) -> Result<(), Unsealed> {
+    if !envelope.is_sealed() {
+        return Ok(());
+    }
+    let key = match (keys, envelope.data_subject()) {
+        (Some(keys), Some(subject)) => keys.key(subject).map_err(Unsealed::KeyStore)?,
+        _ => None,
+    };
+    envelope
+        .unseal(key.as_ref())
+        .map_err(|e| Unsealed::DoesNotOpen(format!("personal text does not open: {e}")))
 }
 
 /// The last stream sequence a build's tree applied (0 for none).

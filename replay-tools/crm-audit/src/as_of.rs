@@ -217,6 +217,7 @@ pub fn changes(before: Option<&v1::Customer360>, after: Option<&v1::Customer360>
         service,
         predictions,
         dead_lettered_positions,
+        forgotten,
     );
     out
 }

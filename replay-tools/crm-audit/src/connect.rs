@@ -29,6 +29,9 @@ pub struct Source {
     pub js: async_nats::jetstream::Context,
     pub stream_name: String,
     pub scheme: SubjectScheme,
+    /// Opens sealed personal text (the service's key ring, or the tools' with the master
+    /// key). Without, sealed text stays sealed: shown empty, marked `sealed`.
+    pub keys: Option<std::sync::Arc<dyn crm_projection::Keys>>,
 }
 
 impl Source {
@@ -52,6 +55,7 @@ impl Source {
             js: async_nats::jetstream::new(client),
             stream_name: target.stream.clone(),
             scheme: SubjectScheme::new(target.prefix.clone()),
+            keys: None,
         })
     }
 

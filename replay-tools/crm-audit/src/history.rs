@@ -42,6 +42,10 @@ pub struct Entry {
     pub prev_hash: String,
     /// The decoded event (its fields as the domain names them).
     pub event: String,
+    /// The event's personal text: `plain` (written before sealing), `opened`, `erased`
+    /// (the customer was forgotten: its personal fields are empty) or `sealed` (read
+    /// without the key store).
+    pub personal_text: &'static str,
 }
 
 /// Which entries to keep. Empty fields admit all.
@@ -89,6 +93,12 @@ fn entry(position: u64, subject: &str, concerns: &'static str, e: &Envelope) -> 
         hash: hex::encode(e.hash.0),
         prev_hash: hex::encode(e.meta.prev_hash.0),
         event: format!("{:?}", e.event),
+        personal_text: match e.sealing {
+            crm_events::Sealing::Plain => "plain",
+            crm_events::Sealing::Sealed(_) => "sealed",
+            crm_events::Sealing::Opened => "opened",
+            crm_events::Sealing::Erased => "erased",
+        },
     }
 }
 
@@ -104,7 +114,7 @@ pub struct Concerning {
 }
 
 /// Every message concerning `customer`, in stream order, quarantined positions left out:
-/// the customer's own, the lead they were converted from, and the messages of every
+/// the customer's own, the leads converted into them, and the messages of every
 /// campaign whose sends named them. What the history lists and the as-of views fold.
 ///
 /// # Errors
@@ -124,11 +134,22 @@ pub async fn concerning(
             .into_iter()
             .filter(|(seq, ..)| !quarantined.contains(seq))
             .map(|(seq, subject, payload)| {
+                let mut events = decode_message(&payload).map_err(|e| AuditError::Undecodable {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+                if let Some(keys) = &source.keys {
+                    for e in &mut events {
+                        crm_projection::unseal(e, Some(keys.as_ref())).map_err(|e| match e {
+                            crm_projection::Unsealed::KeyStore(m) => AuditError::Nats(m),
+                            crm_projection::Unsealed::DoesNotOpen(reason) => {
+                                AuditError::Undecodable { seq, reason }
+                            }
+                        })?;
+                    }
+                }
                 Ok(Concerning {
-                    events: decode_message(&payload).map_err(|e| AuditError::Undecodable {
-                        seq,
-                        reason: e.to_string(),
-                    })?,
+                    events,
                     seq,
                     subject,
                     concerns,
@@ -141,14 +162,18 @@ pub async fn concerning(
     if out.is_empty() {
         return Err(AuditError::NoSuchCustomer(customer.0.to_string()));
     }
-    let lead = out
+    // The leads converted into the customer: the one registered from, and those linked
+    // to the customer later.
+    let leads: std::collections::BTreeSet<_> = out
         .iter()
         .flat_map(|m| &m.events)
-        .find_map(|e| match &e.event {
+        .filter_map(|e| match &e.event {
             DomainEvent::Customer(_, CustomerEvent::Registered(r)) => r.lead,
+            DomainEvent::Customer(_, CustomerEvent::LeadLinked { lead_id }) => Some(*lead_id),
             _ => None,
-        });
-    if let Some(lead) = lead {
+        })
+        .collect();
+    for lead in leads {
         let subject = source.scheme.subject(AggregateRef::Lead(lead));
         out.extend(decoded("origin_lead", source.messages_on(&subject).await?)?);
     }

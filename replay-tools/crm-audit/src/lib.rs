@@ -11,6 +11,8 @@
 //!   them.
 //! - [`as_of`]: the customer's 360° view as of a moment, through the live fold and the
 //!   API's rendering, and the diff between two moments with the events behind it.
+//! - [`subject`]: subject access (GDPR Art. 15): everything the log holds about one
+//!   customer, personal data opened, as one JSON document.
 //!
 //! The tools only read: they connect as the service's `crm-reader` NATS user
 //! ([`connect::Target::reader_seed`]), which may read the stream but not publish on it,
@@ -19,6 +21,7 @@
 pub mod as_of;
 pub mod connect;
 pub mod history;
+pub mod subject;
 pub mod verify;
 
 /// What stops a tool (a finding is not an error: it is in the report).
@@ -34,4 +37,7 @@ pub enum AuditError {
     NoSuchCustomer(String),
     #[error("the 360 fold: {0}")]
     Fold(String),
+    /// Personal data could not be opened (the replay has no key store).
+    #[error("{0}")]
+    Sealed(String),
 }

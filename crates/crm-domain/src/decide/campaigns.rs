@@ -176,7 +176,9 @@ pub(super) fn consenting(
     let mut skipped = Vec::new();
     for id in recipients {
         let reason = match (world.customers.get(id), needed) {
+            // A forgotten customer is no one the business may contact.
             (None, _) => Some(SkipReason::UnknownCustomer),
+            (Some(c), _) if c.forgotten => Some(SkipReason::UnknownCustomer),
             (Some(_), None) => None,
             (Some(c), Some(consent)) => match c.consent.get(&consent) {
                 Some(true) => None,

@@ -219,6 +219,11 @@ pub(super) fn convert_lead(
                     format!("opportunity {} already exists", o.opportunity_id),
                 ));
             }
+            // The customer records the lead: forgetting them forgets it too.
+            events.push(DomainEvent::Customer(
+                customer_id,
+                CustomerEvent::LeadLinked { lead_id },
+            ));
         }
     }
     if let Some(o) = opened {

@@ -166,6 +166,11 @@ pub fn decide(
             campaign_id,
             response,
         } => campaigns::record_campaign_response(world, customer_id, campaign_id, response),
+        Command::ForgetCustomer {
+            customer_id,
+            reason,
+            legal_basis,
+        } => profile::forget_customer(world, customer_id, reason, legal_basis),
         Command::CreateLead { lead_id, lead } => leads::create_lead(world, lead_id, lead),
         Command::AssignLead {
             lead_id,
@@ -211,10 +216,20 @@ pub(super) fn existing_customer<'w>(
     id: CustomerId,
     field: &str,
 ) -> Result<&'w Customer, Rejection> {
-    world
+    let customer = world
         .customers
         .get(&id)
-        .ok_or_else(|| Rejection::not_found(field, format!("customer {id} does not exist")))
+        .ok_or_else(|| Rejection::not_found(field, format!("customer {id} does not exist")))?;
+    if customer.forgotten {
+        return Err(Rejection::precondition(
+            field,
+            "not_forgotten",
+            format!(
+                "customer {id} was forgotten (erased at their request): no command changes them"
+            ),
+        ));
+    }
+    Ok(customer)
 }
 
 pub(super) fn existing_lead(world: &World, id: LeadId) -> Result<&Lead, Rejection> {

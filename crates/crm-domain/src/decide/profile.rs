@@ -490,3 +490,35 @@ pub(super) fn apply_profile(prof: &mut Profile, p: &ProfilePatch) {
         prof.phones.clone_from(v);
     }
 }
+
+/// Decides [`Command::ForgetCustomer`]: records the erasure with the leads converted into
+/// the customer (whose keys the caller destroys with the customer's). Forgetting a
+/// forgotten customer records nothing: the caller still makes sure the keys are gone.
+pub(super) fn forget_customer(
+    world: &World,
+    customer_id: &CustomerId,
+    reason: &str,
+    legal_basis: &str,
+) -> Result<Vec<DomainEvent>, Rejection> {
+    let mut check = Check::new();
+    check.required("reason", reason, SUBJECT_MAX);
+    check.key("legal_basis", legal_basis, SHORT_MAX);
+    check.finish()?;
+    let customer = world.customers.get(customer_id).ok_or_else(|| {
+        Rejection::not_found(
+            "customer_id",
+            format!("customer {customer_id} does not exist"),
+        )
+    })?;
+    if customer.forgotten {
+        return Ok(vec![]);
+    }
+    Ok(vec![customer_event(
+        *customer_id,
+        CustomerEvent::Forgotten {
+            reason: reason.trim().to_owned(),
+            legal_basis: legal_basis.to_owned(),
+            leads: customer.leads.iter().copied().collect(),
+        },
+    )])
+}

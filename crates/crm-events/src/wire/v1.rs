@@ -1273,3 +1273,35 @@ impl From<OpportunityReopened> for d::CustomerEvent {
         }
     }
 }
+
+/// `customer.lead_linked` (added with crypto-shredding; schema version 1)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeadLinked {
+    pub lead_id: Id,
+}
+
+impl From<LeadLinked> for d::CustomerEvent {
+    fn from(w: LeadLinked) -> Self {
+        Self::LeadLinked {
+            lead_id: w.lead_id.into(),
+        }
+    }
+}
+
+/// `customer.forgotten` (added with crypto-shredding; schema version 1)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CustomerForgotten {
+    pub reason: String,
+    pub legal_basis: String,
+    pub leads: Vec<Id>,
+}
+
+impl From<CustomerForgotten> for d::CustomerEvent {
+    fn from(w: CustomerForgotten) -> Self {
+        Self::Forgotten {
+            reason: w.reason,
+            legal_basis: w.legal_basis,
+            leads: w.leads.into_iter().map(Into::into).collect(),
+        }
+    }
+}

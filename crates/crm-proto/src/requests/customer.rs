@@ -777,3 +777,25 @@ impl IntoCommand for v1::RecordCampaignResponseRequest {
         })
     }
 }
+
+impl IntoCommand for v1::ForgetCustomerRequest {
+    fn command_kind(&self) -> Option<CommandKind> {
+        Some(CommandKind::ForgetCustomer)
+    }
+
+    fn options(&self) -> Option<&v1::CommandOptions> {
+        self.options.as_ref()
+    }
+
+    fn into_command(self, _: &CommandIds) -> Result<Command, Rejection> {
+        let mut v = Vec::new();
+        let customer_id = required_id("customer_id", &self.customer_id, &mut v);
+        finish(v, || {
+            Some(Command::ForgetCustomer {
+                customer_id: customer_id?,
+                reason: self.reason,
+                legal_basis: self.legal_basis,
+            })
+        })
+    }
+}

@@ -102,6 +102,7 @@ impl IntoCommand for v1::IngestRequest {
             Ingest::SendCampaign(r) => r.command_kind()?,
             Ingest::RecordCampaignCost(r) => r.command_kind()?,
             Ingest::RecordCampaignResponse(r) => r.command_kind()?,
+            Ingest::ForgetCustomer(r) => r.command_kind()?,
         })
     }
 
@@ -138,6 +139,7 @@ impl IntoCommand for v1::IngestRequest {
             Ingest::SendCampaign(r) => r.options(),
             Ingest::RecordCampaignCost(r) => r.options(),
             Ingest::RecordCampaignResponse(r) => r.options(),
+            Ingest::ForgetCustomer(r) => r.options(),
         }
     }
 
@@ -186,6 +188,7 @@ impl IntoCommand for v1::IngestRequest {
             Ingest::SendCampaign(r) => r.into_command(ids),
             Ingest::RecordCampaignCost(r) => r.into_command(ids),
             Ingest::RecordCampaignResponse(r) => r.into_command(ids),
+            Ingest::ForgetCustomer(r) => r.into_command(ids),
         }
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Modules: `support` (the service process and one dispatch for every RPC), `commands`
 //! (every command's accepted and rejected paths), `permissions` (every role against every
-//! RPC).
+//! RPC), `privacy` (forgetting a customer, end to end).
 
 mod audit;
 mod churn;
 mod commands;
 mod funnel;
 mod permissions;
+mod privacy;
 mod support;
 
 use std::time::Duration;

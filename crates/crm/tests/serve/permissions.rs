@@ -31,9 +31,10 @@ const PRINCIPALS: [(&str, &[&str]); 8] = [
 /// Who may call what. admin: everything; sales: customers, interactions, leads,
 /// opportunities; service: customers, interactions, tickets, orders and returns;
 /// marketing: campaigns (with their responses), leads, customers; auditor, analyst:
-/// nothing on the write side; importer: everything, including bulk ingest.
+/// nothing on the write side; importer: everything, including bulk ingest, but
+/// forgetting a customer (admin only).
 #[rustfmt::skip]
-const EXPECTED: [(&str, [bool; 8]); 32] = [
+const EXPECTED: [(&str, [bool; 8]); 33] = [
     //                          admin sales service marketing auditor analyst importer sales+service
     ("RegisterCustomer",       [A,    A,    A,      A,        D,      D,      A,       A]),
     ("UpdateProfile",          [A,    A,    A,      A,        D,      D,      A,       A]),
@@ -66,6 +67,7 @@ const EXPECTED: [(&str, [bool; 8]); 32] = [
     ("SendCampaign",           [A,    D,    D,      A,        D,      D,      A,       D]),
     ("RecordCampaignCost",     [A,    D,    D,      A,        D,      D,      A,       D]),
     ("RecordCampaignResponse", [A,    D,    D,      A,        D,      D,      A,       D]),
+    ("ForgetCustomer",         [A,    D,    D,      D,        D,      D,      D,       D]),
     ("Ingest",                 [A,    D,    D,      D,        D,      D,      A,       D]),
 ];
 
@@ -403,6 +405,16 @@ fn requests(nobody: &str, other: &str) -> Vec<(Cmd, Code)> {
             .cmd(),
             found,
         ),
+        (
+            v1::ForgetCustomerRequest {
+                customer_id: n(),
+                reason: "erasure request DSR-1".into(),
+                legal_basis: "gdpr-art-17-1-a".into(),
+                ..Default::default()
+            }
+            .cmd(),
+            found,
+        ),
     ]
 }
 
@@ -456,7 +468,7 @@ async fn the_permission_matrix_follows_the_roles() {
     let requests = requests(&nobody, &other);
     let covered: BTreeSet<&str> = requests.iter().map(|(c, _)| rpc_name(c)).collect();
     let tabled: BTreeSet<&str> = EXPECTED.iter().map(|(rpc, _)| *rpc).collect();
-    assert_eq!(covered.len(), 31, "one request per unary RPC");
+    assert_eq!(covered.len(), 32, "one request per unary RPC");
     assert_eq!(tabled.len(), EXPECTED.len(), "one row per RPC");
     assert_eq!(
         tabled.difference(&covered).collect::<Vec<_>>(),
@@ -553,9 +565,9 @@ async fn the_permission_matrix_follows_the_roles() {
 /// see the projections' builds; only admins may start a rebuild or quarantine a position;
 /// auditors (and admins) see the quarantined positions; auditors and analysts replay
 /// customers from the stream (analysts without personal data); everyone who reads
-/// customers reads churn risk and may fit a model, only admins choose the served one.
-/// Importers read nothing.
-const READ_EXPECTED: [(&str, [bool; 8]); 20] = [
+/// customers reads churn risk and may fit a model, only admins choose the served one;
+/// admins and auditors export a customer's data (subject access). Importers read nothing.
+const READ_EXPECTED: [(&str, [bool; 8]); 21] = [
     //                     admin sales service marketing auditor analyst importer sales+service
     ("GetCustomer360", [A, A, A, A, A, A, D, A]),
     ("ListCustomers", [A, A, A, A, A, A, D, A]),
@@ -572,6 +584,7 @@ const READ_EXPECTED: [(&str, [bool; 8]); 20] = [
     ("GetCustomerHistory", [A, D, D, D, A, A, D, D]),
     ("GetCustomerAsOf", [A, D, D, D, A, A, D, D]),
     ("DiffCustomer", [A, D, D, D, A, A, D, D]),
+    ("ExportSubjectData", [A, D, D, D, A, D, D, D]),
     ("FitModel", [A, A, A, A, A, A, D, A]),
     ("FitModel serve", [A, D, D, D, D, D, D, D]),
     ("GetModel", [A, A, A, A, A, A, D, A]),
@@ -741,6 +754,13 @@ async fn read_call(channel: &Channel, rpc: &str, valid: bool, authorization: &st
                     at: now,
                     ..Default::default()
                 },
+                authorization,
+            ))
+            .await,
+        ),
+        "ExportSubjectData" => code(
+            &au.export_subject_data(auth(
+                v1::ExportSubjectDataRequest { customer_id },
                 authorization,
             ))
             .await,

@@ -221,4 +221,5 @@ rpcs! {
     SendCampaign(SendCampaignRequest) => send_campaign, Campaign.campaign_id;
     RecordCampaignCost(RecordCampaignCostRequest) => record_campaign_cost, Campaign.campaign_id;
     RecordCampaignResponse(RecordCampaignResponseRequest) => record_campaign_response, Customer.customer_id;
+    ForgetCustomer(ForgetCustomerRequest) => forget_customer, Customer.customer_id;
 }

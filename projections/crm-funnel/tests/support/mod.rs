@@ -30,6 +30,7 @@ pub fn fold(events: &[(i64, DomainEvent)]) -> MemState {
             schema_version: 1,
             event: event.clone(),
             hash: EventHash::GENESIS,
+            sealing: crm_events::Sealing::Plain,
         };
         state
             .apply(
