@@ -48,6 +48,7 @@ pub async fn run(
         reader_seed: None,
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
+        master_key_file: None,
     })
     .await?;
     let models = dir.path().join("read-models");

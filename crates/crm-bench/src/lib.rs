@@ -982,6 +982,7 @@ async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
             reader_seed: None,
             stream: "CRM_EVENTS".into(),
             prefix: "crm.v1".into(),
+            master_key_file: None,
         })
         .await?,
     )

@@ -15,6 +15,7 @@ pub(crate) async fn reader_source(data: &Path) -> anyhow::Result<Source> {
         reader_seed: Some(reader_seed(data)),
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
+        master_key_file: Some(data.join("keys").join("master.key")),
     })
     .await?)
 }

@@ -87,6 +87,21 @@ pub struct Seal {
     pub fields: Vec<SealedText>,
 }
 
+/// Where the data subjects' keys come from (`crm_store`'s key ring): what the read
+/// side and the tools open sealed text with.
+pub trait KeySource: Send + Sync + std::fmt::Debug {
+    /// The key of `subject` (a customer or lead id); `Ok(None)` when it has none (the
+    /// subject was forgotten). May block the calling thread while the key store answers.
+    ///
+    /// # Errors
+    /// The key store cannot answer now (the caller tries again later, and never treats
+    /// the text as erased).
+    fn key(&self, subject: Uuid) -> Result<Option<[u8; 32]>, String>;
+
+    /// Drops any copy of these subjects' keys kept in memory: they were forgotten.
+    fn evict(&self, subjects: &[Uuid]);
+}
+
 /// What a decoded event's personal text is.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Sealing {

@@ -273,10 +273,9 @@ async fn serve_with_log(
         }
     }
     // The read side opens sealed personal text with the same key ring.
-    let projector_keys = keys.as_ref().map(|k| {
-        Arc::new(crate::data_keys::ProjectorKeys::new(Arc::clone(k)))
-            as Arc<dyn crm_projection::Keys>
-    });
+    let projector_keys = keys
+        .as_ref()
+        .map(|k| Arc::clone(k) as Arc<dyn crm_projection::Keys>);
     // The read side: projectors, the query and admin services over their own sled
     // directory.
     let read_side = match &js {

@@ -45,38 +45,3 @@ pub async fn open(
         NonZeroUsize::new(RING_CAPACITY).expect("non-zero"),
     )))
 }
-
-/// The key ring behind the `crm_projection::Keys` a projection runtime (on its blocking
-/// threads) and the audit replay (on the runtime's workers) use.
-#[derive(Debug)]
-pub struct ProjectorKeys {
-    ring: Arc<KeyRing>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl ProjectorKeys {
-    /// # Panics
-    /// Outside a Tokio runtime.
-    #[must_use]
-    pub fn new(ring: Arc<KeyRing>) -> Self {
-        Self {
-            ring,
-            runtime: tokio::runtime::Handle::current(),
-        }
-    }
-}
-
-impl crm_projection::Keys for ProjectorKeys {
-    fn key(&self, subject: uuid::Uuid) -> Result<Option<[u8; 32]>, String> {
-        // On a worker thread the runtime moves its other tasks away first; on a blocking
-        // thread this only runs the closure.
-        tokio::task::block_in_place(|| self.runtime.block_on(self.ring.key(*subject.as_bytes())))
-            .map(|k| k.map(|k| k.0))
-            .map_err(|e| e.to_string())
-    }
-
-    fn evict(&self, subjects: &[uuid::Uuid]) {
-        let ids: Vec<[u8; 16]> = subjects.iter().map(|s| *s.as_bytes()).collect();
-        self.ring.evict(&ids);
-    }
-}

@@ -498,15 +498,44 @@ impl DataKeys {
 pub struct KeyRing {
     keys: DataKeys,
     cache: std::sync::Mutex<lru::LruCache<[u8; 16], DataKey>>,
+    /// The runtime the ring was made in: [`crm_events::seal::KeySource`] callers on
+    /// blocking threads wait on it.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl KeyRing {
+    /// Made inside a Tokio runtime for [`crm_events::seal::KeySource`] to work.
     #[must_use]
     pub fn new(keys: DataKeys, capacity: std::num::NonZeroUsize) -> Self {
         Self {
             keys,
             cache: std::sync::Mutex::new(lru::LruCache::new(capacity)),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Opens the key ring readers use (projectors, tools): the master key from its file,
+    /// the bucket the command side made (waited for up to `patience`).
+    ///
+    /// # Errors
+    /// The master key file cannot be read, is not the bucket's, or the bucket is missing.
+    pub async fn open_for_reading(
+        js: &jetstream::Context,
+        master_key_file: &Path,
+        patience: std::time::Duration,
+    ) -> Result<Self, KeyError> {
+        if !master_key_file.exists() {
+            return Err(KeyError::MasterFile {
+                path: master_key_file.display().to_string(),
+                message: "does not exist".into(),
+            });
+        }
+        let master = MasterKey::load_or_create(master_key_file)?;
+        let keys = DataKeys::open_existing(js, master, patience).await?;
+        Ok(Self::new(
+            keys,
+            std::num::NonZeroUsize::new(100_000).expect("non-zero"),
+        ))
     }
 
     /// The store underneath.
@@ -574,6 +603,24 @@ impl KeyRing {
             found += usize::from(self.keys.destroy(*s).await?);
         }
         Ok(found)
+    }
+}
+
+impl crm_events::seal::KeySource for KeyRing {
+    fn key(&self, subject: uuid::Uuid) -> Result<Option<[u8; 32]>, String> {
+        let Some(runtime) = &self.runtime else {
+            return Err("the key ring was made outside a Tokio runtime".into());
+        };
+        // On a runtime worker, the runtime moves its other tasks away first; on a
+        // blocking thread this only runs the closure.
+        tokio::task::block_in_place(|| runtime.block_on(Self::key(self, *subject.as_bytes())))
+            .map(|k| k.map(|k| k.0))
+            .map_err(|e| e.to_string())
+    }
+
+    fn evict(&self, subjects: &[uuid::Uuid]) {
+        let ids: Vec<[u8; 16]> = subjects.iter().map(|s| *s.as_bytes()).collect();
+        Self::evict(self, &ids);
     }
 }
 

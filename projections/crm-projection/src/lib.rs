@@ -43,19 +43,7 @@ use crm_events::Envelope;
 
 /// The data subjects' keys that open sealed personal text (see `crm_events::seal`):
 /// `crm_store`'s key ring. A build given none reads every sealed text as erased.
-pub trait Keys: Send + Sync + std::fmt::Debug {
-    /// The key of `subject` (a customer or lead id); `Ok(None)` when it has none (the
-    /// subject was forgotten). Called on a blocking thread: it may wait for the key
-    /// store. `Err` when the key store cannot answer now: the batch is applied again
-    /// later, never with the text erased.
-    ///
-    /// # Errors
-    /// The key store cannot be read (after its own retries).
-    fn key(&self, subject: uuid::Uuid) -> Result<Option<[u8; 32]>, String>;
-
-    /// Drops any copy of these subjects' keys kept in memory: they were forgotten.
-    fn evict(&self, subjects: &[uuid::Uuid]);
-}
+pub use crm_events::seal::KeySource as Keys;
 
 /// One event as a fold sees it.
 #[derive(Clone, Copy, Debug)]

@@ -106,6 +106,8 @@ async fn build_with<P: Projection>(
         RunnerConfig {
             stream: source.stream_name.clone(),
             write_back,
+            // Without the key store, sealed personal text is built as erased.
+            keys: source.keys.clone(),
             ..RunnerConfig::default()
         },
         stopped,

@@ -37,6 +37,10 @@ struct StreamArgs {
     /// the stream, not publish on it.
     #[arg(long, env = "CRM_ANALYST_READER_SEED")]
     reader_seed: Option<PathBuf>,
+    /// The service's master key (`<data-dir>/keys/master.key`): opens sealed personal
+    /// data for `--pii` exports and offline builds (without it they hold none).
+    #[arg(long, env = "CRM_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     #[arg(long, default_value = "CRM_EVENTS")]
     stream: String,
     #[arg(long, default_value = "crm.v1")]
@@ -50,6 +54,7 @@ impl StreamArgs {
             reader_seed: self.reader_seed,
             stream: self.stream,
             prefix: self.subject_prefix,
+            master_key_file: self.master_key_file,
         })
         .await?)
     }

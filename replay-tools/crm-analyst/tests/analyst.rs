@@ -74,6 +74,7 @@ async fn source(data: &Path) -> Source {
         reader_seed: Some(data.join("nats").join("users").join("crm-reader.nk")),
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
+        master_key_file: Some(data.join("keys").join("master.key")),
     })
     .await
     .unwrap()

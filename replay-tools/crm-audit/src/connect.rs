@@ -21,6 +21,10 @@ pub struct Target {
     pub stream: String,
     /// The subject prefix (`crm.v1`).
     pub prefix: String,
+    /// The service's master key file (`<data-dir>/keys/master.key` for the embedded
+    /// default): with it, sealed personal data is opened (a forgotten customer's reads
+    /// as erased); without, it stays sealed.
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// A connection to the stream.
@@ -51,11 +55,20 @@ impl Source {
             .connect(&target.nats_url)
             .await
             .map_err(|e| AuditError::Nats(format!("{}: {e}", target.nats_url)))?;
+        let js = async_nats::jetstream::new(client);
+        let keys = match &target.master_key_file {
+            Some(path) => Some(std::sync::Arc::new(
+                crm_store::keys::KeyRing::open_for_reading(&js, path, Duration::from_secs(10))
+                    .await
+                    .map_err(|e| AuditError::Credentials(e.to_string()))?,
+            ) as std::sync::Arc<dyn crm_projection::Keys>),
+            None => None,
+        };
         Ok(Self {
-            js: async_nats::jetstream::new(client),
+            js,
             stream_name: target.stream.clone(),
             scheme: SubjectScheme::new(target.prefix.clone()),
-            keys: None,
+            keys,
         })
     }
 

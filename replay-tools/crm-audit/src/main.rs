@@ -25,6 +25,10 @@ struct Cli {
     /// that may read the stream and not publish on it.
     #[arg(long, env = "CRM_AUDIT_READER_SEED")]
     reader_seed: Option<PathBuf>,
+    /// The service's master key (`<data-dir>/keys/master.key`): opens sealed personal
+    /// data in histories and as-of views (without it, it shows as sealed).
+    #[arg(long, env = "CRM_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     #[arg(long, default_value = "CRM_EVENTS")]
     stream: String,
     #[arg(long, default_value = "crm.v1")]
@@ -141,6 +145,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         reader_seed: cli.reader_seed.clone(),
         stream: cli.stream.clone(),
         prefix: cli.subject_prefix.clone(),
+        master_key_file: cli.master_key_file.clone(),
     })
     .await?;
     match &cli.command {
