@@ -48,7 +48,7 @@ pub async fn run(
         reader_seed: None,
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
-        master_key_file: None,
+        master_key_file: Some(crate::bench_master_key_file()?),
     })
     .await?;
     let models = dir.path().join("read-models");

@@ -420,6 +420,10 @@ impl Service {
             .principals(&[admin.clone(), analyst.clone()])
             .args(["--nats-url", nats_url, "--max-concurrent-requests", "4096"])
             .args([std::ffi::OsStr::new("--notary-key"), key.as_os_str()])
+            .args([
+                std::ffi::OsStr::new("--master-key-file"),
+                bench_master_key_file()?.as_os_str(),
+            ])
             .args(fold_args(cfg))
             .start()
             .with_context(|| format!("cannot start {}", cfg.crm_bin.display()))?;
@@ -974,6 +978,29 @@ async fn churn_service(channel: &Channel, token: &str) -> anyhow::Result<(f64, f
 /// The bench's notary key (not a secret: the bench's streams are thrown away).
 const BENCH_NOTARY_SEED: [u8; 32] = [0x42; 32];
 
+/// The bench's master key, shared by its `crm serve` and its offline rebuilds (which open
+/// sealed personal data with it, as the service does): not a secret either.
+const BENCH_MASTER_KEY: [u8; 32] = [0x24; 32];
+
+/// The file holding [`BENCH_MASTER_KEY`] (mode 0600), made once per bench process.
+pub(crate) fn bench_master_key_file() -> anyhow::Result<PathBuf> {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(f) = FILE.get() {
+        return Ok(f.clone());
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = std::env::temp_dir().join(format!("crm-bench-{}-master.key", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(&BENCH_MASTER_KEY)?;
+    Ok(FILE.get_or_init(|| path).clone())
+}
+
 /// What `crm-audit` reads: the bench's server, which admits anonymous clients.
 async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
     Ok(
@@ -982,7 +1009,7 @@ async fn audit_source(url: &str) -> anyhow::Result<crm_audit::connect::Source> {
             reader_seed: None,
             stream: "CRM_EVENTS".into(),
             prefix: "crm.v1".into(),
-            master_key_file: None,
+            master_key_file: Some(bench_master_key_file()?),
         })
         .await?,
     )

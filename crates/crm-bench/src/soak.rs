@@ -522,6 +522,10 @@ pub async fn run(
         .listen(&listen)
         .principals(std::slice::from_ref(&admin))
         .args(["--nats-url", url.as_str()])
+        .args([
+            std::ffi::OsStr::new("--master-key-file"),
+            crate::bench_master_key_file()?.as_os_str(),
+        ])
         .log("error");
     let crm = builder.clone().start().context("starting crm serve")?;
     let channel = Endpoint::from_shared(crm.url())?
@@ -738,11 +742,21 @@ async fn compare_read_model(
         crm_store::LogConfig::default().scheme(),
     )?);
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    // Personal data opened as the service opened it.
+    let keys = crm_store::keys::KeyRing::open_for_reading(
+        &js,
+        &crate::bench_master_key_file()?,
+        Duration::from_secs(10),
+    )
+    .await?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(crm_projection::run(
         Arc::clone(&store),
         js,
-        crm_projection::RunnerConfig::default(),
+        crm_projection::RunnerConfig {
+            keys: Some(Arc::new(keys)),
+            ..crm_projection::RunnerConfig::default()
+        },
         stopped,
     ));
     if !store

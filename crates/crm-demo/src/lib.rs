@@ -4,8 +4,9 @@
 //! the bulk API with a progress bar, waits until the read models have applied all of it,
 //! and prints what the read models say: the customer base by lifecycle and value class,
 //! the most valuable customers, a few customers' 360° views with their latest events (and
-//! one as an analyst sees it), consent at a campaign send, a blue/green rebuild, and a
-//! stray message on a customer's subject set aside with the quarantine. Then it stops
+//! one as an analyst sees it), consent at a campaign send, a blue/green rebuild, a
+//! stray message on a customer's subject set aside with the quarantine, and a customer's
+//! data exported (subject access) and then forgotten (crypto-shredding). Then it stops
 //! the service, or with `--serve` keeps it running and prints how to connect.
 
 mod analyst;
@@ -13,6 +14,7 @@ mod audit;
 mod churn;
 mod funnel;
 mod marketing;
+mod privacy;
 mod quarantine;
 mod show;
 
@@ -131,6 +133,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(s), Some(customer)) => {
             quarantine::show(channel.clone(), &read_token, s.process.data(), customer).await?;
             audit::show(s.process.data(), customer).await?;
+            // The customer won through a lead (the last pick), forgotten.
+            if let Some(other) = picked.last().filter(|c| *c != customer) {
+                privacy::show(channel.clone(), &read_token, s.process.data(), other).await?;
+            }
             offline = Some(
                 analyst::while_serving(s.process.data(), channel.clone(), &s.analyst.token).await?,
             );
