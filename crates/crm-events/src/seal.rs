@@ -100,6 +100,17 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
 
     /// Drops any copy of these subjects' keys kept in memory: they were forgotten.
     fn evict(&self, subjects: &[Uuid]);
+
+    /// Loads the keys of these subjects that are not in memory yet, many at once, so
+    /// that [`Self::key`] answers them without a round trip each (a rebuild meets
+    /// thousands of subjects per batch). Failures are left for `key` to report.
+    fn prefetch<'a>(
+        &'a self,
+        subjects: &'a [Uuid],
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let _ = subjects;
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What a decoded event's personal text is.

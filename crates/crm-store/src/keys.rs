@@ -608,6 +608,10 @@ impl KeyRing {
 
 impl crm_events::seal::KeySource for KeyRing {
     fn key(&self, subject: uuid::Uuid) -> Result<Option<[u8; 32]>, String> {
+        // Most calls find the key in memory: no runtime round trip for them.
+        if let Some(k) = self.cached(*subject.as_bytes()) {
+            return Ok(Some(k.0));
+        }
         let Some(runtime) = &self.runtime else {
             return Err("the key ring was made outside a Tokio runtime".into());
         };
@@ -622,7 +626,29 @@ impl crm_events::seal::KeySource for KeyRing {
         let ids: Vec<[u8; 16]> = subjects.iter().map(|s| *s.as_bytes()).collect();
         Self::evict(self, &ids);
     }
+
+    fn prefetch<'a>(
+        &'a self,
+        subjects: &'a [uuid::Uuid],
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let missing: std::collections::BTreeSet<[u8; 16]> = subjects
+                .iter()
+                .map(|s| *s.as_bytes())
+                .filter(|s| self.cached(*s).is_none())
+                .collect();
+            futures::stream::iter(missing)
+                .for_each_concurrent(PREFETCH_IN_FLIGHT, |s| async move {
+                    // A failure shows again when the fold asks for the key.
+                    let _ = Self::key(self, s).await;
+                })
+                .await;
+        })
+    }
 }
+
+/// Key reads [`KeyRing`] keeps in flight while it prefetches.
+const PREFETCH_IN_FLIGHT: usize = 32;
 
 #[cfg(test)]
 mod tests {

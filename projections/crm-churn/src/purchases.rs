@@ -70,6 +70,8 @@ impl Projection for Churn {
     const NAME: &'static str = "churn";
     /// 2: an order's value is its net revenue (was its total with tax and shipping).
     const VERSION: u32 = 2;
+    /// Purchases and service signals: no personal text, so a build fetches no data key.
+    const PERSONAL_TEXT: bool = false;
 
     fn fingerprint(&self) -> String {
         format!("reporting-currency={}", self.reporting_currency)

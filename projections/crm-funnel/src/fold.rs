@@ -21,6 +21,9 @@ impl Projection for Funnel {
     /// 2: leads, campaigns, campaign members and customers' attribution (keys `l`, `c`,
     /// `r`, `u`).
     const VERSION: u32 = 2;
+    /// Stages, amounts, owners, sources and reasons chosen from lists: no personal text,
+    /// so a build fetches no data key.
+    const PERSONAL_TEXT: bool = false;
 
     fn apply(&self, state: &mut dyn State, event: &Event<'_>) -> Result<(), FoldError> {
         let stamp = Stamp {

@@ -77,6 +77,12 @@ pub trait Projection: Send + Sync + 'static {
     /// clears it and rebuilds from the start of the stream.
     const VERSION: u32;
 
+    /// Whether the fold reads personal text (names, subjects, ...; see
+    /// `crm_events::personal`). A projection that does not is folded without opening
+    /// sealed text (no key is fetched; the text reads as empty): it must then never use a
+    /// personal field, or it would build something else than it served.
+    const PERSONAL_TEXT: bool = true;
+
     /// Configuration that changes what the fold writes (e.g. a reporting currency): data
     /// built with another fingerprint is rebuilt like data of another version.
     fn fingerprint(&self) -> String {

@@ -280,6 +280,10 @@ async fn project<P: Projection>(
                 );
                 break;
             }
+            // The batch's data keys, fetched many at once while the previous batch applies.
+            if let (Some(keys), subjects) = store.subjects(&read.batch) {
+                keys.prefetch(&subjects).await;
+            }
             if applying.is_some() && !settle(store, finish(&mut applying).await)? {
                 break;
             }

@@ -413,6 +413,24 @@ impl<P: Projection> ProjectionStore<P> {
         self.lock().keys = keys;
     }
 
+    /// The data subjects (customers, leads) of `events` whose keys the fold will ask
+    /// for: none when it reads no personal text or has no key ring.
+    pub fn subjects(&self, events: &[RawEvent]) -> (Option<Arc<dyn crate::Keys>>, Vec<uuid::Uuid>) {
+        let keys = self.lock().keys.clone().filter(|_| P::PERSONAL_TEXT);
+        if keys.is_none() {
+            return (None, Vec::new());
+        }
+        let subjects = events
+            .iter()
+            .filter_map(|e| match self.scheme.parse(&e.subject)? {
+                AggregateRef::Customer(id) => Some(id.0),
+                AggregateRef::Lead(id) => Some(id.0),
+                AggregateRef::Campaign(_) => None,
+            })
+            .collect();
+        (keys, subjects)
+    }
+
     /// The last stream sequence applied, stored or still in the write-back cache (at least
     /// the checkpoint).
     pub fn applied(&self) -> u64 {
@@ -443,7 +461,8 @@ impl<P: Projection> ProjectionStore<P> {
                 keys,
                 ..
             } = &mut *inner;
-            let keys = keys.clone();
+            // A fold that reads no personal text gets it as erased, with no key fetched.
+            let keys = keys.clone().filter(|_| P::PERSONAL_TEXT);
             let mut state = Working {
                 cache,
                 tree: &self.tree,
