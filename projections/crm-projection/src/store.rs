@@ -211,6 +211,9 @@ pub struct ProjectionStore<P> {
     stats: Arc<ProjectionStats>,
     /// Held while a batch applies or is written back.
     inner: Mutex<Inner>,
+    /// Opens sealed personal text; without, it reads as erased. Apart from `inner` so
+    /// the runner reaches it while a batch applies.
+    keys: Mutex<Option<Arc<dyn crate::Keys>>>,
 }
 
 #[derive(Debug)]
@@ -227,8 +230,6 @@ struct Inner {
     last_flush: Instant,
     /// Quarantined positions ahead of the build, or met as records in the stream.
     quarantined: BTreeSet<u64>,
-    /// Opens sealed personal text; without, it reads as erased.
-    keys: Option<Arc<dyn crate::Keys>>,
 }
 
 impl<P: Projection> ProjectionStore<P> {
@@ -295,8 +296,8 @@ impl<P: Projection> ProjectionStore<P> {
                 unflushed: 0,
                 last_flush: Instant::now(),
                 quarantined: BTreeSet::new(),
-                keys: None,
             }),
+            keys: Mutex::new(None),
         })
     }
 
@@ -410,13 +411,22 @@ impl<P: Projection> ProjectionStore<P> {
     /// The key ring that opens sealed personal text before the fold sees it. Without
     /// one, every sealed text is folded as erased.
     pub fn set_keys(&self, keys: Option<Arc<dyn crate::Keys>>) {
-        self.lock().keys = keys;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    fn keys(&self) -> Option<Arc<dyn crate::Keys>> {
+        // A fold that reads no personal text gets it as erased, with no key fetched.
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| P::PERSONAL_TEXT)
     }
 
     /// The data subjects (customers, leads) of `events` whose keys the fold will ask
     /// for: none when it reads no personal text or has no key ring.
     pub fn subjects(&self, events: &[RawEvent]) -> (Option<Arc<dyn crate::Keys>>, Vec<uuid::Uuid>) {
-        let keys = self.lock().keys.clone().filter(|_| P::PERSONAL_TEXT);
+        let keys = self.keys();
         if keys.is_none() {
             return (None, Vec::new());
         }
@@ -456,13 +466,9 @@ impl<P: Projection> ProjectionStore<P> {
         let mut applied = inner.applied;
         {
             let Inner {
-                cache,
-                quarantined,
-                keys,
-                ..
+                cache, quarantined, ..
             } = &mut *inner;
-            // A fold that reads no personal text gets it as erased, with no key fetched.
-            let keys = keys.clone().filter(|_| P::PERSONAL_TEXT);
+            let keys = self.keys();
             let mut state = Working {
                 cache,
                 tree: &self.tree,

@@ -95,6 +95,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Subject access (GDPR Art. 15): everything the log holds about a customer and the
+    /// leads converted into them, personal data opened (needs `--master-key-file`), as
+    /// one JSON document.
+    SubjectAccess {
+        #[arg(long)]
+        customer: String,
+        /// Write the document here (else stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// A customer's complete history in stream order.
     History {
         #[arg(long)]
@@ -199,6 +209,25 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Anchor { notary_keys, out } => {
             latest_anchor(&source, &keys(notary_keys)?, out.as_ref()).await
+        }
+        Command::SubjectAccess { customer, out } => {
+            let data = crm_audit::subject::subject_data(&source, customer_id(customer)?).await?;
+            let text = serde_json::to_string_pretty(&data.document)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(path, text)
+                        .with_context(|| format!("--out {}", path.display()))?;
+                    eprintln!(
+                        "{} events, {} personal fields{} written to {}",
+                        data.events,
+                        data.personal_fields,
+                        if data.forgotten { " (forgotten)" } else { "" },
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::History {
             customer,
