@@ -603,9 +603,12 @@ fn convert_lead_into_an_existing_customer_with_an_opportunity() {
                     opportunity_id: Some(P1),
                 },
             ),
+            cev(C2, CustomerEvent::LeadLinked { lead_id: L1 }),
             conversion_opened(C2, "initial_contact", 10, ForecastCategory::Pipeline),
         ]);
     assert_eq!(world.leads[&L1].customer, Some(C2));
+    // The customer knows the lead: forgetting them forgets it.
+    assert!(world.customers[&C2].leads.contains(&L1));
     // The existing customer keeps its profile.
     assert_eq!(world.customers[&C2].profile, ada());
 }
@@ -617,14 +620,17 @@ fn convert_lead_into_an_existing_customer_without_an_opportunity() {
     Scenario::new()
         .given(given)
         .when(convert(ConvertInto::ExistingCustomer(C2), None))
-        .then_events([lev(
-            L1,
-            LeadEvent::Converted {
-                customer_id: C2,
-                new_customer: false,
-                opportunity_id: None,
-            },
-        )]);
+        .then_events([
+            lev(
+                L1,
+                LeadEvent::Converted {
+                    customer_id: C2,
+                    new_customer: false,
+                    opportunity_id: None,
+                },
+            ),
+            cev(C2, CustomerEvent::LeadLinked { lead_id: L1 }),
+        ]);
 }
 
 #[test]

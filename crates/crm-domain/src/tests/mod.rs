@@ -10,6 +10,7 @@ mod evolve;
 mod leads;
 mod opportunities;
 mod orders;
+mod privacy;
 mod props;
 mod tickets;
 
