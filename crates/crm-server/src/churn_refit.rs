@@ -70,6 +70,16 @@ pub async fn run(
             wait = CATCH_UP_POLL;
             continue;
         }
+        // A model served meanwhile (through FitModel) is not replaced before it is due.
+        let c = Arc::clone(&churn);
+        if !tokio::task::spawn_blocking(move || until_due(&c, every))
+            .await
+            .unwrap_or(RETRY)
+            .is_zero()
+        {
+            wait = Duration::ZERO;
+            continue;
+        }
         let c = Arc::clone(&churn);
         let at = now_micros();
         let fitted = tokio::task::spawn_blocking(move || c.fit(at, true, "scheduler", at)).await;

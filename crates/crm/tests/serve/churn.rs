@@ -54,7 +54,12 @@ fn within(got: f64, want: f64, rel: f64) -> bool {
 
 #[tokio::test]
 async fn churn_models_fitted_through_the_api_recover_the_generators_truth() {
-    let crm = Crm::dev();
+    // The models of this test are the API's: no scheduled fit may replace the served one
+    // while it pages through it.
+    let crm = Crm::start(
+        &["--dev", "--churn-refit-every-secs", "0"],
+        tempfile::tempdir().unwrap(),
+    );
     let (params, position) = business(&crm, 4_000).await;
     let mut churn = v1::churn_service_client::ChurnServiceClient::new(crm.channel().await);
     let consistency = Some(v1::Consistency {
