@@ -46,23 +46,12 @@ async fn wrapped(url: &str, customer: [u8; 16]) -> Vec<u8> {
 /// Files under `dir` holding `needle`, but for the Raft logs of clustered streams
 /// (`$SYS/_js_`), which keep a replicated write until nats-server compacts them.
 fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if !path.ends_with("_js_") {
-                    stack.push(path);
-                }
-            } else if let Ok(bytes) = std::fs::read(&path)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
+    crm_testkit::files_under(dir)
+        .into_iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "_js_"))
+        .filter(|f| crm_testkit::holds(f, needle))
+        .map(|f| f.display().to_string())
+        .collect()
 }
 
 #[tokio::test]

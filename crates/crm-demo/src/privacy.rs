@@ -49,24 +49,6 @@ async fn export(
         .into_inner())
 }
 
-/// Files under `dir` holding `needle`.
-fn files_holding(dir: &Path, needle: &str) -> anyhow::Result<(usize, usize)> {
-    let (mut files, mut holding) = (0, 0);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                files += 1;
-                holding += usize::from(bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
-            }
-        }
-    }
-    Ok((files, holding))
-}
-
 pub(crate) async fn show(
     channel: Channel,
     admin_token: &str,
@@ -156,7 +138,12 @@ pub(crate) async fn show(
         again.forgotten, again.events, again.personal_fields
     );
     if !email.is_empty() {
-        let (files, holding) = files_holding(&data.join("nats"), &email)?;
+        let files = crm_testkit::files_under(&data.join("nats"));
+        let holding = files
+            .iter()
+            .filter(|f| crm_testkit::holds(f, email.as_bytes()))
+            .count();
+        let files = files.len();
         println!(
             "  {email:?} appears in {holding} of the {files} files of the event store and key store (the log is unchanged: its personal text was sealed under the destroyed key)"
         );

@@ -128,14 +128,6 @@ pub enum Sealing {
     Erased,
 }
 
-impl Sealing {
-    /// Whether personal text of the event was destroyed.
-    #[must_use]
-    pub const fn is_erased(&self) -> bool {
-        matches!(self, Self::Erased)
-    }
-}
-
 /// Why sealed text could not be opened.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum SealError {

@@ -7,12 +7,9 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crm_store::keys::{DataKeys, KeyError, KeyRing, MasterKey};
+use crm_store::keys::{DataKeys, KeyError, KeyRing, MasterKey, RING_CAPACITY};
 
 use crate::config::ServeConfig;
-
-/// Keys kept in memory per process (about 100 bytes each).
-const RING_CAPACITY: usize = 100_000;
 
 /// Opens the key ring: with `writer` (the command side's connection) the bucket is made
 /// when missing; a process that only reads waits for it.

@@ -11,7 +11,7 @@
 
 use crm_domain::{AggregateRef, Command, CustomerId};
 
-use crate::error::{HandleError, StoreError};
+use crate::error::HandleError;
 use crate::handler::{CommandHandler, CommandMeta, CommandOutcome, Loaded};
 use crate::keys::KeyError;
 
@@ -78,11 +78,11 @@ impl CommandHandler {
             .log()
             .read_subject(&subject, 0)
             .await
-            .map_err(read_failed)?;
+            .map_err(|e| Self::read_failure(e, false))?;
         let key = self
             .subject_key(aggregate, !messages.is_empty())
             .await
-            .map_err(read_failed)?;
+            .map_err(|e| Self::read_failure(e, false))?;
         let mut loaded = Loaded::empty(aggregate);
         self.fold_stored(&mut loaded, &messages, key.as_ref())
             .map_err(|(_, e)| HandleError::Store(e))?;
@@ -129,15 +129,5 @@ impl CommandHandler {
             n += usize::from(self.finish_erasure(customer).await?.forgotten);
         }
         Ok(n)
-    }
-}
-
-fn read_failed(e: StoreError) -> HandleError {
-    match e {
-        StoreError::Unavailable { context, message } => HandleError::Unavailable {
-            message: format!("{context}: {message}"),
-            maybe_applied: false,
-        },
-        other => HandleError::Store(other),
     }
 }

@@ -1004,7 +1004,7 @@ impl CommandHandler {
 
     /// A failed read of the log: unavailability is reported as such (with whether a
     /// commit of this call may have landed); anything else is a store error.
-    fn read_failure(e: StoreError, maybe_applied: bool) -> HandleError {
+    pub(crate) fn read_failure(e: StoreError, maybe_applied: bool) -> HandleError {
         match e {
             StoreError::Unavailable { context, message } => HandleError::Unavailable {
                 message: format!("{context}: {message}"),

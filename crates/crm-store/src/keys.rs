@@ -491,6 +491,9 @@ impl DataKeys {
     }
 }
 
+/// Keys a [`KeyRing`] keeps in memory by default (about 100 bytes each).
+pub const RING_CAPACITY: usize = 100_000;
+
 /// The data keys as the service uses them: each key kept in memory once read (up to a
 /// number of keys, least recently used out first), dropped when it is destroyed. A
 /// subject found without a key is never remembered so: a key may be made at any moment.
@@ -534,7 +537,7 @@ impl KeyRing {
         let keys = DataKeys::open_existing(js, master, patience).await?;
         Ok(Self::new(
             keys,
-            std::num::NonZeroUsize::new(100_000).expect("non-zero"),
+            std::num::NonZeroUsize::new(RING_CAPACITY).expect("non-zero"),
         ))
     }
 

@@ -916,6 +916,34 @@ fn json_number_field(json: &str, key: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
+/// Every file under `dir`, recursively (what a search of a data directory reads).
+///
+/// # Panics
+/// A directory cannot be read.
+#[must_use]
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("read {}: {e}", d.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Whether the file at `path` holds the bytes `needle` (false when it cannot be read).
+#[must_use]
+pub fn holds(path: &Path, needle: &[u8]) -> bool {
+    fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -448,31 +448,6 @@ pub(crate) fn partial_path(out: &Path) -> PathBuf {
 ///
 /// # Errors
 /// The stream, or the file (nothing is left at `out` then).
-/// Opens the sealed personal text of a message's events for a `--pii` export: an export
-/// that promised personal data and silently lacks it would mislead.
-fn open_personal(
-    source: &Source,
-    seq: u64,
-    envelopes: &mut [Envelope],
-) -> Result<(), AnalystError> {
-    for e in envelopes.iter_mut().filter(|e| e.is_sealed()) {
-        let Some(keys) = &source.keys else {
-            return Err(AnalystError::Stream(crm_audit::AuditError::Sealed(
-                "personal data is sealed: a --pii export needs --master-key-file".into(),
-            )));
-        };
-        crm_projection::unseal(e, Some(keys.as_ref())).map_err(|e| {
-            AnalystError::Stream(match e {
-                crm_projection::Unsealed::KeyStore(m) => crm_audit::AuditError::Nats(m),
-                crm_projection::Unsealed::DoesNotOpen(reason) => {
-                    crm_audit::AuditError::Undecodable { seq, reason }
-                }
-            })
-        })?;
-    }
-    Ok(())
-}
-
 pub async fn export_events(
     source: &Source,
     filter: &EventFilter,
@@ -504,7 +479,7 @@ pub async fn export_events(
             // Anchors, quarantine records and strangers' messages hold no events.
             if let Ok(mut envelopes) = crm_events::decode_message(&m.payload) {
                 if pii {
-                    open_personal(source, seq, &mut envelopes)?;
+                    source.open_personal(seq, &mut envelopes, true)?;
                 }
                 for (i, e) in envelopes
                     .iter()

@@ -72,6 +72,37 @@ impl Source {
         })
     }
 
+    /// Opens the sealed personal text of one message's events (at position `seq`) with
+    /// the key store. Without one, sealed text stays sealed; with `required` that is an
+    /// error (an answer that promised personal data must not silently lack it).
+    ///
+    /// # Errors
+    /// The key store cannot answer, a text does not open, or `required` without keys.
+    pub fn open_personal(
+        &self,
+        seq: u64,
+        events: &mut [crm_events::Envelope],
+        required: bool,
+    ) -> Result<(), AuditError> {
+        for e in events.iter_mut().filter(|e| e.is_sealed()) {
+            let Some(keys) = &self.keys else {
+                if required {
+                    return Err(AuditError::Sealed(
+                        "personal data is sealed: opening it needs --master-key-file".into(),
+                    ));
+                }
+                return Ok(());
+            };
+            crm_projection::unseal(e, Some(keys.as_ref())).map_err(|e| match e {
+                crm_projection::Unsealed::KeyStore(m) => AuditError::Nats(m),
+                crm_projection::Unsealed::DoesNotOpen(reason) => {
+                    AuditError::Undecodable { seq, reason }
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// The stream.
     ///
     /// # Errors

@@ -138,16 +138,7 @@ pub async fn concerning(
                     seq,
                     reason: e.to_string(),
                 })?;
-                if let Some(keys) = &source.keys {
-                    for e in &mut events {
-                        crm_projection::unseal(e, Some(keys.as_ref())).map_err(|e| match e {
-                            crm_projection::Unsealed::KeyStore(m) => AuditError::Nats(m),
-                            crm_projection::Unsealed::DoesNotOpen(reason) => {
-                                AuditError::Undecodable { seq, reason }
-                            }
-                        })?;
-                    }
-                }
+                source.open_personal(seq, &mut events, false)?;
                 Ok(Concerning {
                     events,
                     seq,

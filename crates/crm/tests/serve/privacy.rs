@@ -173,21 +173,10 @@ async fn timeline(crm: &Crm, customer: &str, min_position: u64) -> Vec<String> {
 /// Every file under `dir` holding one of `needles`: (file, needle).
 fn files_holding(dir: &Path, needles: &[&str]) -> Vec<(String, String)> {
     let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            for n in needles {
-                if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
-                    hits.push((path.display().to_string(), (*n).to_owned()));
-                }
+    for file in crm_testkit::files_under(dir) {
+        for n in needles {
+            if crm_testkit::holds(&file, n.as_bytes()) {
+                hits.push((file.display().to_string(), (*n).to_owned()));
             }
         }
     }
@@ -204,15 +193,10 @@ fn leaks(text: &str) -> Vec<&'static str> {
 
 /// `crm-audit verify` of the whole stream (through its library) as the reader, with the
 /// notary's public key: every hash chain and every signed anchor.
-async fn verify_log(data: &Path) -> crm_audit::verify::Report {
-    let conf = std::fs::read_to_string(data.join("nats/nats.conf")).unwrap();
-    let listen = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("listen: "))
-        .unwrap()
-        .trim_matches('"');
+async fn verify_log(crm: &Crm) -> crm_audit::verify::Report {
+    let data = crm.dir.path().join("data");
     let source = crm_audit::connect::Source::connect(&crm_audit::connect::Target {
-        nats_url: format!("nats://{listen}"),
+        nats_url: crm.embedded_nats_url(),
         reader_seed: Some(data.join("nats/users/crm-reader.nk")),
         stream: "CRM_EVENTS".into(),
         prefix: "crm.v1".into(),
@@ -384,7 +368,7 @@ async fn a_forgotten_customer_leaves_figures_and_no_personal_data_anywhere() {
         OTHER_FAMILY
     );
     // The log did not change: every chain and every signed anchor verifies.
-    let report = verify_log(&crm.dir.path().join("data")).await;
+    let report = verify_log(&crm).await;
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.counts.anchors > 0, "{:?}", report.counts);
     assert_eq!(report.counts.anchors_verified, report.counts.anchors);

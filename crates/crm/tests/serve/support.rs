@@ -60,19 +60,24 @@ impl Crm {
         user: crm_server::nats_auth::NatsUser,
     ) -> async_nats::Client {
         let data = self.dir.path().join("data");
-        let conf = std::fs::read_to_string(data.join("nats/nats.conf"))
+        let users = crm_server::nats_auth::NatsUsers::load_or_create(&data.join("nats/users"))
+            .expect("the service's NATS users");
+        users
+            .connect_options(user)
+            .connect(self.embedded_nats_url())
+            .await
+            .expect("connect to the embedded nats-server")
+    }
+
+    /// The embedded nats-server's URL, from the configuration `crm serve` wrote.
+    pub(crate) fn embedded_nats_url(&self) -> String {
+        let conf = std::fs::read_to_string(self.dir.path().join("data/nats/nats.conf"))
             .expect("the embedded nats-server's configuration");
         let listen = conf
             .lines()
             .find_map(|l| l.strip_prefix("listen: "))
             .expect("a listen line");
-        let users = crm_server::nats_auth::NatsUsers::load_or_create(&data.join("nats/users"))
-            .expect("the service's NATS users");
-        users
-            .connect_options(user)
-            .connect(format!("nats://{}", listen.trim_matches('"')))
-            .await
-            .expect("connect to the embedded nats-server")
+        format!("nats://{}", listen.trim_matches('"'))
     }
 
     /// [`Self::embedded_nats_as`] the read-only user.
