@@ -687,6 +687,15 @@ async fn a_grouped_commit_projects_every_event_and_a_refused_group_is_dead_lette
         "the group's first event was rolled back with the refused one"
     );
     assert_eq!(victim.dead_letters, vec![poison]);
+    // The group's events took the victim's record without a copy: the refusal was undone
+    // by applying the stream again from the checkpoint.
+    assert!(
+        p.store
+            .stats()
+            .reapplied
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
     p.stop().await;
 }
 

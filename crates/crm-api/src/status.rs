@@ -185,7 +185,7 @@ pub fn query_error_status(e: &crm_customer360::QueryError) -> Status {
 pub fn projection_status(e: &crm_projection::ProjectionError) -> Status {
     use crm_projection::ProjectionError as E;
     match e {
-        E::NotServing(_) | E::Keys(_) => Status::unavailable(e.to_string()),
+        E::NotServing(_) | E::Keys(_) | E::Reapply(_) => Status::unavailable(e.to_string()),
         E::AlreadyBuilding { .. } => Status::with_error_details(
             Code::FailedPrecondition,
             e.to_string(),

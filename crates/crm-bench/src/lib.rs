@@ -899,7 +899,7 @@ struct Rebuilt {
 
 /// The raw ordered-consumer read of the stream, `crm-audit verify`, then full rebuilds of the 360 and the
 /// funnel models, one after the other.
-async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
+async fn rebuild(url: &str) -> anyhow::Result<Rebuilt> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
     let mut stream = js.get_stream("CRM_EVENTS").await?;
     let last = stream.info().await?.state.last_sequence;
@@ -918,9 +918,9 @@ async fn rebuild(url: &str, cfg: &BenchConfig) -> anyhow::Result<Rebuilt> {
     let raw = read as f64 / started.elapsed().as_secs_f64();
 
     let (verify_per_s, verify_findings) = audit_verify(url).await?;
-    let (seconds, events) = rebuild_projection(url, Named::Customer360, cfg, last).await?;
-    let (funnel_seconds, _) = rebuild_projection(url, Named::Funnel, cfg, last).await?;
-    let (churn_seconds, _) = rebuild_projection(url, Named::Churn, cfg, last).await?;
+    let (seconds, events) = rebuild_projection(url, Named::Customer360, last).await?;
+    let (funnel_seconds, _) = rebuild_projection(url, Named::Funnel, last).await?;
+    let (churn_seconds, _) = rebuild_projection(url, Named::Churn, last).await?;
     #[allow(clippy::cast_precision_loss)]
     Ok(Rebuilt {
         messages: last,
@@ -1052,22 +1052,10 @@ async fn audit_history(url: &str, ids: &[String], n: usize) -> anyhow::Result<La
 
 /// A full build of `projection` from the stream into a fresh directory (what
 /// `crm-analyst build` does), up to `last`: seconds taken and events applied.
-async fn rebuild_projection(
-    url: &str,
-    projection: Named,
-    cfg: &BenchConfig,
-    last: u64,
-) -> anyhow::Result<(f64, u64)> {
+async fn rebuild_projection(url: &str, projection: Named, last: u64) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
     let source = audit_source(url).await?;
-    let built = crm_analyst::build::build_cached(
-        &source,
-        projection,
-        dir.path(),
-        crm_projection::WriteBack::with_mib(cfg.fold_cache_mib, cfg.fold_flush_mib),
-        |_, _| {},
-    )
-    .await?;
+    let built = crm_analyst::build::build(&source, projection, dir.path(), |_, _| {}).await?;
     anyhow::ensure!(
         built.position >= last,
         "the rebuild of {projection} stopped at {} of {last}",
@@ -1385,7 +1373,7 @@ pub async fn run(cfg: &BenchConfig, log: impl Fn(&str)) -> anyhow::Result<Report
             }
             if has(Phase::Rebuild) {
                 steal.start();
-                let rebuilt = rebuild(&url, cfg).await?;
+                let rebuilt = rebuild(&url).await?;
                 s.stream_messages = rebuilt.messages;
                 s.stream_events = rebuilt.events;
                 s.raw_read_per_s = rebuilt.raw_per_s;
@@ -1512,12 +1500,13 @@ fn figures_table(r: &Report) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Measured {} on {} by `cargo xtask bench` ({} customers; write-back cache {} MiB per build, flushed every {} MiB changed).\n",
+        "Measured {} on {} by `cargo xtask bench` ({} customers; in the service, write-back cache {} MiB per build, flushed every {} MiB changed; offline builds as `crm-analyst build`, {} MiB cache).\n",
         r.date,
         r.machine,
         r.config.get("customers").map_or("", String::as_str),
         r.config.get("fold_cache_mib").map_or("?", String::as_str),
-        r.config.get("fold_flush_mib").map_or("?", String::as_str)
+        r.config.get("fold_flush_mib").map_or("?", String::as_str),
+        crm_analyst::build::CACHE_MIB
     );
     let names: Vec<&str> = r.modes.iter().map(|m| m.mode.as_str()).collect();
     let _ = writeln!(t, "| figure | {} | target |", names.join(" | "));

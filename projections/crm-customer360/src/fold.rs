@@ -7,7 +7,7 @@ use crm_domain::{
     CustomerId, DomainEvent, ForecastCategory, LeadEvent, Money, RelationshipKind, SkipReason,
     TicketPriority, Timestamp,
 };
-use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save};
+use crm_projection::{DeadLetter, Event, FoldError, Projection, State, load, save, store, take};
 
 use crate::keys::{self, id_key};
 use crate::record::{
@@ -105,7 +105,9 @@ impl Customer360 {
     ) -> Result<(), FoldError> {
         let id = id.0.into_bytes();
         let key = id_key(keys::CUSTOMER, id);
-        let old: Option<CustomerRecord> = load(state, &key)?;
+        // Taken without a copy: stored back below, or restored by the runtime when the
+        // event is rejected.
+        let old: Option<CustomerRecord> = take(state, &key)?;
         let meta = &event.envelope.meta;
         let at = meta.occurred_at.0;
         // What the indexes and facts were, so the record itself can be updated in place
@@ -145,8 +147,8 @@ impl Customer360 {
             scrub_timeline(state, &r)?;
         }
         timeline(state, &mut r, event, summary);
-        save(state, &key, &r);
         self.reindex(state, before, &r);
+        store(state, &key, r);
         Ok(())
     }
 
@@ -866,14 +868,14 @@ fn timeline(state: &mut dyn State, r: &mut CustomerRecord, event: &Event<'_>, su
         summary,
     };
     let key = keys::timeline_chunk(r.id, r.timeline_len);
-    let mut chunk = if r.timeline_len.is_multiple_of(keys::TIMELINE_CHUNK) {
-        Vec::new()
-    } else {
-        state.get(&key).unwrap_or_default()
-    };
     // Encoding into a Vec cannot fail.
-    chunk = postcard::to_extend(&entry, chunk).unwrap_or_default();
-    state.put(&key, chunk);
+    let bytes = postcard::to_stdvec(&entry).unwrap_or_default();
+    if r.timeline_len.is_multiple_of(keys::TIMELINE_CHUNK) {
+        state.put(&key, bytes);
+    } else {
+        // In place: a chunk is not copied per event.
+        state.append(&key, &bytes);
+    }
     r.timeline_len.sat_add(1);
 }
 

@@ -31,11 +31,11 @@ pub use host::{
 };
 pub use read::{Entries, ReadModel};
 pub use runner::{RunnerConfig, quarantine_records, run, track_stream_head};
-pub use state::{MemState, State, load, save};
+pub use state::{Entity, Held, MemState, State, Taken, load, save, store, take};
 pub use store::{
-    BatchOutcome, DATA as DATA_PREFIX, DEAD as DEAD_LETTER_PREFIX, DeadLetter, ProjectionStats,
-    ProjectionStore, RawEvent, StoreInfo, StreamIdentity, Unsealed, WriteBack, tree_checkpoint,
-    unseal,
+    BatchOutcome, DATA as DATA_PREFIX, DEAD as DEAD_LETTER_PREFIX, DeadLetter, Decoded,
+    ProjectionStats, ProjectionStore, RawEvent, StoreInfo, StreamIdentity, Unsealed, WriteBack,
+    tree_checkpoint, unseal,
 };
 
 use crm_domain::AggregateRef;
@@ -127,6 +127,11 @@ pub enum ProjectionError {
     /// from the checkpoint once it answers.
     #[error("the key store cannot be read: {0}")]
     Keys(String),
+    /// A message the fold rejected had changed values it took without a copy: the build
+    /// went back to its checkpoint and applies again from there, copying what it takes
+    /// until its next write-back (message at this sequence).
+    #[error("message {0} must be applied again from the checkpoint")]
+    Reapply(u64),
     /// A rebuild was asked for while one is in progress.
     #[error("projection {projection} is already building {build}")]
     AlreadyBuilding { projection: String, build: String },

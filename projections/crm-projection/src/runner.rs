@@ -1,5 +1,6 @@
 //! Feeds a [`ProjectionStore`] from the JetStream stream.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -250,67 +251,79 @@ async fn project<P: Projection>(
             "projecting"
         );
         let mut chunks = messages.ready_chunks(cfg.batch_max);
-        // One batch applies on a blocking thread while the next is read.
+        // Batches in flight, in stream order: up to `READ_AHEAD` read, one decoded (its
+        // data keys fetched, its messages decoded and opened) and one applying on a
+        // blocking thread. Reading ahead keeps the consumer's pulls going while the
+        // others work.
+        let mut read_ahead: VecDeque<(Vec<RawEvent>, Option<u64>, bool)> = VecDeque::new();
+        let mut decoding: Option<Decoding> = None;
+        let mut ready: Option<Ready> = None;
         let mut applying: Option<Applying> = None;
         let mut handed = store.applied();
+        let reapplied = store.stats().reapplied.load(Ordering::Relaxed);
         loop {
-            let chunk = tokio::select! {
-                c = chunks.next() => c,
-                done = finish(&mut applying) => {
-                    if settle(store, done)? {
-                        continue;
+            if applying.is_none()
+                && let Some(r) = ready.take()
+            {
+                applying = Some(apply(store, r));
+            }
+            if decoding.is_none()
+                && let Some((batch, pending, at_head)) = read_ahead.pop_front()
+            {
+                decoding = Some(decode(store, batch, pending, at_head));
+            }
+            tokio::select! {
+                c = chunks.next(), if read_ahead.len() < READ_AHEAD => {
+                    let Some(chunk) = c else { break };
+                    let read = read_chunk(chunk, handed);
+                    if let Some(seq) = read.replayed {
+                        // async-nats re-creates an ordered consumer that had delivered
+                        // nothing yet (idle since it was opened) from the start of the
+                        // stream. Skipping would be correct but reads the whole stream
+                        // again: open a new one instead.
+                        store.stats().replayed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            projection = P::NAME,
+                            build = store.tree_name(),
+                            seq,
+                            applied = handed,
+                            "the consumer started over; re-opening it after the checkpoint"
+                        );
+                        break;
                     }
-                    break;
+                    if let Some(last) = read.batch.last() {
+                        handed = last.seq;
+                    }
+                    if let Some(e) = read.failed {
+                        // What was read before the failure is read again by the next
+                        // consumer, from the checkpoint.
+                        tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "stream read failed; re-creating the consumer");
+                        break;
+                    }
+                    // Nearly nothing more to read: written now, so queries see it at once.
+                    // Catching up: written back when the policy says.
+                    let at_head = read.pending.is_none_or(|p| p < cfg.batch_max as u64);
+                    read_ahead.push_back((read.batch, read.pending, at_head));
                 }
-                _ = shutdown.changed() => None,
-            };
-            let Some(chunk) = chunk else { break };
-            let read = read_chunk(chunk, handed);
-            if let Some(seq) = read.replayed {
-                // async-nats re-creates an ordered consumer that had delivered nothing yet
-                // (idle since it was opened) from the start of the stream. Skipping would
-                // be correct but reads the whole stream again: open a new one instead.
-                store.stats().replayed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    projection = P::NAME,
-                    build = store.tree_name(),
-                    seq,
-                    applied = handed,
-                    "the consumer started over; re-opening it after the checkpoint"
-                );
-                break;
-            }
-            // The batch's data keys, fetched many at once while the previous batch applies.
-            if let (Some(keys), subjects) = store.subjects(&read.batch) {
-                keys.prefetch(&subjects).await;
-            }
-            if applying.is_some() && !settle(store, finish(&mut applying).await)? {
-                break;
-            }
-            if let Some(last) = read.batch.last() {
-                handed = last.seq;
-            }
-            // Nearly nothing more to read: written now, so queries see it at once.
-            // Catching up: written back when the policy says.
-            let at_head = read.pending.is_none_or(|p| p < cfg.batch_max as u64);
-            // The fold and sled's writes are blocking work: they run on a blocking thread
-            // so a large batch never holds up a runtime worker that the gRPC API shares.
-            let store_ = Arc::clone(store);
-            let batch = read.batch;
-            applying = Some(Applying {
-                task: tokio::task::spawn_blocking(move || store_.apply_batch(&batch, at_head)),
-                pending: read.pending,
-            });
-            if let Some(e) = read.failed {
-                tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "stream read failed; re-creating the consumer");
-                break;
+                d = decoded(&mut decoding), if ready.is_none() => ready = Some(d?),
+                done = finish(&mut applying) => {
+                    if !settle(store, done)? {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => break,
             }
         }
+        // Batches read but not applied are read again from the checkpoint.
         if applying.is_some() {
             settle(store, finish(&mut applying).await)?;
         }
         if *shutdown.borrow() {
             break;
+        }
+        if store.stats().reapplied.load(Ordering::Relaxed) != reapplied {
+            // Nothing failed: the build applies again from its checkpoint at once.
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(cfg.retry_pause) => {}
@@ -325,6 +338,77 @@ async fn project<P: Projection>(
         "projector stopped"
     );
     Ok(())
+}
+
+/// Batches read and waiting to be decoded, at most.
+const READ_AHEAD: usize = 4;
+
+/// A batch whose data keys are fetched and whose messages are decoded.
+struct Decoding {
+    task: tokio::task::JoinHandle<Result<Vec<crate::Decoded>, tokio::task::JoinError>>,
+    pending: Option<u64>,
+    at_head: bool,
+}
+
+/// A decoded batch waiting for the one before to be applied.
+struct Ready {
+    batch: Vec<crate::Decoded>,
+    pending: Option<u64>,
+    at_head: bool,
+}
+
+/// Fetches the data keys of `batch` many at once, then decodes it on a blocking thread.
+fn decode<P: Projection>(
+    store: &Arc<ProjectionStore<P>>,
+    batch: Vec<RawEvent>,
+    pending: Option<u64>,
+    at_head: bool,
+) -> Decoding {
+    let store = Arc::clone(store);
+    let task = tokio::spawn(async move {
+        if let (Some(keys), subjects) = store.subjects(&batch) {
+            keys.prefetch(&subjects).await;
+        }
+        tokio::task::spawn_blocking(move || store.decode(batch)).await
+    });
+    Decoding {
+        task,
+        pending,
+        at_head,
+    }
+}
+
+/// Waits for the batch being decoded (forever if there is none).
+async fn decoded(decoding: &mut Option<Decoding>) -> Result<Ready, ProjectionError> {
+    let Some(d) = decoding else {
+        return std::future::pending().await;
+    };
+    let joined = (&mut d.task).await;
+    let (pending, at_head) = (d.pending, d.at_head);
+    *decoding = None;
+    let batch = joined
+        .and_then(|r| r)
+        .map_err(|e| ProjectionError::Task(e.to_string()))?;
+    Ok(Ready {
+        batch,
+        pending,
+        at_head,
+    })
+}
+
+/// Applies a decoded batch on a blocking thread: the fold and sled's writes are blocking
+/// work, and a large batch must never hold up a runtime worker that the gRPC API shares.
+fn apply<P: Projection>(store: &Arc<ProjectionStore<P>>, ready: Ready) -> Applying {
+    let store = Arc::clone(store);
+    let Ready {
+        batch,
+        pending,
+        at_head,
+    } = ready;
+    Applying {
+        task: tokio::task::spawn_blocking(move || store.apply_batch(&batch, at_head)),
+        pending,
+    }
 }
 
 /// A batch being applied on a blocking thread.
@@ -358,6 +442,10 @@ fn settle<P: Projection>(
     let (out, pending) = match done {
         Err(ProjectionError::Keys(e)) => {
             tracing::warn!(projection = P::NAME, build = store.tree_name(), error = %e, "cannot read a data key; applying again from the checkpoint");
+            return Ok(false);
+        }
+        Err(ProjectionError::Reapply(_)) => {
+            store.stats().reapplied.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }
         done => done?,

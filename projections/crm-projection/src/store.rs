@@ -12,6 +12,7 @@
 //! that it must be rebuilt ([`ProjectionStore::quarantine_rebuild`]) and the host rebuilds
 //! it beside the live one.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,8 +24,9 @@ use crm_events::SubjectScheme;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Value};
 use crate::read::{Build, ReadModel};
+use crate::state::{Entity, Held, Taken};
 use crate::{Event, Projection, ProjectionError, State};
 
 /// A build's tree: the fold's keys behind `DATA`, dead letters behind `DEAD`, the
@@ -43,6 +45,48 @@ pub struct RawEvent {
     pub seq: u64,
     pub subject: String,
     pub payload: Bytes,
+}
+
+/// A message as the fold receives it: decoded once (its hashes checked) and its personal
+/// text opened, by [`ProjectionStore::decode`] on a blocking thread while the previous
+/// batch applies.
+#[derive(Debug)]
+pub struct Decoded {
+    pub raw: RawEvent,
+    envelopes: Result<Vec<crm_events::Envelope>, Undecoded>,
+}
+
+/// Why a message reached the fold without its events.
+#[derive(Debug, thiserror::Error)]
+enum Undecoded {
+    /// Not an event message of this log (dead-lettered unless the subject says what it is).
+    #[error("{0}")]
+    Malformed(String),
+    /// The key store cannot answer: the batch stops and is applied again later.
+    #[error("the key store cannot be read: {0}")]
+    KeyStore(String),
+    /// A sealed text does not open with its subject's key (dead-lettered).
+    #[error("{reason}")]
+    DoesNotOpen { event_type: String, reason: String },
+}
+
+/// Decodes one message and opens its personal text with `keys` (erased without).
+fn decode_message(
+    payload: &[u8],
+    keys: Option<&dyn crate::Keys>,
+) -> Result<Vec<crm_events::Envelope>, Undecoded> {
+    let mut envelopes = crm_events::decode_message(payload)
+        .map_err(|e| Undecoded::Malformed(format!("event does not decode: {e}")))?;
+    for envelope in &mut envelopes {
+        unseal(envelope, keys).map_err(|e| match e {
+            Unsealed::KeyStore(e) => Undecoded::KeyStore(e),
+            Unsealed::DoesNotOpen(reason) => Undecoded::DoesNotOpen {
+                event_type: envelope.event_type.clone(),
+                reason,
+            },
+        })?;
+    }
+    Ok(envelopes)
 }
 
 /// An event the projection could not apply.
@@ -116,6 +160,24 @@ impl WriteBack {
             ..Self::default()
         }
     }
+
+    /// For a build no query reads while it runs (an analyst's offline build): write back
+    /// only when half of a `cache_mib` cache is changed, or a minute after the last
+    /// write-back (what a crash loses at most). sled writes a key in a large batch for
+    /// about half what it costs in a small one (BENCH.md), and a value changed many times
+    /// between two write-backs is written once; in the service, a write-back holds every
+    /// query of the process (sled's global lock), so there [`Self::with_mib`] keeps them
+    /// small.
+    #[must_use]
+    pub fn offline(cache_mib: u64) -> Self {
+        let cache = Self::with_mib(cache_mib, 0).cache_bytes;
+        Self {
+            cache_bytes: cache,
+            flush_events: u64::MAX,
+            flush_bytes: cache / 2,
+            flush_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for WriteBack {
@@ -141,6 +203,9 @@ pub struct ProjectionStats {
     pub last_batch_events: AtomicU64,
     /// The last stored stream sequence (mirrors the checkpoint, for metrics).
     pub checkpoint: AtomicU64,
+    /// The last stream sequence applied to the write-back cache (ahead of the checkpoint
+    /// between two write-backs): a build's progress, read without its batch lock.
+    pub applied: AtomicU64,
     /// The stream's last sequence as last seen (from delivered messages and a periodic
     /// look at the stream's state); `lag()` is the distance to the checkpoint.
     pub stream_head: AtomicU64,
@@ -172,6 +237,9 @@ pub struct ProjectionStats {
     /// A quarantined position this build passed before it knew (0: none): the build must
     /// be replaced by a rebuild.
     pub quarantine_rebuild: AtomicU64,
+    /// Times the build went back to its checkpoint because a rejected message could not
+    /// be undone in place (see `crm_projection::take`).
+    pub reapplied: AtomicU64,
 }
 
 impl ProjectionStats {
@@ -214,6 +282,10 @@ pub struct ProjectionStore<P> {
     /// Opens sealed personal text; without, it reads as erased. Apart from `inner` so
     /// the runner reaches it while a batch applies.
     keys: Mutex<Option<Arc<dyn crate::Keys>>>,
+    /// Data subjects forgotten (`customer.forgotten`) while this build applied: a message
+    /// decoded before the build met the erasure had their key still, and is read again
+    /// with their text erased.
+    forgotten: Mutex<BTreeSet<uuid::Uuid>>,
 }
 
 #[derive(Debug)]
@@ -298,6 +370,7 @@ impl<P: Projection> ProjectionStore<P> {
                 quarantined: BTreeSet::new(),
             }),
             keys: Mutex::new(None),
+            forgotten: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -441,6 +514,25 @@ impl<P: Projection> ProjectionStore<P> {
         (keys, subjects)
     }
 
+    /// Decodes a batch read from the stream and opens its personal text: the part of
+    /// applying a message that needs no state, so the runner runs it beside the previous
+    /// batch's fold (each message is decoded and its hashes checked once per build).
+    pub fn decode(&self, events: Vec<RawEvent>) -> Vec<Decoded> {
+        let keys = self.keys();
+        let skip = [self.scheme.anchors(), self.scheme.quarantine()];
+        events
+            .into_iter()
+            .map(|raw| {
+                let envelopes = if skip.contains(&raw.subject) {
+                    Ok(Vec::new())
+                } else {
+                    decode_message(&raw.payload, keys.as_deref())
+                };
+                Decoded { raw, envelopes }
+            })
+            .collect()
+    }
+
     /// The last stream sequence applied, stored or still in the write-back cache (at least
     /// the checkpoint).
     pub fn applied(&self) -> u64 {
@@ -454,7 +546,7 @@ impl<P: Projection> ProjectionStore<P> {
     /// policy; until then the checkpoint, and what queries see, stay at the last flush.
     pub fn apply_batch(
         &self,
-        events: &[RawEvent],
+        events: &[Decoded],
         at_head: bool,
     ) -> Result<BatchOutcome, ProjectionError> {
         let mut inner = self.lock();
@@ -468,7 +560,6 @@ impl<P: Projection> ProjectionStore<P> {
             let Inner {
                 cache, quarantined, ..
             } = &mut *inner;
-            let keys = self.keys();
             let mut state = Working {
                 cache,
                 tree: &self.tree,
@@ -476,7 +567,8 @@ impl<P: Projection> ProjectionStore<P> {
             };
             let quarantine_subject = self.scheme.quarantine();
             let anchors_subject = self.scheme.anchors();
-            for raw in events {
+            for decoded in events {
+                let raw = &decoded.raw;
                 if raw.seq <= applied {
                     out.skipped += 1;
                     continue;
@@ -498,17 +590,25 @@ impl<P: Projection> ProjectionStore<P> {
                     applied = raw.seq;
                     continue;
                 }
-                match self.apply_message(&mut state, raw, keys.as_deref()) {
+                match self.apply_message(&mut state, decoded) {
                     Ok(events) => out.applied += events,
                     Err((aggregate, event_type, reason)) => {
                         self.dead_letter(&mut state, aggregate, raw, event_type, reason);
                         out.dead_lettered += 1;
                     }
                 }
+                if state.cache.broken() {
+                    state.error.get_or_insert(ProjectionError::Reapply(raw.seq));
+                }
                 if let Some(e) = state.error.take() {
-                    // What this batch cached may be incomplete: forget it all and go on
-                    // from the last flush.
+                    // What this batch cached may be incomplete, or a message could not be
+                    // undone: forget it all and go on from the last flush.
+                    let careful = matches!(e, ProjectionError::Reapply(_));
+                    if careful {
+                        tracing::info!(projection = P::NAME, tree = %self.tree_name, seq = raw.seq, "a rejected message could not be undone in place: applying again from the checkpoint");
+                    }
                     inner.cache = Cache::default();
+                    inner.cache.careful = careful;
                     inner.applied = self.checkpoint();
                     inner.unflushed = 0;
                     return Err(e);
@@ -519,6 +619,7 @@ impl<P: Projection> ProjectionStore<P> {
         inner.applied = applied;
         inner.unflushed += out.applied + out.dead_lettered;
         let s = &self.stats;
+        s.applied.store(applied, Ordering::Relaxed);
         s.events_applied.fetch_add(out.applied, Ordering::Relaxed);
         s.dead_lettered
             .fetch_add(out.dead_lettered, Ordering::Relaxed);
@@ -592,25 +693,28 @@ impl<P: Projection> ProjectionStore<P> {
     fn apply_message(
         &self,
         state: &mut Working<'_>,
-        raw: &RawEvent,
-        keys: Option<&dyn crate::Keys>,
+        decoded: &Decoded,
     ) -> Result<u64, (Option<AggregateRef>, Option<String>, String)> {
+        let raw = &decoded.raw;
         let aggregate = self.scheme.parse(&raw.subject);
-        let mut envelopes = crm_events::decode_message(&raw.payload)
-            .map_err(|e| (aggregate, None, format!("event does not decode: {e}")))?;
-        for envelope in &mut envelopes {
-            if let Err(e) = unseal(envelope, keys) {
-                match e {
-                    Unsealed::KeyStore(e) => {
-                        state.error.get_or_insert(ProjectionError::Keys(e));
-                        return Ok(0);
-                    }
-                    Unsealed::DoesNotOpen(reason) => {
-                        return Err((aggregate, Some(envelope.event_type.clone()), reason));
-                    }
-                }
+        let envelopes = match &decoded.envelopes {
+            Ok(envelopes) if self.forgotten_meanwhile(envelopes) => {
+                // Decoded before the erasure was applied: read as the erased text it is.
+                Cow::Owned(
+                    decode_message(&raw.payload, None)
+                        .map_err(|e| (aggregate, None, e.to_string()))?,
+                )
             }
-        }
+            Ok(envelopes) => Cow::Borrowed(envelopes.as_slice()),
+            Err(Undecoded::Malformed(reason)) => return Err((aggregate, None, reason.clone())),
+            Err(Undecoded::KeyStore(e)) => {
+                state.error.get_or_insert(ProjectionError::Keys(e.clone()));
+                return Ok(0);
+            }
+            Err(Undecoded::DoesNotOpen { event_type, reason }) => {
+                return Err((aggregate, Some(event_type.clone()), reason.clone()));
+            }
+        };
         let Some(aggregate) = aggregate else {
             return Err((
                 None,
@@ -650,12 +754,18 @@ impl<P: Projection> ProjectionStore<P> {
                 )))
             };
             if let Err(failure) = result {
-                state.cache.rollback();
+                if !state.cache.rollback() {
+                    // Undone by applying again from the checkpoint (see `apply_batch`).
+                    return Ok(0);
+                }
                 return Err(failure);
             }
         }
-        if let Some(keys) = keys {
-            for e in &envelopes {
+        if !state.cache.end() {
+            return Ok(0);
+        }
+        if let Some(keys) = self.keys() {
+            for e in envelopes.iter() {
                 if let crm_domain::DomainEvent::Customer(
                     id,
                     crm_domain::CustomerEvent::Forgotten { leads, .. },
@@ -664,10 +774,34 @@ impl<P: Projection> ProjectionStore<P> {
                     let mut gone = vec![id.0];
                     gone.extend(leads.iter().map(|l| l.0));
                     keys.evict(&gone);
+                    self.lock_forgotten().extend(gone);
                 }
             }
         }
         Ok(envelopes.len() as u64)
+    }
+
+    fn lock_forgotten(&self) -> std::sync::MutexGuard<'_, BTreeSet<uuid::Uuid>> {
+        self.forgotten
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a message's personal text was opened for a data subject this build has
+    /// since seen forgotten.
+    fn forgotten_meanwhile(&self, envelopes: &[crm_events::Envelope]) -> bool {
+        let opened =
+            |e: &&crm_events::Envelope| matches!(e.sealing, crm_events::seal::Sealing::Opened);
+        let mut subjects = envelopes
+            .iter()
+            .filter(opened)
+            .filter_map(crm_events::Envelope::data_subject)
+            .peekable();
+        if subjects.peek().is_none() {
+            return false;
+        }
+        let forgotten = self.lock_forgotten();
+        !forgotten.is_empty() && subjects.any(|s| forgotten.contains(&s))
     }
 
     /// A quarantine record met in the stream: its position is now known. If this build
@@ -700,9 +834,10 @@ impl<P: Projection> ProjectionStore<P> {
             self.stats
                 .quarantine_rebuild
                 .store(record.seq, Ordering::Relaxed);
-            state
-                .cache
-                .set(META_REBUILD, Some(record.seq.to_be_bytes().to_vec()));
+            state.cache.set(
+                META_REBUILD,
+                Some(Value::Bytes(record.seq.to_be_bytes().to_vec())),
+            );
         }
     }
 
@@ -731,9 +866,12 @@ impl<P: Projection> ProjectionStore<P> {
         self.projection.on_dead_letter(state, aggregate, &letter);
         let mut key = vec![DEAD];
         key.extend_from_slice(&raw.seq.to_be_bytes());
-        state
-            .cache
-            .set(&key, Some(postcard::to_stdvec(&letter).unwrap_or_default()));
+        state.cache.set(
+            &key,
+            Some(Value::Bytes(
+                postcard::to_stdvec(&letter).unwrap_or_default(),
+            )),
+        );
     }
 
     /// Writes what the write-back cache holds past the checkpoint (see
@@ -788,29 +926,71 @@ struct Working<'a> {
     error: Option<ProjectionError>,
 }
 
+impl Working<'_> {
+    /// Makes sure the cache knows the key `full` (reading sled on a miss).
+    fn known(&mut self, full: &[u8]) {
+        if self.cache.lookup(full) {
+            return;
+        }
+        match self.tree.get(full) {
+            Ok(v) => self.cache.fill(full, v.map(|v| v.to_vec())),
+            Err(e) => {
+                self.error.get_or_insert(e.into());
+            }
+        }
+    }
+}
+
 impl State for Working<'_> {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let full = data_key(key);
-        if let Some(v) = self.cache.get(&full) {
-            return v;
-        }
-        match self.tree.get(&full) {
-            Ok(v) => {
-                let v = v.map(|v| v.to_vec());
-                self.cache.fill(&full, v.clone());
-                v
-            }
-            Err(e) => {
-                self.error.get_or_insert(e.into());
-                None
-            }
-        }
+        self.known(&full);
+        self.cache.value(&full).map(Value::to_bytes)
     }
     fn put(&mut self, key: &[u8], value: Vec<u8>) {
-        self.cache.set(&data_key(key), Some(value));
+        self.cache.set(&data_key(key), Some(Value::Bytes(value)));
     }
     fn delete(&mut self, key: &[u8]) {
         self.cache.set(&data_key(key), None);
+    }
+    fn held(&mut self, key: &[u8]) -> Held<'_> {
+        let full = data_key(key);
+        self.known(&full);
+        match self.cache.value(&full) {
+            // Taken by this event: the cache is broken and the message applied again.
+            None | Some(Value::Taken { .. }) => Held::Bytes(None),
+            Some(Value::Bytes(b)) => Held::Bytes(Some(Cow::Borrowed(b))),
+            Some(Value::Entity { entity, .. }) => Held::Entity(&**entity),
+        }
+    }
+    fn put_entity(&mut self, key: &[u8], entity: Box<dyn Entity>) {
+        let full = data_key(key);
+        // Counted at the size it had (it changes little per event) until written back.
+        let size = self.cache.decoded_size(&full).max(entity.size_hint());
+        self.cache.set(&full, Some(Value::Entity { entity, size }));
+    }
+    fn take(&mut self, key: &[u8]) -> Taken {
+        let full = data_key(key);
+        self.known(&full);
+        if let Some(entity) = self.cache.take(&full) {
+            return Taken::Entity(entity);
+        }
+        self.cache
+            .value(&full)
+            .map_or(Taken::Absent, |v| Taken::Bytes(v.to_bytes()))
+    }
+    fn append(&mut self, key: &[u8], bytes: &[u8]) {
+        let full = data_key(key);
+        self.known(&full);
+        if !self.cache.append(&full, bytes) {
+            let mut value = self
+                .cache
+                .value(&full)
+                .map(Value::to_bytes)
+                .unwrap_or_default();
+            value.extend_from_slice(bytes);
+            self.cache.set(&full, Some(Value::Bytes(value)));
+        }
     }
 }
 

@@ -27,8 +27,9 @@ pub struct Built {
 }
 
 /// Builds `projection` from `source`'s stream into `dir` up to the stream's last
-/// sequence at the start, with the runtime's default write-back cache; `progress(applied,
-/// last)` is called a few times a second.
+/// sequence at the start, with an offline build's write-back cache of
+/// [`CACHE_MIB`] (no query reads the directory meanwhile, so the cache is written back in
+/// large batches); `progress(applied, last)` is called a few times a second.
 ///
 /// # Errors
 /// The directory (e.g. held by a running process), the stream, or the fold's storage.
@@ -38,21 +39,7 @@ pub async fn build(
     dir: &Path,
     progress: impl FnMut(u64, u64),
 ) -> Result<Built, AnalystError> {
-    build_cached(source, projection, dir, WriteBack::default(), progress).await
-}
-
-/// [`build`] with the write-back cache `write_back` (the bench sets the service's).
-///
-/// # Errors
-/// As [`build`].
-pub async fn build_cached(
-    source: &Source,
-    projection: Named,
-    dir: &Path,
-    write_back: WriteBack,
-    progress: impl FnMut(u64, u64),
-) -> Result<Built, AnalystError> {
-    let at = (source, dir, write_back);
+    let at = (source, dir, WriteBack::offline(CACHE_MIB));
     match projection {
         Named::Customer360 => {
             build_with(at, crm_customer360::Customer360::default(), progress).await
@@ -61,6 +48,9 @@ pub async fn build_cached(
         Named::Churn => build_with(at, crm_churn::Churn::default(), progress).await,
     }
 }
+
+/// The write-back cache of [`build`], MiB.
+pub const CACHE_MIB: u64 = 256;
 
 /// sled's page cache for a directory the tools open (sled's default is 1 GiB): the
 /// tools read each value about once, so a small cache bounds their memory.
@@ -112,8 +102,9 @@ async fn build_with<P: Projection>(
         },
         stopped,
     ));
+    let stats = Arc::clone(store.stats());
     while !reader.wait_for(last, Duration::from_millis(250)).await {
-        progress(reader.checkpoint(), last);
+        progress(stats.applied.load(Ordering::Relaxed).max(from), last);
         if task.is_finished() {
             break;
         }
