@@ -255,9 +255,9 @@ async fn project<P: Projection>(
         // data keys fetched, its messages decoded and opened) and one applying on a
         // blocking thread. Reading ahead keeps the consumer's pulls going while the
         // others work.
-        let mut read_ahead: VecDeque<(Vec<RawEvent>, Option<u64>, bool)> = VecDeque::new();
+        let mut read_ahead: VecDeque<Staged<Vec<RawEvent>>> = VecDeque::new();
         let mut decoding: Option<Decoding> = None;
-        let mut ready: Option<Ready> = None;
+        let mut ready: Option<Staged<Vec<crate::Decoded>>> = None;
         let mut applying: Option<Applying> = None;
         let mut handed = store.applied();
         let reapplied = store.stats().reapplied.load(Ordering::Relaxed);
@@ -268,9 +268,9 @@ async fn project<P: Projection>(
                 applying = Some(apply(store, r));
             }
             if decoding.is_none()
-                && let Some((batch, pending, at_head)) = read_ahead.pop_front()
+                && let Some(read) = read_ahead.pop_front()
             {
-                decoding = Some(decode(store, batch, pending, at_head));
+                decoding = Some(decode(store, read));
             }
             tokio::select! {
                 c = chunks.next(), if read_ahead.len() < READ_AHEAD => {
@@ -303,7 +303,11 @@ async fn project<P: Projection>(
                     // Nearly nothing more to read: written now, so queries see it at once.
                     // Catching up: written back when the policy says.
                     let at_head = read.pending.is_none_or(|p| p < cfg.batch_max as u64);
-                    read_ahead.push_back((read.batch, read.pending, at_head));
+                    read_ahead.push_back(Staged {
+                        batch: read.batch,
+                        pending: read.pending,
+                        at_head,
+                    });
                 }
                 d = decoded(&mut decoding), if ready.is_none() => ready = Some(d?),
                 done = finish(&mut applying) => {
@@ -343,53 +347,55 @@ async fn project<P: Projection>(
 /// Batches read and waiting to be decoded, at most.
 const READ_AHEAD: usize = 4;
 
+/// A batch on its way through the stages, with what the runner read about the stream
+/// when it arrived.
+struct Staged<T> {
+    batch: T,
+    /// Messages pending in the stream after the batch.
+    pending: Option<u64>,
+    /// Written back as soon as applied (nearly nothing more to read).
+    at_head: bool,
+}
+
 /// A batch whose data keys are fetched and whose messages are decoded.
-struct Decoding {
-    task: tokio::task::JoinHandle<Result<Vec<crate::Decoded>, tokio::task::JoinError>>,
-    pending: Option<u64>,
-    at_head: bool,
-}
+type Decoding =
+    Staged<tokio::task::JoinHandle<Result<Vec<crate::Decoded>, tokio::task::JoinError>>>;
 
-/// A decoded batch waiting for the one before to be applied.
-struct Ready {
-    batch: Vec<crate::Decoded>,
-    pending: Option<u64>,
-    at_head: bool,
-}
-
-/// Fetches the data keys of `batch` many at once, then decodes it on a blocking thread.
-fn decode<P: Projection>(
-    store: &Arc<ProjectionStore<P>>,
-    batch: Vec<RawEvent>,
-    pending: Option<u64>,
-    at_head: bool,
-) -> Decoding {
+/// Fetches the data keys of a batch many at once, then decodes it on a blocking thread.
+fn decode<P: Projection>(store: &Arc<ProjectionStore<P>>, read: Staged<Vec<RawEvent>>) -> Decoding {
     let store = Arc::clone(store);
+    let Staged {
+        batch,
+        pending,
+        at_head,
+    } = read;
     let task = tokio::spawn(async move {
         if let (Some(keys), subjects) = store.subjects(&batch) {
             keys.prefetch(&subjects).await;
         }
         tokio::task::spawn_blocking(move || store.decode(batch)).await
     });
-    Decoding {
-        task,
+    Staged {
+        batch: task,
         pending,
         at_head,
     }
 }
 
 /// Waits for the batch being decoded (forever if there is none).
-async fn decoded(decoding: &mut Option<Decoding>) -> Result<Ready, ProjectionError> {
+async fn decoded(
+    decoding: &mut Option<Decoding>,
+) -> Result<Staged<Vec<crate::Decoded>>, ProjectionError> {
     let Some(d) = decoding else {
         return std::future::pending().await;
     };
-    let joined = (&mut d.task).await;
+    let joined = (&mut d.batch).await;
     let (pending, at_head) = (d.pending, d.at_head);
     *decoding = None;
     let batch = joined
         .and_then(|r| r)
         .map_err(|e| ProjectionError::Task(e.to_string()))?;
-    Ok(Ready {
+    Ok(Staged {
         batch,
         pending,
         at_head,
@@ -398,9 +404,12 @@ async fn decoded(decoding: &mut Option<Decoding>) -> Result<Ready, ProjectionErr
 
 /// Applies a decoded batch on a blocking thread: the fold and sled's writes are blocking
 /// work, and a large batch must never hold up a runtime worker that the gRPC API shares.
-fn apply<P: Projection>(store: &Arc<ProjectionStore<P>>, ready: Ready) -> Applying {
+fn apply<P: Projection>(
+    store: &Arc<ProjectionStore<P>>,
+    ready: Staged<Vec<crate::Decoded>>,
+) -> Applying {
     let store = Arc::clone(store);
-    let Ready {
+    let Staged {
         batch,
         pending,
         at_head,

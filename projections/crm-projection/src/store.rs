@@ -71,7 +71,7 @@ enum Undecoded {
 }
 
 /// Decodes one message and opens its personal text with `keys` (erased without).
-fn decode_message(
+fn decode_and_open(
     payload: &[u8],
     keys: Option<&dyn crate::Keys>,
 ) -> Result<Vec<crm_events::Envelope>, Undecoded> {
@@ -526,7 +526,7 @@ impl<P: Projection> ProjectionStore<P> {
                 let envelopes = if skip.contains(&raw.subject) {
                     Ok(Vec::new())
                 } else {
-                    decode_message(&raw.payload, keys.as_deref())
+                    decode_and_open(&raw.payload, keys.as_deref())
                 };
                 Decoded { raw, envelopes }
             })
@@ -701,7 +701,7 @@ impl<P: Projection> ProjectionStore<P> {
             Ok(envelopes) if self.forgotten_meanwhile(envelopes) => {
                 // Decoded before the erasure was applied: read as the erased text it is.
                 Cow::Owned(
-                    decode_message(&raw.payload, None)
+                    decode_and_open(&raw.payload, None)
                         .map_err(|e| (aggregate, None, e.to_string()))?,
                 )
             }
