@@ -7,7 +7,7 @@ use std::time::Duration;
 use crm_customer360::{Customer360, CustomerRecord, Queries};
 use crm_domain::{AggregateRef, Command, CustomerId};
 use crm_events::SubjectScheme;
-use crm_projection::{ProjectionStore, ReadModel, RunnerConfig, WriteBack};
+use crm_projection::{CacheBudget, ProjectionStore, ReadModel, RunnerConfig, WriteBack};
 use crm_store::{CommandHandler, LogConfig};
 use crm_testkit::NatsServer;
 
@@ -303,12 +303,12 @@ async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
     }
     let end = last_seq(&server).await;
     let tiny = WriteBack {
-        cache_bytes: 4 << 10,
+        cache: CacheBudget::new(4 << 10),
         flush_events: 7,
         ..WriteBack::default()
     };
     let rare = WriteBack {
-        cache_bytes: 64 << 20,
+        cache: CacheBudget::new(64 << 20),
         flush_events: u64::MAX,
         flush_bytes: usize::MAX,
         flush_interval: Duration::from_secs(3600),
@@ -427,6 +427,88 @@ async fn the_tree_is_the_same_whatever_the_cache_size_and_write_back_cadence() {
         drop((m, budget));
         p.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_that_share_a_cache_budget_keep_within_it_and_write_the_same_tree() {
+    let server = NatsServer::start();
+    let h = handler(&server).await;
+    let ids = write_customers(&h, 40).await;
+    for (round, id) in ids.iter().enumerate() {
+        h.handle(
+            &Command::TagCustomer {
+                customer_id: *id,
+                tag: format!("t{}", round % 5),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    }
+    let end = last_seq(&server).await;
+    // Two builds given clones of one write-back share its budget (as a live build and
+    // its blue/green successor do in the service); a third has a cache of its own.
+    let shared = WriteBack {
+        cache: CacheBudget::new(16 << 10),
+        flush_events: 5,
+        ..WriteBack::default()
+    };
+    let budget = Arc::clone(&shared.cache);
+    let start = |wb: WriteBack, dir: std::path::PathBuf| {
+        let server = &server;
+        async move {
+            let runner = RunnerConfig {
+                write_back: wb,
+                ..RunnerConfig::default()
+            };
+            Projector::start_with(server, &dir, Customer360::default(), runner).await
+        }
+    };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start(shared.clone(), dirs[0].path().to_owned()).await;
+    let b = start(shared, dirs[1].path().to_owned()).await;
+    let alone = start(WriteBack::default(), dirs[2].path().to_owned()).await;
+    let (ma, mb, mc) = (
+        a.caught_up(end).await,
+        b.caught_up(end).await,
+        alone.caught_up(end).await,
+    );
+    let held = |p: &Projector| {
+        p.store
+            .stats()
+            .cache_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Each cache is counted after its last write-back; together they stay within the
+    // budget plus one equal share (an idle build gives back its excess only at its next
+    // write-back), while the build alone kept far more.
+    let (ha, hb) = (held(&a), held(&b));
+    assert_eq!(u64::try_from(budget.used()).unwrap(), ha + hb);
+    assert!(
+        budget.used() <= budget.bytes() + budget.bytes() / 2,
+        "shared caches hold {} of {} bytes ({ha} + {hb})",
+        budget.used(),
+        budget.bytes()
+    );
+    assert!(
+        held(&alone) > u64::try_from(budget.bytes()).unwrap(),
+        "the build alone held {} bytes",
+        held(&alone)
+    );
+    assert!(
+        contents(&ma) == contents(&mc),
+        "a shared budget changed the tree"
+    );
+    assert!(
+        contents(&mb) == contents(&mc),
+        "a shared budget changed the tree"
+    );
+    drop((ma, mb, mc));
+    a.stop().await;
+    b.stop().await;
+    alone.stop().await;
+    // A build that is gone gives its part back.
+    assert_eq!(budget.used(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,7 +179,7 @@ impl Default for BenchConfig {
             query_rate: 2_000,
             funnel_query_rate: 20,
             out_json: None,
-            fold_cache_mib: 128,
+            fold_cache_mib: 384,
             fold_flush_mib: 2,
             soak: SoakConfig::default(),
         }
@@ -982,10 +982,12 @@ const BENCH_NOTARY_SEED: [u8; 32] = [0x42; 32];
 /// sealed personal data with it, as the service does): not a secret either.
 const BENCH_MASTER_KEY: [u8; 32] = [0x24; 32];
 
-/// The file holding [`BENCH_MASTER_KEY`] (mode 0600), made once per bench process.
+static MASTER_KEY_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The file holding [`BENCH_MASTER_KEY`] (mode 0600), made once per bench process and
+/// removed by [`remove_master_key_file`].
 pub(crate) fn bench_master_key_file() -> anyhow::Result<PathBuf> {
-    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    if let Some(f) = FILE.get() {
+    if let Some(f) = MASTER_KEY_FILE.get() {
         return Ok(f.clone());
     }
     use std::io::Write as _;
@@ -998,7 +1000,15 @@ pub(crate) fn bench_master_key_file() -> anyhow::Result<PathBuf> {
         .mode(0o600)
         .open(&path)?;
     f.write_all(&BENCH_MASTER_KEY)?;
-    Ok(FILE.get_or_init(|| path).clone())
+    Ok(MASTER_KEY_FILE.get_or_init(|| path).clone())
+}
+
+/// Removes the bench's master key file, if one was made (when the bench ends: each run
+/// used to leave one behind in the temporary directory).
+pub fn remove_master_key_file() {
+    if let Some(f) = MASTER_KEY_FILE.get() {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// What `crm-audit` reads: the bench's server, which admits anonymous clients.
@@ -1500,7 +1510,7 @@ fn figures_table(r: &Report) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Measured {} on {} by `cargo xtask bench` ({} customers; in the service, write-back cache {} MiB per build, flushed every {} MiB changed; offline builds as `crm-analyst build`, {} MiB cache).\n",
+        "Measured {} on {} by `cargo xtask bench` ({} customers; in the service, write-back caches {} MiB together, flushed every {} MiB changed; offline builds as `crm-analyst build`, {} MiB cache).\n",
         r.date,
         r.machine,
         r.config.get("customers").map_or("", String::as_str),

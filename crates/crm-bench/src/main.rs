@@ -93,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
     let report = run(&cfg, |line| {
         println!("[{:>5.0}s] {line}", started.elapsed().as_secs_f64());
     })
-    .await?;
+    .await;
+    crm_bench::remove_master_key_file();
+    let report = report?;
     println!("\n{}", table(&report));
     println!(
         "figures written to {} ({:.0}s in all)",

@@ -37,7 +37,7 @@
 //! | `business_time_tolerance_mins` | `--business-time-tolerance-mins` | `CRM_BUSINESS_TIME_TOLERANCE_MINS` | 5 |
 //! | `nats_request_timeout_ms` | `--nats-request-timeout-ms` | `CRM_NATS_REQUEST_TIMEOUT_MS` | 5000 |
 //! | `read_model_cache_mib` | `--read-model-cache-mib` | `CRM_READ_MODEL_CACHE_MIB` | 512 |
-//! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 128 |
+//! | `fold_cache_mib` | `--fold-cache-mib` | `CRM_FOLD_CACHE_MIB` | 384 |
 //! | `fold_flush_mib` | `--fold-flush-mib` | `CRM_FOLD_FLUSH_MIB` | 2 |
 //! | `metrics_listen` | `--metrics-listen` | `CRM_METRICS_LISTEN` | none (no metrics endpoint) |
 //! | `notary_key` | `--notary-key` | `CRM_NOTARY_KEY` | `<data_dir>/notary/notary.key` with the embedded server (generated), else none (no notary) |
@@ -76,8 +76,8 @@ pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 pub const DEFAULT_READ_MODEL_CACHE_MIB: u64 = 512;
 /// Smallest accepted read-model page cache, MiB.
 pub const MIN_READ_MODEL_CACHE_MIB: u64 = 16;
-/// Default write-back cache of each projection build, MiB.
-pub const DEFAULT_FOLD_CACHE_MIB: u64 = 128;
+/// Default write-back cache budget of all projection builds together, MiB.
+pub const DEFAULT_FOLD_CACHE_MIB: u64 = 384;
 /// Default changed data that makes a catching-up build write back, MiB.
 pub const DEFAULT_FOLD_FLUSH_MIB: u64 = 2;
 /// Longest JetStream stream name the server accepts.
@@ -263,8 +263,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_READ_MODEL_CACHE_MIB", value_name = "MIB")]
     pub read_model_cache_mib: Option<u64>,
 
-    /// Write-back cache of each projection build (decoded-once values a fold works on) in
-    /// MiB; a build being rebuilt beside the live one has its own [default: 128].
+    /// Write-back caches of the projection builds (decoded-once values the folds work on)
+    /// in MiB, for every build of the process together, a rebuild beside a live build
+    /// included [default: 384].
     #[arg(long, env = "CRM_FOLD_CACHE_MIB", value_name = "MIB")]
     pub fold_cache_mib: Option<u64>,
 

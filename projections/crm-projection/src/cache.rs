@@ -332,6 +332,11 @@ impl Cache {
             {
                 let before = cost(&key, slot);
                 slot.dirty = false;
+                // Appends grew it ahead (doubling its capacity); clean, it holds no more
+                // than it is counted for.
+                if let Some(Value::Bytes(b)) = &mut slot.value {
+                    b.shrink_to_fit();
+                }
                 let bytes = slot.value.as_ref().map(Value::to_bytes);
                 // Clean values are kept as bytes: a decoded value takes several times
                 // its encoding in memory, and the budget must hold.

@@ -19,6 +19,7 @@
 //! goes on. Quarantined positions (see `crm_store`'s quarantine) are skipped altogether; a
 //! build that passed one before it was quarantined is replaced by a rebuild.
 
+mod budget;
 mod cache;
 mod host;
 mod read;
@@ -26,6 +27,7 @@ mod runner;
 mod state;
 mod store;
 
+pub use budget::CacheBudget;
 pub use host::{
     BuildState, BuildStatus, Hosted, HostedProjection, ProjectionStatus, ReadSide, live_tree,
 };

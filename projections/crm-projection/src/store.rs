@@ -24,6 +24,7 @@ use crm_events::SubjectScheme;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::budget::{CacheBudget, Charge};
 use crate::cache::{Cache, Value};
 use crate::read::{Build, ReadModel};
 use crate::state::{Entity, Held, Taken};
@@ -135,11 +136,13 @@ pub struct BatchOutcome {
 }
 
 /// How a build caches what its fold reads and writes, and how often it writes back while
-/// it catches up (at the stream head every batch is written at once).
+/// it catches up (at the stream head every batch is written at once). Builds given clones
+/// of one value share its cache budget (see [`CacheBudget`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteBack {
-    /// Memory for the cache, bytes (clean keys beyond it are evicted after each flush).
-    pub cache_bytes: usize,
+    /// Memory for the caches of every build that shares it (clean keys beyond it are
+    /// evicted after a flush).
+    pub cache: Arc<CacheBudget>,
     /// While catching up, write back after this many events...
     pub flush_events: u64,
     /// ... or once this many bytes of the cache are changed...
@@ -148,15 +151,19 @@ pub struct WriteBack {
     pub flush_interval: Duration,
 }
 
+fn mib_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
 impl WriteBack {
-    /// The cache and flush sizes from MiB (as the configuration gives them; saturating),
-    /// with the other settings' defaults.
+    /// A budget of `cache_mib` for every build given a clone, written back once
+    /// `flush_mib` changed (as the configuration gives them; saturating), with the other
+    /// settings' defaults.
     #[must_use]
     pub fn with_mib(cache_mib: u64, flush_mib: u64) -> Self {
-        let bytes = |mib: u64| usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         Self {
-            cache_bytes: bytes(cache_mib),
-            flush_bytes: bytes(flush_mib),
+            cache: CacheBudget::new(mib_bytes(cache_mib)),
+            flush_bytes: mib_bytes(flush_mib),
             ..Self::default()
         }
     }
@@ -170,9 +177,9 @@ impl WriteBack {
     /// small.
     #[must_use]
     pub fn offline(cache_mib: u64) -> Self {
-        let cache = Self::with_mib(cache_mib, 0).cache_bytes;
+        let cache = mib_bytes(cache_mib);
         Self {
-            cache_bytes: cache,
+            cache: CacheBudget::new(cache),
             flush_events: u64::MAX,
             flush_bytes: cache / 2,
             flush_interval: Duration::from_secs(60),
@@ -183,7 +190,7 @@ impl WriteBack {
 impl Default for WriteBack {
     fn default() -> Self {
         Self {
-            cache_bytes: 128 << 20,
+            cache: CacheBudget::new(128 << 20),
             flush_events: 100_000,
             flush_bytes: 2 << 20,
             flush_interval: Duration::from_secs(1),
@@ -294,6 +301,8 @@ struct Inner {
     /// nothing is applied to it.
     retired: bool,
     cache: Cache,
+    /// The cache's part of the write-back's budget.
+    charge: Charge,
     write_back: WriteBack,
     /// The last sequence applied into the cache (the checkpoint, or past it).
     applied: u64,
@@ -363,6 +372,7 @@ impl<P: Projection> ProjectionStore<P> {
             inner: Mutex::new(Inner {
                 retired: false,
                 cache: Cache::default(),
+                charge: Charge::new(CacheBudget::new(0)),
                 write_back: WriteBack::default(),
                 applied: checkpoint,
                 unflushed: 0,
@@ -466,6 +476,10 @@ impl<P: Projection> ProjectionStore<P> {
         let mut inner = self.lock();
         if !inner.retired && f(self.checkpoint()) {
             inner.retired = true;
+            // Nothing is applied to it again: its cache goes back to the budget now, not
+            // when the last query lets go of the build.
+            inner.cache = Cache::default();
+            inner.charge.set(0);
         }
         inner.retired
     }
@@ -478,7 +492,11 @@ impl<P: Projection> ProjectionStore<P> {
 
     /// Sets how the build caches and writes back (the runner's [`WriteBack`]).
     pub fn set_write_back(&self, write_back: WriteBack) {
-        self.lock().write_back = write_back;
+        let mut inner = self.lock();
+        inner.charge = Charge::new(Arc::clone(&write_back.cache));
+        let bytes = inner.cache.bytes();
+        inner.charge.set(bytes);
+        inner.write_back = write_back;
     }
 
     /// The key ring that opens sealed personal text before the fold sees it. Without
@@ -609,6 +627,7 @@ impl<P: Projection> ProjectionStore<P> {
                     }
                     inner.cache = Cache::default();
                     inner.cache.careful = careful;
+                    inner.charge.set(0);
                     inner.applied = self.checkpoint();
                     inner.unflushed = 0;
                     return Err(e);
@@ -664,11 +683,14 @@ impl<P: Projection> ProjectionStore<P> {
         }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         inner.unflushed = 0;
-        // Over budget, evict down to three quarters of it: one pass over the cache now
-        // and then, not at every write-back.
-        let budget = inner.write_back.cache_bytes;
-        if inner.cache.bytes() > budget {
-            inner.cache.evict_to(budget - budget / 4);
+        // Over budget (with the builds that share it), evict down to three quarters of
+        // it: one pass over the cache now and then, not at every write-back.
+        let bytes = inner.cache.bytes();
+        inner.charge.set(bytes);
+        if let Some(target) = inner.charge.trim_target(bytes) {
+            inner.cache.evict_to(target);
+            let bytes = inner.cache.bytes();
+            inner.charge.set(bytes);
         }
         let s = &self.stats;
         s.flushes.fetch_add(1, Ordering::Relaxed);
