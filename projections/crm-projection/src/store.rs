@@ -362,6 +362,7 @@ impl<P: Projection> ProjectionStore<P> {
                 .quarantine_rebuild
                 .store(u64::from_be_bytes(seq), Ordering::Relaxed);
         }
+        let write_back = WriteBack::default();
         Ok(Self {
             projection,
             tree_name: tree_name.to_owned(),
@@ -372,8 +373,8 @@ impl<P: Projection> ProjectionStore<P> {
             inner: Mutex::new(Inner {
                 retired: false,
                 cache: Cache::default(),
-                charge: Charge::new(CacheBudget::new(0)),
-                write_back: WriteBack::default(),
+                charge: Charge::new(Arc::clone(&write_back.cache)),
+                write_back,
                 applied: checkpoint,
                 unflushed: 0,
                 last_flush: Instant::now(),
